@@ -1,0 +1,107 @@
+# inferkv top-level build.
+#
+# Libraries are built from every .c file in their directory, so adding a file
+# needs no Makefile edit.  Files named *_avx2.c / *_avx512.c are compiled with
+# the matching ISA flags; the code inside them is only called after a CPUID
+# check at run time, so the binaries still run on machines without them.
+#
+#   make            build everything into build/
+#   make test       run every suite (unit, then integration)
+#   make asan       build and run the unit tests under ASan + UBSan
+#   make fuzz       build the libFuzzer targets (clang)
+#   make bench      run the benchmarks, figures into bench/out/
+#   make run        start inferkv-server in the foreground (once it exists)
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fno-strict-aliasing \
+              -Isrc -Isrc/core -Isrc/engine -MMD -MP
+CFLAGS  ?=
+ALL_CFLAGS = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
+LDLIBS  = -lpcre2-8 -lm -lpthread
+ISA_AVX2   = -mavx2 -mfma -mf16c
+ISA_AVX512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+
+CORE_SRC   := $(wildcard src/core/*.c)
+ENGINE_SRC := $(wildcard src/engine/*.c)
+CLI_SRC    := $(wildcard src/engine/cli/*.c)
+SERVER_SRC := $(wildcard src/server/*.c)
+TOOL_DIRS  := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBCORE  := $(BUILD)/libcore.a
+LIBINFER := $(BUILD)/libinfer.a
+CLI      := $(BUILD)/inferkv-cli
+SERVER   := $(if $(SERVER_SRC),$(BUILD)/inferkv-server)
+TOOLS    := $(addprefix $(BUILD)/,$(TOOL_DIRS))
+UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all test unit integration asan fuzz bench run deps clean
+all: $(LIBCORE) $(LIBINFER) $(CLI) $(SERVER) $(TOOLS) $(UNITS)
+
+$(BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ISA_AVX2) -c $< -o $@
+$(BUILD)/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ISA_AVX512) -c $< -o $@
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBCORE): $(call obj,$(CORE_SRC))
+	@mkdir -p $(@D)
+	rm -f $@; ar rcs $@ $^
+$(LIBINFER): $(call obj,$(ENGINE_SRC))
+	@mkdir -p $(@D)
+	rm -f $@; ar rcs $@ $^
+
+$(CLI): $(call obj,$(CLI_SRC)) $(LIBINFER)
+	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(CLI_SRC)) $(LIBINFER) $(LDLIBS)
+
+$(BUILD)/inferkv-server: $(call obj,$(SERVER_SRC)) $(LIBINFER) $(LIBCORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(SERVER_SRC)) $(LIBINFER) $(LIBCORE) $(LDLIBS)
+
+define TOOL_RULE
+$(BUILD)/$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBINFER)
+	$$(CC) $$(ALL_CFLAGS) -o $$@ $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBINFER) $(LDLIBS)
+endef
+$(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_RULE,$(t))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBINFER) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBINFER) $(LIBCORE) $(LDLIBS)
+
+# The test and run targets install missing Debian packages first, so that a
+# fresh machine needs nothing but `make test` / `make run`.
+deps:
+	@bash scripts/deps.sh --check >/dev/null 2>&1 || bash scripts/deps.sh
+
+test: deps all
+	@bash tests/run_all.sh $(BUILD)
+
+unit: all
+	@bash tests/run_all.sh $(BUILD) unit
+
+asan:
+	$(MAKE) BUILD=build/asan OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 bash tests/run_all.sh build/asan unit
+
+fuzz:
+	@bash tests/fuzz/build.sh
+
+bench: deps all
+	@bash bench/run_all.sh $(BUILD)
+
+run: deps all
+	@if [ -x $(BUILD)/inferkv-server ]; then exec $(BUILD)/inferkv-server --bind 127.0.0.1 --port 6379; \
+	 else echo "inferkv-server is not built yet (see README: status)"; exit 1; fi
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,180 @@
+/* chat.c - chat templates as code: ChatML (Qwen2/2.5/3) and Llama 3.
+ *
+ * Models ship Jinja templates; interpreting Jinja would put a language
+ * interpreter in every request path and make the prompt depend on a
+ * template's quirks.  The few formats the engine supports are written out
+ * here instead, byte for byte as their reference templates render them
+ * (Qwen3's thinking switch included), and the family is recognised from the
+ * special tokens the vocabulary has.  An unknown family gets RAW, never a
+ * guessed template. */
+#include "json.h"
+#include "tok_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int has_control(const infer_vocab *v, const char *t) {
+    int32_t id = vocab_find(v, t, strlen(t));
+    return id >= 0 && (v->type[id] == TT_CONTROL || v->type[id] == TT_USER_DEFINED);
+}
+
+int infer_chat_template(const infer_vocab *v) {
+    if (!v) return INFER_CHAT_RAW;
+    if (has_control(v, "<|im_start|>") && has_control(v, "<|im_end|>"))
+        return has_control(v, "<think>") && has_control(v, "</think>") ? INFER_CHAT_QWEN3 : INFER_CHAT_CHATML;
+    if (has_control(v, "<|start_header_id|>") && has_control(v, "<|end_header_id|>") && has_control(v, "<|eot_id|>"))
+        return INFER_CHAT_LLAMA3;
+    return INFER_CHAT_RAW;
+}
+
+const char *infer_chat_template_name(int t) {
+    switch (t) {
+    case INFER_CHAT_RAW: return "raw";
+    case INFER_CHAT_CHATML: return "chatml";
+    case INFER_CHAT_QWEN3: return "qwen3";
+    case INFER_CHAT_LLAMA3: return "llama3";
+    }
+    return "unknown";
+}
+
+typedef struct {
+    char *out;
+    size_t cap, n;
+} sbuf;
+
+static void put(sbuf *b, const char *s, size_t len) {
+    if (b->n < b->cap) memcpy(b->out + b->n, s, len <= b->cap - b->n ? len : b->cap - b->n);
+    b->n += len;
+}
+static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
+
+static int is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+
+/* Qwen3 drops the reasoning of earlier assistant turns: the text up to
+ * </think>, and the white space after it. */
+static const char *strip_think(const char *s) {
+    const char *e = strstr(s, "</think>");
+    if (!e) return s;
+    e += 8;
+    while (is_space(*e)) e++;
+    return e;
+}
+
+int64_t infer_chat_format(int tmpl, const infer_chat_msg *msgs, size_t n, unsigned flags,
+                          char *out, size_t cap, char *err, size_t errlen) {
+    if (tmpl < INFER_CHAT_RAW || tmpl > INFER_CHAT_LLAMA3) {
+        snprintf(err, errlen, "chat: unknown template %d", tmpl);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *r = msgs[i].role;
+        if (!r || !msgs[i].content || (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant"))) {
+            snprintf(err, errlen, "chat: message %zu: role must be system, user or assistant", i);
+            return -1;
+        }
+    }
+    sbuf b = {out, out ? cap : 0, 0};
+    size_t last_user = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(msgs[i].role, "user")) last_user = i;
+    if (tmpl == INFER_CHAT_LLAMA3) puts_(&b, "<|begin_of_text|>");
+    for (size_t i = 0; i < n; i++) {
+        const char *role = msgs[i].role, *c = msgs[i].content;
+        switch (tmpl) {
+        case INFER_CHAT_RAW:
+            if (i) puts_(&b, "\n");
+            puts_(&b, c);
+            break;
+        case INFER_CHAT_CHATML:
+        case INFER_CHAT_QWEN3:
+            if (tmpl == INFER_CHAT_QWEN3 && !strcmp(role, "assistant") && i < last_user) c = strip_think(c);
+            puts_(&b, "<|im_start|>");
+            puts_(&b, role);
+            puts_(&b, "\n");
+            puts_(&b, c);
+            puts_(&b, "<|im_end|>\n");
+            break;
+        case INFER_CHAT_LLAMA3: {
+            /* the reference template trims each content */
+            size_t len = strlen(c);
+            while (len && is_space(*c)) c++, len--;
+            while (len && is_space(c[len - 1])) len--;
+            puts_(&b, "<|start_header_id|>");
+            puts_(&b, role);
+            puts_(&b, "<|end_header_id|>\n\n");
+            put(&b, c, len);
+            puts_(&b, "<|eot_id|>");
+            break;
+        }
+        }
+    }
+    if (flags & INFER_CHAT_ADD_ASSISTANT) {
+        if (tmpl == INFER_CHAT_CHATML || tmpl == INFER_CHAT_QWEN3) {
+            puts_(&b, "<|im_start|>assistant\n");
+            if (tmpl == INFER_CHAT_QWEN3 && (flags & INFER_CHAT_NO_THINKING)) puts_(&b, "<think>\n\n</think>\n\n");
+        } else if (tmpl == INFER_CHAT_LLAMA3) {
+            puts_(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        }
+    }
+    if (b.n < b.cap) b.out[b.n] = 0;
+    return (int64_t)b.n;
+}
+
+int infer_chat_parse_json(const char *json, size_t len, infer_chat_msg **msgs, size_t *n,
+                          char *err, size_t errlen) {
+    *msgs = NULL;
+    *n = 0;
+    jdoc d;
+    if (json_parse(json, len, &d, err, errlen) < 0) return -1;
+    const jnode *root = &d.nodes[0];
+    int rc = -1;
+    if (root->type != J_ARR) {
+        snprintf(err, errlen, "chat: messages must be a JSON list");
+        goto done;
+    }
+    size_t bytes = 0;
+    uint32_t k = root->first;
+    for (uint32_t i = 0; i < root->count; i++) {
+        const jnode *m = &d.nodes[k];
+        const jnode *r = json_get(&d, m, "role"), *c = json_get(&d, m, "content");
+        if (!r || r->type != J_STR || !c || c->type != J_STR) {
+            snprintf(err, errlen, "chat: message %u needs string \"role\" and \"content\"", i);
+            goto done;
+        }
+        if (memchr(d.arena + r->off, 0, r->len) || memchr(d.arena + c->off, 0, c->len)) {
+            snprintf(err, errlen, "chat: message %u contains a NUL character", i);
+            goto done;
+        }
+        bytes += r->len + c->len + 2;
+        k = m->next;
+    }
+    size_t head = sizeof(infer_chat_msg) * (root->count ? root->count : 1);
+    char *mem = malloc(head + bytes);
+    if (!mem) {
+        snprintf(err, errlen, "chat: out of memory");
+        goto done;
+    }
+    infer_chat_msg *out = (infer_chat_msg *)mem;
+    char *p = mem + head;
+    k = root->first;
+    for (uint32_t i = 0; i < root->count; i++) {
+        const jnode *m = &d.nodes[k];
+        const jnode *r = json_get(&d, m, "role"), *c = json_get(&d, m, "content");
+        memcpy(p, d.arena + r->off, r->len);
+        p[r->len] = 0;
+        out[i].role = p;
+        p += r->len + 1;
+        memcpy(p, d.arena + c->off, c->len);
+        p[c->len] = 0;
+        out[i].content = p;
+        p += c->len + 1;
+        k = m->next;
+    }
+    *msgs = out;
+    *n = root->count;
+    rc = 0;
+done:
+    json_free(&d);
+    return rc;
+}

@@ -1,0 +1,218 @@
+/* infer.h - the public API of libinfer, inferkv's inference engine.
+ *
+ * libinfer loads GGUF models (llama, qwen2, qwen3 decoders) through mmap,
+ * tokenizes text, and runs batched forward passes over a paged KV cache.
+ * Nothing here keeps global mutable state: every object is created and freed
+ * by the caller, and the only threads are those of an infer_threadpool the
+ * caller owns.  Errors come back as a negative return value plus a message
+ * written into the caller's (err, errlen) buffer; input from files or users
+ * never aborts the process.
+ *
+ * Ownership in one paragraph: a model is reference-counted (load returns one
+ * reference; every ctx holds one), so a model replaced under traffic stays
+ * mapped until its last user lets go.  A vocab belongs to its model, or to
+ * the caller when loaded on its own.  A ctx owns the KV pool and scratch of
+ * one model; sequences belong to a ctx.  One thread at a time per ctx. */
+#ifndef INFER_H
+#define INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct infer_vocab infer_vocab;
+typedef struct infer_model infer_model;
+typedef struct infer_threadpool infer_threadpool;
+typedef struct infer_ctx infer_ctx;
+typedef struct infer_seq infer_seq;
+typedef struct infer_sampler infer_sampler;
+typedef struct infer_detok infer_detok;
+
+/* ---- Vocabulary and tokenizer ------------------------------------------ */
+
+/* Loads the tokenizer of a GGUF file (a full model or a vocab-only file). */
+int infer_vocab_load(const char *path, infer_vocab **out, char *err, size_t errlen);
+void infer_vocab_free(infer_vocab *v);
+
+int32_t infer_vocab_size(const infer_vocab *v);
+int32_t infer_vocab_bos(const infer_vocab *v); /* -1 when the vocab has none */
+int32_t infer_vocab_eos(const infer_vocab *v); /* -1 when the vocab has none */
+int infer_vocab_is_eog(const infer_vocab *v, int32_t id); /* ends generation */
+const char *infer_vocab_kind(const infer_vocab *v);      /* "llama", "gpt2", "bert" */
+
+#define INFER_TOK_ADD_SPECIAL   1u /* BOS/EOS/CLS/SEP as the vocab asks */
+#define INFER_TOK_PARSE_SPECIAL 2u /* "<|im_start|>" in text becomes its id */
+
+/* Tokenizes len bytes of text into ids[0..cap).  Returns the number of ids
+ * the text needs (which may exceed cap: call again with a larger buffer), or
+ * -1 with a message in err. */
+int64_t infer_tokenize(const infer_vocab *v, const char *text, size_t len, unsigned flags,
+                       int32_t *ids, size_t cap, char *err, size_t errlen);
+
+#define INFER_DETOK_REMOVE_SPECIAL 1u  /* drop BOS/EOS text */
+#define INFER_DETOK_UNPARSE_SPECIAL 2u /* render special tokens as their text */
+
+/* Detokenizes a whole sequence into out[0..cap) (no NUL added).  Returns the
+ * byte length needed (may exceed cap), or -1 on an out-of-range id. */
+int64_t infer_detokenize(const infer_vocab *v, const int32_t *ids, size_t n, unsigned flags,
+                         char *out, size_t cap, char *err, size_t errlen);
+
+/* Streaming detokenizer: push ids one at a time, get back only complete
+ * UTF-8 (a token may end in the middle of a character; its bytes are held
+ * until the character completes).  `after_bos`: the stream starts right after
+ * a BOS, so a SentencePiece leading space is dropped as the reference does.
+ * push returns bytes written to out (cap >= 64 + longest token is always
+ * enough), or -1 on a bad id.  flush returns held bytes of an incomplete
+ * character at the end of generation (invalid UTF-8, emitted as is). */
+infer_detok *infer_detok_create(const infer_vocab *v, int after_bos);
+int infer_detok_push(infer_detok *d, int32_t id, char *out, size_t cap);
+int infer_detok_flush(infer_detok *d, char *out, size_t cap);
+void infer_detok_free(infer_detok *d);
+
+/* Length of the longest prefix of s[0..len) that ends on a UTF-8 character
+ * boundary (an incomplete trailing sequence is excluded). */
+size_t infer_utf8_complete_prefix(const char *s, size_t len);
+
+/* A token's id by its exact text (-1 if none), and a token's raw text. */
+int32_t infer_vocab_find(const infer_vocab *v, const char *text, size_t len);
+const char *infer_vocab_text(const infer_vocab *v, int32_t id, size_t *len);
+
+/* Chat templates, as code.  The family is recognised from the vocab's
+ * special tokens: ChatML (<|im_start|>/<|im_end|>: Qwen2, Qwen2.5, Qwen3,
+ * which also has <think>) and Llama 3 (<|start_header_id|>...<|eot_id|>).
+ * Anything else is RAW: the contents joined by newlines, and callers should
+ * warn that the model's template is unknown.  The rendered text contains
+ * special tokens as text (and Llama 3's <|begin_of_text|>): tokenize it with
+ * INFER_TOK_PARSE_SPECIAL and without INFER_TOK_ADD_SPECIAL. */
+#define INFER_CHAT_RAW 0
+#define INFER_CHAT_CHATML 1
+#define INFER_CHAT_QWEN3 2 /* ChatML with thinking */
+#define INFER_CHAT_LLAMA3 3
+int infer_chat_template(const infer_vocab *v);
+const char *infer_chat_template_name(int tmpl); /* "raw", "chatml", "qwen3", "llama3" */
+
+typedef struct infer_chat_msg {
+    const char *role;    /* "system", "user" or "assistant" */
+    const char *content; /* NUL-terminated UTF-8 */
+} infer_chat_msg;
+
+#define INFER_CHAT_ADD_ASSISTANT 1u /* open the assistant's turn at the end */
+#define INFER_CHAT_NO_THINKING 2u   /* Qwen3: an empty think block, so it answers directly */
+
+/* Renders msgs with template tmpl into out[0..cap) (NUL-terminated when it
+ * fits).  Returns the length needed without the NUL, or -1 with a message
+ * (unknown role, bad template). */
+int64_t infer_chat_format(int tmpl, const infer_chat_msg *msgs, size_t n, unsigned flags,
+                          char *out, size_t cap, char *err, size_t errlen);
+/* Parses a JSON list of {"role": ..., "content": ...} objects.  *msgs and
+ * the strings it points to are one allocation: free(*msgs). */
+int infer_chat_parse_json(const char *json, size_t len, infer_chat_msg **msgs, size_t *n,
+                          char *err, size_t errlen);
+
+/* ---- Models -------------------------------------------------------------- */
+
+typedef struct infer_model_info {
+    const char *arch; /* "llama", "qwen2", "qwen3" */
+    const char *name; /* general.name, or "" */
+    int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv;
+    int32_t head_dim, n_ff, n_rot;
+    int rope_neox; /* 1: pairs (i, i+d/2); 0: pairs (2i, 2i+1) */
+    float rope_base, norm_eps;
+    int tied_embeddings;
+    uint32_t n_tensors;
+    uint64_t n_params;     /* number of weights */
+    uint64_t weight_bytes; /* bytes of tensor data */
+    uint64_t file_bytes;
+    const char *ftype;     /* the type of most weight bytes, e.g. "q8_0" */
+} infer_model_info;
+
+/* Maps and validates a GGUF model.  The new model has one reference. */
+int infer_model_load(const char *path, infer_model **out, char *err, size_t errlen);
+infer_model *infer_model_ref(infer_model *m);
+void infer_model_unref(infer_model *m);
+const infer_model_info *infer_model_get_info(const infer_model *m);
+const infer_vocab *infer_model_vocab(const infer_model *m);
+/* "f32:113 q8_0:197" style summary of tensor types; returns length needed. */
+size_t infer_model_type_summary(const infer_model *m, char *buf, size_t cap);
+
+/* ---- Threads --------------------------------------------------------------- */
+
+/* A persistent pool: n_threads workers including the caller (n_threads - 1
+ * are spawned).  n_threads <= 0 picks the number of online CPUs. */
+infer_threadpool *infer_threadpool_create(int n_threads, char *err, size_t errlen);
+void infer_threadpool_free(infer_threadpool *tp);
+int infer_threadpool_size(const infer_threadpool *tp);
+
+/* ---- Contexts, sequences, decoding ---------------------------------------- */
+
+typedef struct infer_ctx_params {
+    int32_t n_ctx;           /* max tokens per sequence (0: model's, capped at 4096) */
+    int32_t max_batch;       /* max tokens in one decode call (0: 512) */
+    int32_t block_tokens;    /* KV block size in tokens (0: 16) */
+    uint64_t kv_bytes;       /* KV pool budget in bytes (0: room for 4 full sequences) */
+} infer_ctx_params;
+
+int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_params *p,
+                     infer_ctx **out, char *err, size_t errlen);
+void infer_ctx_free(infer_ctx *c);
+const infer_model *infer_ctx_model(const infer_ctx *c);
+int32_t infer_ctx_n_ctx(const infer_ctx *c);
+/* KV pool occupancy in blocks. */
+void infer_ctx_kv_usage(const infer_ctx *c, int32_t *used, int32_t *total);
+
+int infer_seq_create(infer_ctx *c, infer_seq **out, char *err, size_t errlen);
+void infer_seq_free(infer_seq *s); /* returns its KV blocks to the pool */
+int32_t infer_seq_len(const infer_seq *s); /* tokens in its KV cache */
+
+#define INFER_LOGITS_NONE 0
+#define INFER_LOGITS_LAST 1
+#define INFER_LOGITS_ALL 2
+
+typedef struct infer_batch_entry {
+    infer_seq *seq;
+    const int32_t *tokens;
+    int32_t n_tokens;
+    int logits; /* INFER_LOGITS_* */
+} infer_batch_entry;
+
+/* One forward pass over the tokens of every entry (each sequence at most once
+ * per call).  Each linear layer is one matrix product over all the tokens.
+ * On success every sequence has grown by its n_tokens.  On failure (KV pool
+ * full, context exhausted, bad id) nothing has changed. */
+int infer_decode(infer_ctx *c, const infer_batch_entry *entries, int32_t n_entries,
+                 char *err, size_t errlen);
+/* Logits of token i of entry e of the last decode (INFER_LOGITS_LAST: i=0). */
+const float *infer_logits(const infer_ctx *c, int32_t e, int32_t i);
+
+/* ---- Sampling ----------------------------------------------------------------- */
+
+typedef struct infer_sampler_params {
+    float temperature;    /* <= 0: greedy */
+    int32_t top_k;        /* <= 0: off */
+    float top_p;          /* >= 1: off */
+    float min_p;          /* <= 0: off */
+    float repeat_penalty; /* 1: off */
+    int32_t repeat_last_n;/* window of the penalty (0: whole history) */
+    uint64_t seed;
+} infer_sampler_params;
+
+void infer_sampler_defaults(infer_sampler_params *p);
+/* Returns NULL with a message when a parameter is out of range. */
+infer_sampler *infer_sampler_create(const infer_sampler_params *p, char *err, size_t errlen);
+void infer_sampler_free(infer_sampler *s);
+/* Records a token in the history the repetition penalty sees. */
+void infer_sampler_accept(infer_sampler *s, int32_t token);
+/* Picks a token from logits[0..n) (the array is not modified) and accepts it. */
+int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n);
+
+/* ---- Misc ------------------------------------------------------------------------ */
+
+const char *infer_simd_name(void); /* kernel ISA chosen at run time */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,32 @@
+/* ops.c - reference f32 vector primitives and the run-time choice between
+ * them and the AVX2 versions (ops_avx2.c).  The reference sums with eight
+ * partial accumulators so that its rounding matches the SIMD path's lane
+ * structure closely; both are deterministic for a given input. */
+#include "ops.h"
+
+#include "quant.h"
+
+static float dot_ref(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0;
+    for (int j = 0; j < 8; j++) s += acc[j];
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_ref(float *y, float a, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static const ops_table REF = {dot_ref, axpy_ref};
+
+const ops_table *ops_ref(void) { return &REF; }
+
+const ops_table *ops_get(void) {
+    return quant_isa() >= QUANT_ISA_AVX2 ? ops_avx2_table() : &REF;
+}
+
+const char *infer_simd_name(void) { return quant_isa_name(quant_isa()); }

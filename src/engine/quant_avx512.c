@@ -1,0 +1,554 @@
+/* quant_avx512.c - AVX-512 (F, BW, VL, DQ, VNNI) kernels for the tensor
+ * types; compiled with those flags and only called after quant.c's CPUID
+ * check.
+ *
+ * The product is tiled R rows x T tokens: each weight vector loaded (and
+ * unpacked) once feeds T tokens, each activation vector feeds R rows.  Every
+ * (token, row) pair has its own accumulators and sees exactly the same
+ * instruction sequence whatever the tile shape, so its value does not depend
+ * on nt, r0, r1 or where the tile boundaries fall.  Tokens are walked in
+ * chunks whose activations fit in L2, rows inside a chunk, tiles inside a
+ * row block, so a row block's weights stay in L1 while the chunk streams.
+ *
+ * Integer products use VNNI with the unsigned operand on the weight side:
+ * Q8_0 weights are biased by +128 (the bias times the activation block sum
+ * is subtracted through the accumulator's start value), 4-, 5- and 6-bit
+ * weights are unsigned already.  K-quant sub-block scales multiply the
+ * maddubs pairs through vpdpwssd, so a 256-block needs one float step. */
+#include "quant.h"
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+typedef void (*tile_fn)(const uint8_t *w, size_t ws, const uint8_t *act, size_t ab, int64_t k, float *y,
+                        size_t ldy);
+
+/* Walks the product in tiles: nt==1 uses the decode table (more rows per
+ * tile), otherwise the batch table.  Tables are [R-1][T-1]. */
+typedef struct {
+    int rm, tm;
+    tile_fn tab[4][6];
+} tile_set;
+
+static void drive(const tile_set *ts, const uint8_t *w, size_t ws, int64_t k, int64_t r0, int64_t r1,
+                  const uint8_t *act, size_t ab, int64_t nt, float *y, size_t ldy) {
+    int64_t tc = (int64_t)((256 * 1024) / ab) / ts->tm * ts->tm;
+    if (tc < ts->tm) tc = ts->tm;
+    for (int64_t t0 = 0; t0 < nt; t0 += tc) {
+        int64_t t1 = t0 + tc < nt ? t0 + tc : nt;
+        for (int64_t r = r0; r < r1; r += ts->rm) {
+            int rr = (int)(r1 - r < ts->rm ? r1 - r : ts->rm);
+            for (int64_t t = t0; t < t1; t += ts->tm) {
+                int tt = (int)(t1 - t < ts->tm ? t1 - t : ts->tm);
+                ts->tab[rr - 1][tt - 1](w + (size_t)r * ws, ws, act + (size_t)t * ab, ab, k,
+                                        y + (size_t)t * ldy + (size_t)r, ldy);
+            }
+        }
+    }
+}
+
+/* Decode (one token) streams every weight once from memory; the hardware
+ * prefetcher alone leaves bandwidth unused, so each tile also asks for the
+ * same bytes PF_AHEAD rows further on, which a later tile will read. */
+#ifndef PF_AHEAD
+#define PF_AHEAD 8
+#endif
+AI void prefetch_span(const uint8_t *p, size_t n) {
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+    _mm_prefetch((const char *)(p + n - 1), _MM_HINT_T0);
+}
+
+/* ------------------------------------------------------ F32 / F16 / BF16 */
+
+enum { WF32, WF16, WBF16 };
+
+AI __m512 load_w16(int wt, const uint8_t *row, int64_t i) {
+    if (wt == WF32) return _mm512_loadu_ps((const float *)row + i);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i));
+    if (wt == WF16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+AI __m512 load_w16_mask(int wt, const uint8_t *row, int64_t i, __mmask16 m) {
+    if (wt == WF32) return _mm512_maskz_loadu_ps(m, (const float *)row + i);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + i);
+    if (wt == WF16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+AI void ftile(const int wt, const int R, const int T, const uint8_t *w, size_t ws, const uint8_t *act,
+              size_t ab, int64_t k, float *y, size_t ldy) {
+    __m512 acc[4][6];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            if (T == 1 && (wt == WF32 || !(i & 16)))
+                _mm_prefetch((const char *)(w + (r + PF_AHEAD) * ws + i * (wt == WF32 ? 4 : 2)), _MM_HINT_T0);
+            wv[r] = load_w16(wt, w + r * ws, i);
+        }
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) {
+            __m512 x = _mm512_loadu_ps((const float *)(act + t * ab) + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], x, acc[r][t]);
+        }
+    }
+    if (i < k) {
+        __mmask16 m = (__mmask16)((1u << (k - i)) - 1);
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) wv[r] = load_w16_mask(wt, w + r * ws, i, m);
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) {
+            __m512 x = _mm512_maskz_loadu_ps(m, (const float *)(act + t * ab) + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], x, acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+#define TILE_ARGS const uint8_t *w, size_t ws, const uint8_t *act, size_t ab, int64_t k, float *y, size_t ldy
+#define TILE_PASS w, ws, act, ab, k, y, ldy
+
+#define FT(name, wt, R, T) \
+    static void name##_##R##_##T(TILE_ARGS) { ftile(wt, R, T, TILE_PASS); }
+#define FT_ROWS(name, wt, T) FT(name, wt, 1, T) FT(name, wt, 2, T) FT(name, wt, 3, T) FT(name, wt, 4, T)
+#define FT_ALL(name, wt)                                                                           \
+    FT_ROWS(name, wt, 1) FT_ROWS(name, wt, 2) FT_ROWS(name, wt, 3) FT_ROWS(name, wt, 4)           \
+    FT_ROWS(name, wt, 5) FT_ROWS(name, wt, 6)                                                      \
+    static const tile_set name##_set = {4, 6,                                                      \
+        {{name##_1_1, name##_1_2, name##_1_3, name##_1_4, name##_1_5, name##_1_6},                 \
+         {name##_2_1, name##_2_2, name##_2_3, name##_2_4, name##_2_5, name##_2_6},                 \
+         {name##_3_1, name##_3_2, name##_3_3, name##_3_4, name##_3_5, name##_3_6},                 \
+         {name##_4_1, name##_4_2, name##_4_3, name##_4_4, name##_4_5, name##_4_6}}};
+
+FT_ALL(f32t, WF32)
+FT_ALL(f16t, WF16)
+FT_ALL(bf16t, WBF16)
+
+static void matmul_f32(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt,
+                       float *y, size_t ldy) {
+    drive(&f32t_set, w, ws, k, r0, r1, act, quant_act_row_bytes(QT_F32, k), nt, y, ldy);
+}
+static void matmul_f16(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt,
+                       float *y, size_t ldy) {
+    drive(&f16t_set, w, ws, k, r0, r1, act, quant_act_row_bytes(QT_F16, k), nt, y, ldy);
+}
+static void matmul_bf16(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt,
+                        float *y, size_t ldy) {
+    drive(&bf16t_set, w, ws, k, r0, r1, act, quant_act_row_bytes(QT_BF16, k), nt, y, ldy);
+}
+
+/* ------------------------------------------------------------ Q8_0 / Q4_0 */
+
+/* Two blocks per 512-bit step: lanes 0-7 belong to block b, 8-15 to b+1. */
+AI __m512 pair_scale(float a, float b) {
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+AI float half_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* q8 (is_q4 == 0) or q4_0 (is_q4 == 1) weights against Q8_0-style activations. */
+AI void q80_tile(const int is_q4, const int R, const int T, const uint8_t *w, size_t ws, const uint8_t *act,
+                 size_t ab, int64_t k, float *y, size_t ldy) {
+    const size_t bb = is_q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const int64_t nb = k / 32;
+    const int corr = is_q4 ? -8 : -128;
+    const __m512i bias = _mm512_set1_epi8((char)0x80), m4 = _mm512_set1_epi8(0x0F);
+    const __m512i nib_shift = _mm512_set_epi64(4 * 0x0001000100010001ll, 4 * 0x0001000100010001ll, 0, 0,
+                                               4 * 0x0001000100010001ll, 4 * 0x0001000100010001ll, 0, 0);
+    __m512 acc[4][6];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2) {
+        const int two = b + 1 < nb;
+        __m512i wq[4];
+        __m512 dw[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *b0 = w + r * ws + b * bb, *b1 = b0 + bb;
+            if (T == 1) prefetch_span(b0 + PF_AHEAD * ws, two ? 2 * bb : bb);
+            if (is_q4) {
+                __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + 2));
+                __m128i q1 = two ? _mm_loadu_si128((const __m128i *)(b1 + 2)) : _mm_setzero_si128();
+                __m512i z = _mm512_castsi256_si512(_mm256_set_m128i(q1, q0));
+                z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));
+                wq[r] = _mm512_and_si512(_mm512_srlv_epi16(z, nib_shift), m4);
+            } else {
+                __m256i q0 = _mm256_loadu_si256((const __m256i *)(b0 + 2));
+                __m256i q1 = two ? _mm256_loadu_si256((const __m256i *)(b1 + 2)) : _mm256_set1_epi8((char)0x80);
+                wq[r] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), bias);
+            }
+            dw[r] = pair_scale(half_at(b0), two ? half_at(b1) : 0.0f);
+        }
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) {
+            const uint8_t *a = act + t * ab;
+            const float *da = (const float *)(a + k);
+            const int32_t *as = (const int32_t *)(a + k + nb * 4);
+            __m512i av = two ? _mm512_loadu_si512(a + b * 32)
+                             : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(a + b * 32)));
+            __m512 dav = pair_scale(da[b], two ? da[b + 1] : 0.0f);
+            __m512i c0 = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(1, corr * as[b]), 0x100,
+                                                two ? corr * as[b + 1] : 0);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                __m512i is = _mm512_dpbusd_epi32(c0, wq[r], av);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw[r], dav), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+#define QT(name, fn, arg, R, T) \
+    static void name##_##R##_##T(TILE_ARGS) { fn(arg, R, T, TILE_PASS); }
+#define QT_ROWS(name, fn, arg, T) QT(name, fn, arg, 1, T) QT(name, fn, arg, 2, T) QT(name, fn, arg, 3, T) QT(name, fn, arg, 4, T)
+#define QT_TAB_ROW(name, R) {name##_##R##_1, name##_##R##_2, name##_##R##_3, name##_##R##_4, name##_##R##_5, name##_##R##_6}
+/* Every tile shape up to 4 rows x 6 tokens; the batch set uses RB x TB
+ * tiles (smaller ones at the edges), the decode set 4 x 1. */
+#define QGRID(name, fn, arg, RB, TB)                                                                   \
+    QT_ROWS(name, fn, arg, 1) QT_ROWS(name, fn, arg, 2) QT_ROWS(name, fn, arg, 3)                      \
+    QT_ROWS(name, fn, arg, 4) QT_ROWS(name, fn, arg, 5) QT_ROWS(name, fn, arg, 6)                      \
+    static const tile_set name##_dec = {4, 1, {QT_TAB_ROW(name, 1), QT_TAB_ROW(name, 2), QT_TAB_ROW(name, 3), \
+                                               QT_TAB_ROW(name, 4)}};                                  \
+    static const tile_set name##_bat = {RB, TB, {QT_TAB_ROW(name, 1), QT_TAB_ROW(name, 2), QT_TAB_ROW(name, 3), \
+                                                 QT_TAB_ROW(name, 4)}};
+
+#ifndef Q8_RB
+#define Q8_RB 4
+#define Q8_TB 4
+#endif
+#ifndef K_RB
+#define K_RB 2
+#define K_TB 4
+#endif
+QGRID(q80t, q80_tile, 0, Q8_RB, Q8_TB)
+QGRID(q40t, q80_tile, 1, Q8_RB, Q8_TB)
+
+static void matmul_q8_0(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt,
+                        float *y, size_t ldy) {
+    drive(nt == 1 ? &q80t_dec : &q80t_bat, w, ws, k, r0, r1, act, quant_act_row_bytes(QT_Q8_0, k), nt, y, ldy);
+}
+static void matmul_q4_0(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt,
+                        float *y, size_t ldy) {
+    drive(nt == 1 ? &q40t_dec : &q40t_bat, w, ws, k, r0, r1, act, quant_act_row_bytes(QT_Q4_0, k), nt, y, ldy);
+}
+
+/* -------------------------------------------------------------- K-quants */
+
+/* Scales and mins of a Q4_K/Q5_K block, six bits each, unpacked with word
+ * arithmetic: returns the 8 scales in the low and the 8 mins in the high
+ * qword of an xmm. */
+AI __m128i k4_scales_mins(const uint8_t *q) {
+    uint32_t a0, a1, a2;
+    memcpy(&a0, q, 4), memcpy(&a1, q + 4, 4), memcpy(&a2, q + 8, 4);
+    uint32_t sc_lo = a0 & 0x3f3f3f3fu, m_lo = a1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
+    uint32_t m_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
+    return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
+}
+
+/* int16 index vectors that spread per-sub-block scales over the 32 int16
+ * lanes of one maddubs result; Q4_K/Q5_K step s covers sub-blocks
+ * (a, b) = (0,2), (1,3), (4,6), (5,7); Q6_K step s covers 16-sub-blocks 4s..4s+3. */
+AI __m512i idx_pair(int a, int b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)a)), _mm256_set1_epi16((short)b), 1);
+}
+AI __m512i idx_quad(int s) {
+    __m256i lo = _mm256_set_m128i(_mm_set1_epi16((short)(4 * s + 1)), _mm_set1_epi16((short)(4 * s)));
+    __m256i hi = _mm256_set_m128i(_mm_set1_epi16((short)(4 * s + 3)), _mm_set1_epi16((short)(4 * s + 2)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* Q4_K (q5 == 0) and Q5_K (q5 == 1). */
+AI void q45k_tile(const int q5, const int R, const int T, const uint8_t *w, size_t ws, const uint8_t *act,
+                  size_t ab, int64_t k, float *y, size_t ldy) {
+    const size_t bb = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const size_t qs_off = q5 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
+    const int64_t nb = k / QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+    const __m512i ones16 = _mm512_set1_epi16(1);
+    __m512 acc[4][6];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i isum[4][6];
+        __m512i scv[4]; /* 8 int16 scales in the low xmm */
+        __m512 dv[4], mv[4]; /* d, and -dmin * mins in the low 8 lanes */
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + r * ws + b * bb;
+            if (T == 1) prefetch_span(blk + PF_AHEAD * ws, bb);
+            __m128i sm = k4_scales_mins(blk + 4);
+            scv[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(sm));
+            dv[r] = _mm512_set1_ps(half_at(blk));
+            mv[r] = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(sm, sm))),
+                                                         _mm256_set1_ps(-half_at(blk + 2))));
+#pragma GCC unroll 6
+            for (int t = 0; t < T; t++) isum[r][t] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++) {
+            const __m512i idx = s == 0 ? idx_pair(0, 2) : s == 1 ? idx_pair(1, 3) : s == 2 ? idx_pair(4, 6) : idx_pair(5, 7);
+            __m512i u[4], sv[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const uint8_t *blk = w + r * ws + b * bb;
+                __m512i q = _mm512_loadu_si512(blk + qs_off + 64 * (s >> 1));
+                u[r] = (s & 1) ? _mm512_and_si512(_mm512_srli_epi16(q, 4), m4) : _mm512_and_si512(q, m4);
+                if (q5) {
+                    __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16)));
+                    const __m512i cnt = s == 0 ? idx_pair(0, 2) : s == 1 ? idx_pair(1, 3) : s == 2 ? idx_pair(4, 6) : idx_pair(5, 7);
+                    __m512i hb = _mm512_slli_epi16(_mm512_srlv_epi16(qh, cnt), 4);
+                    u[r] = _mm512_ternarylogic_epi32(u[r], hb, b4, 0xF8); /* u | (hb & 0x10) */
+                }
+                sv[r] = _mm512_permutexvar_epi16(idx, scv[r]);
+            }
+#pragma GCC unroll 6
+            for (int t = 0; t < T; t++) {
+                __m512i a = _mm512_loadu_si512(act + t * ab + b * QK_K + 64 * s);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    isum[r][t] = _mm512_dpwssd_epi32(isum[r][t], _mm512_maddubs_epi16(u[r], a), sv[r]);
+            }
+        }
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) {
+            const uint8_t *a = act + t * ab;
+            const __m512 dav = _mm512_set1_ps(((const float *)(a + k))[b]);
+            /* da * (activation sum of each 32-sub-block), in the low 8 lanes:
+             * the min term is then one multiply-add per (row, token) */
+            __m256i bs16 = _mm256_loadu_si256((const __m256i *)(a + k + nb * 4 + b * 32));
+            __m256i bs32 = _mm256_madd_epi16(bs16, _mm512_castsi512_si256(ones16));
+            __m512 sv8 = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(bs32), _mm512_castps512_ps256(dav)));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][t]), _mm512_mul_ps(dv[r], dav), acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(mv[r], sv8, acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+AI void q6k_tile(const int unused, const int R, const int T, const uint8_t *w, size_t ws, const uint8_t *act,
+                 size_t ab, int64_t k, float *y, size_t ldy) {
+    (void)unused;
+    const int64_t nb = k / QK_K;
+    const size_t bb = sizeof(block_q6_K);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b30 = _mm512_set1_epi8(0x30);
+    __m512 acc[4][6];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i isum[4][6];
+        __m512i scv[4]; /* 16 int16 scales in the low ymm */
+        __m512i nsc[4]; /* -32 * scales, for the offset of 32 */
+        __m512 dv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const block_q6_K *blk = (const block_q6_K *)(w + r * ws + b * bb);
+            if (T == 1) prefetch_span(w + (r + PF_AHEAD) * ws + b * bb, bb);
+            __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+            scv[r] = _mm512_castsi256_si512(sc16);
+            nsc[r] = _mm512_zextsi256_si512(_mm256_mullo_epi16(sc16, _mm256_set1_epi16(-32)));
+            dv[r] = _mm512_set1_ps(half_at((const uint8_t *)&blk->d));
+#pragma GCC unroll 6
+            for (int t = 0; t < T; t++) isum[r][t] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++) {
+            /* step s: elements 64s..64s+63 = half s/2, low (s even) or high nibbles */
+            const __m512i cnt = (s & 1) ? idx_pair(4, 6) : idx_pair(0, 2);
+            const __m512i idx = idx_quad(s);
+            __m512i u[4], sv[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const block_q6_K *blk = (const block_q6_K *)(w + r * ws + b * bb);
+                __m512i ql = _mm512_loadu_si512(blk->ql + 64 * (s >> 1));
+                __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qh + 32 * (s >> 1))));
+                __m512i lo = (s & 1) ? _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4) : _mm512_and_si512(ql, m4);
+                __m512i hb = _mm512_slli_epi16(_mm512_srlv_epi16(qh, cnt), 4);
+                u[r] = _mm512_ternarylogic_epi32(lo, hb, b30, 0xF8); /* lo | (hb & 0x30) */
+                sv[r] = _mm512_permutexvar_epi16(idx, scv[r]);
+            }
+#pragma GCC unroll 6
+            for (int t = 0; t < T; t++) {
+                __m512i a = _mm512_loadu_si512(act + t * ab + b * QK_K + 64 * s);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++)
+                    isum[r][t] = _mm512_dpwssd_epi32(isum[r][t], _mm512_maddubs_epi16(u[r], a), sv[r]);
+            }
+        }
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) {
+            const uint8_t *a = act + t * ab;
+            const __m512 dav = _mm512_set1_ps(((const float *)(a + k))[b]);
+            __m512i bs = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(a + k + nb * 4 + b * 32)));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                /* the offset: minus 32 * scale * (sum of the 16 activations) */
+                __m512i is = _mm512_dpwssd_epi32(isum[r][t], nsc[r], bs);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dv[r], dav), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+QGRID(q4kt, q45k_tile, 0, K_RB, K_TB)
+QGRID(q5kt, q45k_tile, 1, K_RB, K_TB)
+QGRID(q6kt, q6k_tile, 0, K_RB, K_TB)
+
+#define KMATMUL(fname, set, type)                                                                           \
+    static void fname(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt, \
+                      float *y, size_t ldy) {                                                                \
+        drive(nt == 1 ? &set##_dec : &set##_bat, w, ws, k, r0, r1, act, quant_act_row_bytes(type, k), nt, y, ldy); \
+    }
+KMATMUL(matmul_q4_K, q4kt, QT_Q4_K)
+KMATMUL(matmul_q5_K, q5kt, QT_Q5_K)
+KMATMUL(matmul_q6_K, q6kt, QT_Q6_K)
+
+/* ---------------------------------------------------------------- dequant */
+
+static void dequant_f16(const void *src, float *dst, int64_t n) {
+    const uint16_t *s = src;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, s + i)));
+    }
+}
+
+static void dequant_bf16(const void *src, float *dst, int64_t n) {
+    const uint16_t *s = src;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_si512(dst + i, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i))), 16));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_epi32(dst + i, m, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, s + i)), 16));
+    }
+}
+
+static void dequant_q8_0(const void *src, float *dst, int64_t n) {
+    const block_q8_0 *b = src;
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(b[i].d));
+        __m256i q = _mm256_loadu_si256((const __m256i *)b[i].qs);
+        _mm512_storeu_ps(dst + 32 * i, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)))));
+        _mm512_storeu_ps(dst + 32 * i + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)))));
+    }
+}
+
+static void dequant_q4_0(const void *src, float *dst, int64_t n) {
+    const block_q4_0 *b = src;
+    const __m128i m4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(b[i].d));
+        __m128i q = _mm_loadu_si128((const __m128i *)b[i].qs);
+        __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m4), eight);
+        __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), eight);
+        _mm512_storeu_ps(dst + 32 * i, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo))));
+        _mm512_storeu_ps(dst + 32 * i + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi))));
+    }
+}
+
+/* ------------------------------------------------------------ activations */
+
+/* Same arithmetic as the reference (quant.c): d = amax/127, q = x*(127/amax)
+ * clamped to [-127, 127] and rounded to nearest even, NaN -> 0, so the bytes
+ * are identical whatever the ISA. */
+AI __m512i quant16(__m512 x, __m512 id) {
+    __m512 v = _mm512_mul_ps(x, id);
+    __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+    v = _mm512_min_ps(_mm512_set1_ps(127.0f), _mm512_max_ps(_mm512_set1_ps(-127.0f), v));
+    return _mm512_maskz_cvtps_epi32(ord, v);
+}
+
+AI float block_amax(const float *x, int n) {
+    __m512 m = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), m); /* NaN lanes keep m, as the reference skips NaN */
+    return _mm512_reduce_max_ps(m);
+}
+
+static void prepare_row(uint32_t wtype, const float *x, int64_t k, uint8_t *act) {
+    if (wtype == QT_F32 || wtype == QT_F16 || wtype == QT_BF16) {
+        memcpy(act, x, (size_t)k * sizeof(float));
+        return;
+    }
+    int8_t *qs = (int8_t *)act;
+    float *d = (float *)(act + k);
+    const int bl = (wtype == QT_Q8_0 || wtype == QT_Q4_0) ? 32 : QK_K;
+    const int64_t nb = k / bl;
+    int32_t *s = (int32_t *)(act + k + nb * 4);
+    int16_t *bs = (int16_t *)(act + k + nb * 4);
+    for (int64_t b = 0; b < nb; b++) {
+        const float *xb = x + b * bl;
+        float amax = block_amax(xb, bl);
+        d[b] = amax / 127.0f;
+        __m512 id = _mm512_set1_ps(d[b] > 0.0f ? 127.0f / amax : 0.0f);
+        int32_t sum = 0;
+        for (int i = 0; i < bl; i += 16) {
+            __m512i q = quant16(_mm512_loadu_ps(xb + i), id);
+            int64_t pos = quant_act_qs_index(wtype, b * bl + i);
+            _mm_storeu_si128((__m128i *)(qs + pos), _mm512_cvtepi32_epi8(q));
+            int32_t g = _mm512_reduce_add_epi32(q);
+            if (bl == 32)
+                sum += g;
+            else
+                bs[b * 16 + i / 16] = (int16_t)g;
+        }
+        if (bl == 32) s[b] = sum;
+    }
+}
+
+quant_kernels quant_kernels_avx512(uint32_t type) {
+    quant_kernels kt = {NULL, NULL, NULL};
+    if (quant_act_row_bytes(type, QK_K)) kt.prepare = prepare_row;
+    switch (type) {
+    case QT_F32: kt.matmul = matmul_f32; break;
+    case QT_F16: kt.dequant = dequant_f16, kt.matmul = matmul_f16; break;
+    case QT_BF16: kt.dequant = dequant_bf16, kt.matmul = matmul_bf16; break;
+    case QT_Q8_0: kt.dequant = dequant_q8_0, kt.matmul = matmul_q8_0; break;
+    case QT_Q4_0: kt.dequant = dequant_q4_0, kt.matmul = matmul_q4_0; break;
+    case QT_Q4_K: kt.matmul = matmul_q4_K; break;
+    case QT_Q5_K: kt.matmul = matmul_q5_K; break;
+    case QT_Q6_K: kt.matmul = matmul_q6_K; break;
+    }
+    return kt;
+}

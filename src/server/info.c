@@ -1,0 +1,196 @@
+/* info.c - INFO: the server's state as "field:value" lines in sections,
+ * with the field names Redis uses so that monitoring tools read it. */
+#include "server.h"
+
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+static dstr human_bytes(dstr s, const char *field, unsigned long long n) {
+    double d = (double)n;
+    if (n < 1024) return dstr_catfmt(s, "%s:%lluB\r\n", field, n);
+    if (n < 1024ULL * 1024) return dstr_catfmt(s, "%s:%.2fK\r\n", field, d / 1024);
+    if (n < 1024ULL * 1024 * 1024) return dstr_catfmt(s, "%s:%.2fM\r\n", field, d / (1024 * 1024));
+    return dstr_catfmt(s, "%s:%.2fG\r\n", field, d / (1024.0 * 1024 * 1024));
+}
+
+static dstr sec_server(dstr s) {
+    struct utsname u;
+    uname(&u);
+    long long uptime = (srv.now_ms - srv.start_ms) / 1000;
+    s = dstr_catfmt(s,
+        "# Server\r\nredis_version:%s\r\ninferkv_version:%s\r\nredis_git_sha1:00000000\r\n"
+        "redis_git_dirty:0\r\nredis_mode:standalone\r\nos:%s %s %s\r\narch_bits:64\r\n"
+        "multiplexing_api:epoll\r\nprocess_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\n"
+        "server_time_usec:%lld\r\nuptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\nhz:%d\r\n"
+        "configured_hz:%d\r\nlru_clock:%u\r\nconfig_file:%s\r\nio_threads_active:0\r\n",
+        INFERKV_VERSION, INFERKV_OWN_VERSION, u.sysname, u.release, u.machine, (int)getpid(), srv.runid,
+        srv.port, time_us(), uptime, uptime / 86400, srv.hz, srv.hz, lru_clock_now(),
+        srv.configfile ? srv.configfile : "");
+    return s;
+}
+
+static dstr sec_clients(dstr s) {
+    size_t maxin = 0, maxout = 0;
+    for (client *c = srv.clients; c; c = c->next) {
+        if (c->qb_peak > maxin) maxin = c->qb_peak;
+        if (c->reply_bytes > maxout) maxout = c->reply_bytes;
+    }
+    return dstr_catfmt(s,
+        "# Clients\r\nconnected_clients:%zu\r\ncluster_connections:0\r\nmaxclients:%u\r\n"
+        "client_recent_max_input_buffer:%zu\r\nclient_recent_max_output_buffer:%zu\r\n"
+        "blocked_clients:%zu\r\ntracking_clients:0\r\nclients_in_timeout_table:%zu\r\n",
+        clients_count(), srv.maxclients, maxin, maxout, blocked_count(), blocked_count());
+}
+
+static size_t rss_bytes(void) {
+    FILE *fp = fopen("/proc/self/statm", "r");
+    if (!fp) return 0;
+    unsigned long pages = 0, rss = 0;
+    int n = fscanf(fp, "%lu %lu", &pages, &rss);
+    fclose(fp);
+    return n == 2 ? rss * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static const char *policy_name(int p) {
+    static const char *names[] = {"noeviction", "allkeys-lru", "volatile-lru", "allkeys-random",
+                                  "volatile-random", "volatile-ttl", "allkeys-lfu", "volatile-lfu"};
+    return p >= 0 && p < 8 ? names[p] : "unknown";
+}
+
+static dstr sec_memory(dstr s) {
+    size_t used = km_used(), rss = rss_bytes();
+    if (used > srv.stat_peak_memory) srv.stat_peak_memory = used;
+    s = dstr_cat(s, "# Memory\r\n");
+    if (!s) return NULL;
+    s = dstr_catfmt(s, "used_memory:%zu\r\n", used);
+    if (s) s = human_bytes(s, "used_memory_human", used);
+    if (s) s = dstr_catfmt(s, "used_memory_rss:%zu\r\n", rss);
+    if (s) s = human_bytes(s, "used_memory_rss_human", rss);
+    if (s) s = dstr_catfmt(s, "used_memory_peak:%zu\r\n", srv.stat_peak_memory);
+    if (s) s = human_bytes(s, "used_memory_peak_human", srv.stat_peak_memory);
+    if (s) s = dstr_catfmt(s, "maxmemory:%llu\r\n", srv.maxmemory);
+    if (s) s = human_bytes(s, "maxmemory_human", srv.maxmemory);
+    if (s) s = dstr_catfmt(s, "maxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\n"
+                              "mem_allocator:libc\r\n",
+                           policy_name(srv.maxmemory_policy), used ? (double)rss / (double)used : 0.0);
+    return s;
+}
+
+static dstr sec_persistence(dstr s) {
+    return dstr_catfmt(s,
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
+        "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:%lld\r\nrdb_last_bgsave_status:ok\r\n"
+        "aof_enabled:0\r\naof_rewrite_in_progress:0\r\n", srv.lastsave);
+}
+
+static dstr sec_stats(dstr s) {
+    long long ops = 0;
+    for (int i = 0; i < 16; i++) ops += srv.stat_ops_sec[i];
+    return dstr_catfmt(s,
+        "# Stats\r\ntotal_connections_received:%lld\r\ntotal_commands_processed:%lld\r\n"
+        "instantaneous_ops_per_sec:%lld\r\ntotal_net_input_bytes:%lld\r\ntotal_net_output_bytes:%lld\r\n"
+        "rejected_connections:%lld\r\nexpired_keys:%lld\r\nexpired_stale_perc:%.2f\r\n"
+        "expire_cycle_cpu_milliseconds:%lld\r\nevicted_keys:%lld\r\nevicted_clients:%lld\r\n"
+        "keyspace_hits:%lld\r\nkeyspace_misses:%lld\r\npubsub_channels:0\r\npubsub_patterns:0\r\n"
+        "total_error_replies:%lld\r\nclient_query_buffer_limit_disconnections:%lld\r\n"
+        "client_output_buffer_limit_disconnections:%lld\r\n",
+        srv.stat_numconnections, srv.stat_numcommands, ops / 16, srv.stat_net_input_bytes,
+        srv.stat_net_output_bytes, srv.stat_rejected_conn, srv.stat_expiredkeys,
+        (double)srv.stat_expired_stale_perc_x100 / 100.0, srv.stat_expire_cycle_time_used / 1000,
+        srv.stat_evictedkeys, srv.stat_evicted_clients, srv.stat_keyspace_hits, srv.stat_keyspace_misses,
+        srv.stat_total_error_replies, srv.stat_client_qbuf_limit_disconnections,
+        srv.stat_client_outbuf_limit_disconnections);
+}
+
+static dstr sec_replication(dstr s) {
+    return dstr_catfmt(s, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:%s\r\n"
+                          "master_repl_offset:0\r\n", srv.runid);
+}
+
+static dstr sec_cpu(dstr s) {
+    struct rusage self;
+    getrusage(RUSAGE_SELF, &self);
+    return dstr_catfmt(s, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n",
+                       (long)self.ru_stime.tv_sec, (long)self.ru_stime.tv_usec,
+                       (long)self.ru_utime.tv_sec, (long)self.ru_utime.tv_usec);
+}
+
+static dstr stat_line(dstr s, const command *cmd) {
+    if (!cmd->calls && !cmd->rejected && !cmd->failed) return s;
+    return dstr_catfmt(s, "cmdstat_%s:calls=%lld,usec=%lld,usec_per_call=%.2f,rejected_calls=%lld,failed_calls=%lld\r\n",
+                       cmd->name, cmd->calls, cmd->usec,
+                       cmd->calls ? (double)cmd->usec / (double)cmd->calls : 0.0, cmd->rejected, cmd->failed);
+}
+
+static dstr sec_commandstats(dstr s) {
+    size_t n;
+    command *t = command_table(&n);
+    s = dstr_cat(s, "# Commandstats\r\n");
+    for (size_t i = 0; s && i < n; i++) {
+        s = stat_line(s, &t[i]);
+        for (command *x = t[i].subcmds; s && x && x->name; x++) s = stat_line(s, x);
+    }
+    return s;
+}
+
+static dstr sec_keyspace(dstr s) {
+    s = dstr_cat(s, "# Keyspace\r\n");
+    for (int i = 0; s && i < srv.dbnum; i++) {
+        kdb *db = &srv.dbs[i];
+        size_t keys = dict_size(db->keys);
+        if (!keys) continue;
+        s = dstr_catfmt(s, "db%d:keys=%zu,expires=%zu,avg_ttl=%lld\r\n", i, keys,
+                        dict_size(db->expires), db->avg_ttl);
+    }
+    return s;
+}
+
+typedef struct section {
+    const char *name;
+    dstr (*fn)(dstr);
+    int in_default;
+} section;
+
+static const section sections[] = {
+    {"server", sec_server, 1}, {"clients", sec_clients, 1}, {"memory", sec_memory, 1},
+    {"persistence", sec_persistence, 1}, {"stats", sec_stats, 1},
+    {"replication", sec_replication, 1}, {"cpu", sec_cpu, 1},
+    {"commandstats", sec_commandstats, 0}, {"keyspace", sec_keyspace, 1},
+};
+#define NSECTIONS (sizeof sections / sizeof sections[0])
+
+static int wanted(client *c, const section *sec) {
+    if (c->argc == 1) return sec->in_default;
+    for (int i = 1; i < c->argc; i++) {
+        if (arg_is(c->argv[i], "all") || arg_is(c->argv[i], "everything")) return 1;
+        if (arg_is(c->argv[i], "default") && sec->in_default) return 1;
+        if (arg_is(c->argv[i], sec->name)) return 1;
+    }
+    return 0;
+}
+
+void info_cmd(client *c) {
+    dstr s = dstr_empty();
+    int first = 1;
+    for (size_t i = 0; s && i < NSECTIONS; i++) {
+        if (!wanted(c, &sections[i])) continue;
+        if (!first) s = dstr_cat(s, "\r\n");
+        if (s) s = sections[i].fn(s);
+        first = 0;
+    }
+    if (!s) {
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    reply_verbatim(c, s, dstr_len(s), "txt");
+    dstr_free(s);
+}
+
+dstr info_section_text(const char *name, dstr s) {
+    for (size_t i = 0; s && i < NSECTIONS; i++)
+        if (!strcasecmp(name, sections[i].name)) return sections[i].fn(s);
+    return s;
+}

@@ -1,0 +1,207 @@
+/* objects.c - value objects: a type tag, an encoding, an LRU stamp.
+ *
+ * Strings come in three encodings, chosen when created: an integer that
+ * fits a long long is kept in the pointer itself (no allocation), a short
+ * string is allocated in the same block as its object (one allocation, one
+ * cache line), a long one in its own dstr.  Aggregates point at their own
+ * structure (t_list.c, t_hash.c via dict, t_set.c, t_zset.c). */
+#include "server.h"
+
+#include <string.h>
+
+#define EMBSTR_MAX 44
+
+kobj *obj_new(int type, int enc, void *ptr) {
+    kobj *o = km_malloc(sizeof *o);
+    if (!o) return NULL;
+    o->type = (unsigned)type;
+    o->enc = (unsigned)enc;
+    o->lru = lru_clock_now();
+    o->refcount = 1;
+    o->ptr = ptr;
+    return o;
+}
+
+/* An embedded string: the dstr header and bytes follow the object.  The
+ * 8-bit dstr header layout (len, alloc, type) is built here by dstr itself
+ * on a copy, so we simply allocate object + dstr in one block. */
+static kobj *obj_embstr(const char *p, size_t len) {
+    size_t need = sizeof(kobj) + 3 + len + 1;
+    kobj *o = km_malloc(need);
+    if (!o) return NULL;
+    unsigned char *h = (unsigned char *)(o + 1);
+    h[0] = (unsigned char)len; /* len */
+    h[1] = (unsigned char)len; /* alloc */
+    h[2] = 0;                  /* 8-bit header type */
+    char *s = (char *)(h + 3);
+    memcpy(s, p, len);
+    s[len] = '\0';
+    o->type = OBJ_STRING;
+    o->enc = ENC_EMBSTR;
+    o->lru = lru_clock_now();
+    o->refcount = 1;
+    o->ptr = s;
+    return o;
+}
+
+kobj *obj_string_ll(long long v) {
+    return obj_new(OBJ_STRING, ENC_INT, (void *)(intptr_t)v);
+}
+
+kobj *obj_string(const char *p, size_t len) {
+    long long v;
+    if (len <= 20 && str_to_ll(p, len, &v)) return obj_string_ll(v);
+    if (len <= EMBSTR_MAX) return obj_embstr(p, len);
+    dstr s = dstr_newlen(p, len);
+    if (!s) return NULL;
+    kobj *o = obj_new(OBJ_STRING, ENC_RAW, s);
+    if (!o) dstr_free(s);
+    return o;
+}
+
+kobj *obj_string_dstr(dstr s) {
+    long long v;
+    size_t len = dstr_len(s);
+    if (len <= EMBSTR_MAX) {
+        kobj *o = len <= 20 && str_to_ll(s, len, &v) ? obj_string_ll(v) : obj_embstr(s, len);
+        if (o) dstr_free(s);
+        return o;
+    }
+    kobj *o = obj_new(OBJ_STRING, ENC_RAW, s);
+    return o;
+}
+
+static void free_value(kobj *o) {
+    switch (o->type) {
+    case OBJ_STRING:
+        if (o->enc == ENC_RAW) dstr_free(o->ptr);
+        break;
+    case OBJ_LIST: klist_free(o->ptr); break;
+    case OBJ_SET: set_free(o); break;
+    case OBJ_ZSET: zset_free(o->ptr); break;
+    case OBJ_HASH: dict_release(o->ptr); break;
+    }
+}
+
+void obj_decref(kobj *o) {
+    if (!o) return;
+    if (--o->refcount > 0) return;
+    free_value(o);
+    km_free(o);
+}
+
+void obj_free_value(void *o) { obj_decref(o); }
+
+const char *obj_str(const kobj *o, char buf[LL_STR_SIZE], size_t *len) {
+    if (o->enc == ENC_INT) {
+        *len = (size_t)ll_to_str(buf, LL_STR_SIZE, (long long)(intptr_t)o->ptr);
+        return buf;
+    }
+    *len = dstr_len(o->ptr);
+    return o->ptr;
+}
+
+size_t obj_strlen(const kobj *o) {
+    char buf[LL_STR_SIZE];
+    size_t len;
+    obj_str(o, buf, &len);
+    return len;
+}
+
+dstr obj_to_dstr(const kobj *o) {
+    char buf[LL_STR_SIZE];
+    size_t len;
+    const char *p = obj_str(o, buf, &len);
+    return dstr_newlen(p, len);
+}
+
+kobj *obj_unshare_string(kobj *o) {
+    if (o->enc == ENC_RAW) return o;
+    dstr s = obj_to_dstr(o);
+    if (!s) return NULL;
+    kobj *n = obj_new(OBJ_STRING, ENC_RAW, s);
+    if (!n) dstr_free(s);
+    return n;
+}
+
+int obj_get_ll(const kobj *o, long long *out) {
+    if (o->enc == ENC_INT) {
+        *out = (long long)(intptr_t)o->ptr;
+        return 1;
+    }
+    return str_to_ll(o->ptr, dstr_len(o->ptr), out);
+}
+
+const char *obj_type_name(int type) {
+    static const char *names[] = {"string", "list", "set", "zset", "hash"};
+    return type >= 0 && type <= OBJ_HASH ? names[type] : "none";
+}
+
+const char *obj_enc_name(const kobj *o) {
+    switch (o->enc) {
+    case ENC_RAW: return "raw";
+    case ENC_INT: return "int";
+    case ENC_EMBSTR: return "embstr";
+    case ENC_LIST: return "quicklist";
+    case ENC_HT: return "hashtable";
+    case ENC_INTSET: return "intset";
+    case ENC_SKIPLIST: return "skiplist";
+    default: return "unknown";
+    }
+}
+
+static dict *hash_dup(dict *src);
+
+kobj *obj_dup(const kobj *o) {
+    switch (o->type) {
+    case OBJ_STRING: {
+        char buf[LL_STR_SIZE];
+        size_t len;
+        const char *p = obj_str(o, buf, &len);
+        return obj_string(p, len);
+    }
+    case OBJ_LIST: {
+        klist *l = klist_dup(o->ptr);
+        if (!l) return NULL;
+        kobj *n = obj_new(OBJ_LIST, ENC_LIST, l);
+        if (!n) klist_free(l);
+        return n;
+    }
+    case OBJ_SET: return set_dup(o);
+    case OBJ_ZSET: {
+        zset *z = zset_dup(o->ptr);
+        if (!z) return NULL;
+        kobj *n = obj_new(OBJ_ZSET, ENC_SKIPLIST, z);
+        if (!n) zset_free(z);
+        return n;
+    }
+    case OBJ_HASH: {
+        dict *d = hash_dup(o->ptr);
+        if (!d) return NULL;
+        kobj *n = obj_new(OBJ_HASH, ENC_HT, d);
+        if (!n) dict_release(d);
+        return n;
+    }
+    }
+    return NULL;
+}
+
+static dict *hash_dup(dict *src) {
+    dict *d = dict_create(src->type);
+    if (!d) return NULL;
+    dict_iter it;
+    dict_iter_init(&it, src, 0);
+    dict_entry *e;
+    while ((e = dict_next(&it))) {
+        dstr k = dstr_dup(e->key), v = dstr_dup(e->v.val);
+        if (!k || !v || dict_add(d, k, v) != DICT_OK) {
+            dstr_free(k);
+            dstr_free(v);
+            dict_iter_done(&it);
+            dict_release(d);
+            return NULL;
+        }
+    }
+    dict_iter_done(&it);
+    return d;
+}

@@ -1,0 +1,221 @@
+/* server.c - inferkv-server's main(): options, startup, the cron, shutdown.
+ *
+ * Startup follows redis-server: an optional config file, then --option
+ * value pairs that override it; daemonize and pidfile when asked; listen;
+ * then the event loop.  The cron (hz times a second) does the periodic
+ * work: active expiry, dict resizing, idle clients, statistics.  The
+ * before-sleep hook runs every loop turn: it writes pending replies, frees
+ * closed clients, and runs the fast expire cycle. */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+server srv;
+
+static volatile sig_atomic_t got_signal;
+
+unsigned lru_clock_now(void) { return (unsigned)((srv.now_ms / 1000) & LRU_MAX); }
+
+unsigned long long obj_idle_ms(const kobj *o) {
+    unsigned now = lru_clock_now();
+    unsigned long long secs = now >= o->lru ? now - o->lru : (unsigned long long)LRU_MAX - o->lru + now;
+    return secs * 1000;
+}
+
+void server_update_clock(void) { srv.now_ms = time_ms(); }
+
+static void sample_ops(void) {
+    long long now = srv.now_ms;
+    long long dt = now - srv.stat_ops_sec_last_sample_ms;
+    if (dt < 100) return;
+    long long ops = srv.stat_numcommands - srv.stat_ops_sec_last_cmds;
+    srv.stat_ops_sec[srv.stat_ops_idx++ % 16] = ops * 1000 / dt;
+    srv.stat_ops_sec_last_sample_ms = now;
+    srv.stat_ops_sec_last_cmds = srv.stat_numcommands;
+}
+
+int server_prepare_shutdown(int nosave) {
+    (void)nosave;
+    log_msg(LL_WARNING, "User requested shutdown...");
+    net_close_listeners();
+    if (srv.pidfile) unlink(srv.pidfile);
+    log_msg(LL_WARNING, "Redis is now ready to exit, bye bye...");
+    return OK;
+}
+
+static long long server_cron(evloop *el, long long id, void *priv) {
+    (void)id; (void)priv;
+    server_update_clock();
+    if (got_signal) {
+        log_msg(LL_WARNING, "Received %s scheduling shutdown...", got_signal == SIGINT ? "SIGINT" : "SIGTERM");
+        server_prepare_shutdown(0);
+        ev_stop(el);
+        return -1;
+    }
+    sample_ops();
+    size_t used = km_used();
+    if (used > srv.stat_peak_memory) srv.stat_peak_memory = used;
+    db_active_expire_cycle(0);
+    db_cron();
+    clients_cron();
+    return 1000 / srv.hz;
+}
+
+static void before_sleep(evloop *el) {
+    (void)el;
+    server_update_clock();
+    block_check_timeouts();
+    block_handle_ready_keys();
+    block_resume_pending();
+    db_active_expire_cycle(1);
+    clients_handle_pending_writes();
+    clients_free_pending();
+    if (srv.shutdown_asap) {
+        server_prepare_shutdown(0);
+        ev_stop(srv.el);
+    }
+}
+
+static void on_signal(int sig) {
+    got_signal = sig;
+}
+
+static void setup_signals(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "Usage: ./inferkv-server [/path/to/inferkv.conf] [options] [-]\n"
+            "       ./inferkv-server - (read config from stdin)\n"
+            "       ./inferkv-server -v or --version\n"
+            "       ./inferkv-server -h or --help\n\n"
+            "Examples:\n"
+            "       ./inferkv-server (run the server with default config)\n"
+            "       ./inferkv-server /etc/inferkv/6379.conf\n"
+            "       ./inferkv-server --port 7777\n"
+            "       ./inferkv-server /etc/myinferkv.conf --loglevel verbose\n");
+}
+
+/* --name v1 v2 --other v: each option takes the words up to the next "--". */
+static int apply_args(int argc, char **argv, int start) {
+    for (int i = start; i < argc;) {
+        if (strncmp(argv[i], "--", 2) != 0) {
+            fprintf(stderr, "Invalid argument '%s'\n", argv[i]);
+            return ERR;
+        }
+        const char *name = argv[i] + 2;
+        int j = i + 1;
+        while (j < argc && !(strncmp(argv[j], "--", 2) == 0 && argv[j][2] != '\0' && j > i + 1))
+            j++;
+        /* a value may itself start with "--" only as the first word */
+        const char **vals = (const char **)argv + i + 1;
+        int nvals = j - i - 1;
+        char err[512];
+        if (config_set_option(name, vals, nvals, 1, err, sizeof err) != OK) {
+            fprintf(stderr, "\n*** FATAL CONFIG FILE ERROR (Redis %s) ***\n"
+                            "Reading the configuration file, at line 2\n>>> '%s'\n%s\n",
+                    INFERKV_VERSION, name, err);
+            return ERR;
+        }
+        i = j;
+    }
+    return OK;
+}
+
+static void daemonize(void) {
+    if (fork() != 0) exit(0);
+    setsid();
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO) close(fd);
+    }
+}
+
+static void write_pidfile(void) {
+    if (!srv.pidfile) return;
+    FILE *fp = fopen(srv.pidfile, "w");
+    if (!fp) {
+        log_msg(LL_WARNING, "Failed to write PID file: %s", strerror(errno));
+        return;
+    }
+    fprintf(fp, "%d\n", (int)getpid());
+    fclose(fp);
+}
+
+static int init_server(char *err, size_t errlen) {
+    server_update_clock();
+    srv.start_ms = srv.now_ms;
+    srv.lastsave = srv.now_ms / 1000;
+    random_hex(srv.runid, 40);
+    srv.runid[40] = '\0';
+    uint8_t seed[16];
+    char hex[32];
+    random_hex(hex, 32);
+    for (int i = 0; i < 16; i++) seed[i] = (uint8_t)(hex[i * 2] * 31 + hex[i * 2 + 1]);
+    dict_set_hash_seed(seed);
+    srv.el = ev_create((int)srv.maxclients + 128, err, errlen);
+    if (!srv.el) return ERR;
+    if (db_init_all(err, errlen) != OK) return ERR;
+    commands_init();
+    if (net_listen(err, errlen) != OK) return ERR;
+    if (block_init(err, errlen) != OK) return ERR;
+    if (ev_add_timer(srv.el, 1, server_cron, NULL) < 0) {
+        snprintf(err, errlen, "cannot create the cron timer");
+        return ERR;
+    }
+    ev_set_before_sleep(srv.el, before_sleep);
+    return OK;
+}
+
+int main(int argc, char **argv) {
+    config_init_defaults();
+    int start = 1;
+    if (argc >= 2) {
+        if (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--version")) {
+            printf("inferkv-server v=%s (redis-compatible %s)\n", INFERKV_OWN_VERSION, INFERKV_VERSION);
+            return 0;
+        }
+        if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+            usage();
+            return 0;
+        }
+        if (strncmp(argv[1], "--", 2) != 0) {
+            char err[1024];
+            srv.configfile = dstr_new(argv[1]);
+            if (config_load_file(argv[1], err, sizeof err) != OK) {
+                fprintf(stderr, "%s\n", err);
+                return 1;
+            }
+            start = 2;
+        }
+    }
+    if (apply_args(argc, argv, start) != OK) return 1;
+    if (srv.daemonize) daemonize();
+    setup_signals();
+    char err[512];
+    if (init_server(err, sizeof err) != OK) {
+        log_msg(LL_WARNING, "%s", err);
+        return 1;
+    }
+    write_pidfile();
+    log_msg(LL_NOTICE, "inferkv-server %s (Redis %s compatible) started, pid=%d, port=%d",
+            INFERKV_OWN_VERSION, INFERKV_VERSION, (int)getpid(), srv.port);
+    log_msg(LL_NOTICE, "Ready to accept connections");
+    ev_run(srv.el);
+    return 0;
+}

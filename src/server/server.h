@@ -1,0 +1,472 @@
+/* server.h - the types every part of inferkv-server shares.
+ *
+ * The server is one event-loop thread that owns the keyspace and the
+ * clients (see DESIGN.md, threads and ownership).  This header declares:
+ * the global `srv` state, clients and their buffers, value objects, the
+ * databases, the command table, the reply writers, and the hooks a command
+ * uses to block a client until a result arrives from another thread.  Each
+ * group is implemented in its own file, named in the comment above it. */
+#ifndef INFERKV_SERVER_H
+#define INFERKV_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core.h"
+#include "ae.h"
+#include "resp.h"
+
+#define INFERKV_VERSION "7.0.15"      /* the Redis version we answer as */
+#define INFERKV_OWN_VERSION "0.1.0"
+
+#define OK 0
+#define ERR (-1)
+
+/* ------------------------------------------------------------ objects.c */
+enum obj_type { OBJ_STRING = 0, OBJ_LIST = 1, OBJ_SET = 2, OBJ_ZSET = 3, OBJ_HASH = 4 };
+enum obj_enc {
+    ENC_RAW = 0,    /* string in its own dstr */
+    ENC_INT = 1,    /* string that is a long long held in ptr */
+    ENC_EMBSTR = 2, /* short string allocated together with the object */
+    ENC_LIST = 3,   /* klist ring buffer */
+    ENC_HT = 4,     /* dict (hash field->value, set member->NULL) */
+    ENC_INTSET = 5, /* sorted int64 array for sets of integers */
+    ENC_SKIPLIST = 6,
+};
+#define LRU_BITS 24
+#define LRU_MAX ((1 << LRU_BITS) - 1)
+
+typedef struct kobj {
+    unsigned type : 4;
+    unsigned enc : 4;
+    unsigned lru : LRU_BITS; /* seconds clock of last access */
+    int refcount;
+    void *ptr;
+} kobj;
+
+kobj *obj_new(int type, int enc, void *ptr);
+kobj *obj_string(const char *p, size_t len); /* picks int/embstr/raw */
+kobj *obj_string_ll(long long v);
+kobj *obj_string_dstr(dstr s);                /* takes ownership */
+void obj_decref(kobj *o);
+void obj_free_value(void *o);                 /* dict val destructor */
+/* Borrowed view of a string object's bytes (ints are formatted into buf). */
+const char *obj_str(const kobj *o, char buf[LL_STR_SIZE], size_t *len);
+size_t obj_strlen(const kobj *o);
+/* A fresh dstr copy of a string object's bytes; NULL on OOM. */
+dstr obj_to_dstr(const kobj *o);
+/* Makes a string object privately writable as ENC_RAW; NULL on OOM. */
+kobj *obj_unshare_string(kobj *o);
+int obj_get_ll(const kobj *o, long long *out);
+const char *obj_type_name(int type);
+const char *obj_enc_name(const kobj *o);
+kobj *obj_dup(const kobj *o);                 /* deep copy, NULL on OOM */
+
+/* ------------------------------------------------------------------ db.c */
+typedef struct kdb {
+    dict *keys;    /* dstr -> kobj* */
+    dict *expires; /* same key pointer -> s64 unix ms */
+    int id;
+    long long avg_ttl;
+    unsigned long expire_cursor;
+} kdb;
+
+#define LOOKUP_NONE 0
+#define LOOKUP_NOTOUCH 1  /* do not update the LRU clock (TYPE, OBJECT...) */
+#define LOOKUP_WRITE 2
+
+struct client;
+kobj *db_lookup(kdb *db, const dstr key, int flags);
+kobj *db_lookup_read(struct client *c, const dstr key);
+kobj *db_lookup_write(struct client *c, const dstr key);
+/* Adds a key that must not exist; takes the object.  OK or ERR (OOM). */
+int db_add(kdb *db, const dstr key, kobj *val);
+/* Overwrites (or adds); clears the TTL unless keep_ttl. */
+int db_set(kdb *db, const dstr key, kobj *val, int keep_ttl);
+/* Replaces the value of an existing key, keeping its TTL. */
+void db_replace(kdb *db, dict_entry *de, kobj *val);
+int db_delete(kdb *db, const dstr key);
+int db_exists(kdb *db, const dstr key);
+void db_set_expire(kdb *db, const dstr key, long long when_ms);
+long long db_get_expire(kdb *db, const dstr key); /* -1 if none */
+int db_remove_expire(kdb *db, const dstr key);
+int db_expire_if_needed(kdb *db, const dstr key);
+long long db_flush(kdb *db);
+int db_init_all(char *err, size_t errlen);
+kdb *db_get(int id);
+int db_swap(int a, int b);
+void db_active_expire_cycle(int fast);
+void db_cron(void);
+/* WRONGTYPE check helper: 1 if o is non-NULL and of another type (and
+ * replies the error). */
+int db_check_type(struct client *c, kobj *o, int type);
+/* Called when a key's value changes (for future WATCH and notifications). */
+void db_signal_modified(kdb *db, const dstr key);
+
+/* ---------------------------------------------------------- t_list.c etc */
+typedef struct klist klist; /* t_list.c: ring buffer of dstr */
+klist *klist_new(void);
+void klist_free(klist *l);
+size_t klist_len(const klist *l);
+dstr klist_get(const klist *l, size_t i);
+klist *klist_dup(const klist *l);
+size_t klist_bytes(const klist *l);
+
+/* Shared with the blocking variants (t_block.c). */
+void list_pop_reply(struct client *c, const dstr key, klist *l, int head, long long count);
+void list_move(struct client *c, const dstr src, const dstr dst, int from_head, int to_head);
+int list_parse_side(const dstr s, int *head);
+
+typedef struct zset zset; /* t_zset.c: dict + skiplist */
+void zset_pop_reply(struct client *c, const dstr key, zset *z, int max, long long count, int nested);
+zset *zset_new(void);
+void zset_free(zset *z);
+size_t zset_len(const zset *z);
+zset *zset_dup(const zset *z);
+dict *zset_dict(zset *z); /* member -> score (e->v.d) */
+
+/* set values are dicts (or intsets); t_set.c */
+void set_free(kobj *o);
+kobj *set_dup(const kobj *o);
+size_t set_len(const kobj *o);
+
+/* -------------------------------------------------------------- client.c */
+enum client_flags {
+    CF_CLOSE_AFTER_REPLY = 1 << 0,
+    CF_CLOSE_ASAP = 1 << 1,
+    CF_PENDING_WRITE = 1 << 2,
+    CF_BLOCKED = 1 << 3,
+    CF_UNIX = 1 << 4,
+    CF_NO_EVICT = 1 << 5,
+    CF_WRITE_HANDLER = 1 << 6,
+    CF_PROTECTED = 1 << 7, /* do not free now: a callback is running on it */
+    CF_EXECUTING = 1 << 8,
+};
+
+typedef struct reply_block {
+    struct reply_block *next;
+    size_t size, used;
+    char buf[];
+} reply_block;
+
+/* What a blocked client waits for and how to let go of it (block.c). */
+typedef struct block_state {
+    long long deadline_ms;          /* 0 = no timeout */
+    void (*on_timeout)(struct client *c);
+    void (*on_cancel)(struct client *c); /* client freed while blocked */
+    void *priv;
+} block_state;
+
+typedef struct client {
+    uint64_t id;
+    int fd;
+    unsigned flags;
+    int resp;                  /* 2 or 3 */
+    int authenticated;
+    kdb *db;
+    dstr name;
+    dstr querybuf;
+    size_t qb_pos;             /* parsed up to here */
+    size_t qb_peak;
+    resp_parser parser;
+    int argc;
+    dstr *argv;                /* the command being executed (owned) */
+    const struct command *cmd, *lastcmd;
+    reply_block *reply_head, *reply_tail;
+    size_t reply_bytes;        /* bytes queued, not yet written */
+    size_t sent_in_head;       /* bytes of reply_head already written */
+    long long obuf_soft_since; /* when the soft output limit was first hit */
+    long long ctime_ms, last_ms;
+    char addr[64], laddr[64];
+    block_state bstate;
+    struct client *prev, *next;     /* all clients */
+    struct client *pw_next;         /* pending-write list */
+    struct client *free_next;       /* async-free list */
+    long long total_cmds;
+} client;
+
+client *client_create(int fd, int is_unix);
+void client_free(client *c);
+void client_free_async(client *c);
+client *client_by_id(uint64_t id);
+void client_process_input(client *c);
+void clients_handle_pending_writes(void);
+void clients_free_pending(void);
+void clients_cron(void);
+dstr client_info_line(dstr s, client *c);
+size_t clients_count(void);
+void client_reset_args(client *c);
+void net_accept_handler(evloop *el, int fd, void *priv, int mask);
+void net_accept_unix_handler(evloop *el, int fd, void *priv, int mask);
+int net_listen(char *err, size_t errlen);
+void net_close_listeners(void);
+
+/* --------------------------------------------------------------- reply.c */
+void reply_raw(client *c, const char *p, size_t len);
+void reply_status(client *c, const char *s);
+void reply_ok(client *c);
+void reply_error(client *c, const char *msg);  /* msg without the '-' */
+void reply_errorf(client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void reply_bulk(client *c, const void *p, size_t len);
+void reply_bulk_cstr(client *c, const char *s);
+void reply_bulk_dstr(client *c, const dstr s);
+void reply_bulk_obj(client *c, const kobj *o);
+void reply_bulk_ll(client *c, long long v);
+void reply_ll(client *c, long long v);
+void reply_double(client *c, double d);
+void reply_bool(client *c, int b);
+void reply_null(client *c);          /* nil bulk in RESP2 */
+void reply_null_array(client *c);    /* nil array in RESP2 */
+void reply_array_len(client *c, long len);
+void reply_map_len(client *c, long pairs);
+void reply_set_len(client *c, long len);
+void reply_push_len(client *c, long len);
+void reply_verbatim(client *c, const char *p, size_t len, const char *ext);
+void reply_help(client *c, const char *cmd, const char **lines);
+void reply_subcommand_syntax_error(client *c);
+void *reply_defer_len(client *c);
+void reply_set_deferred_array(client *c, void *node, long len);
+void reply_set_deferred_map(client *c, void *node, long pairs);
+void reply_set_deferred_set(client *c, void *node, long len);
+void reply_wrong_type(client *c);
+void reply_syntax_error(client *c);
+void reply_not_integer(client *c);
+void reply_not_float(client *c);
+void reply_free_blocks(client *c);
+
+/* Argument parsing helpers: on failure they reply the Redis error and
+ * return ERR. */
+int arg_ll(client *c, const dstr s, long long *out);
+int arg_ll_range(client *c, const dstr s, long long min, long long max,
+                 long long *out, const char *msg);
+int arg_positive(client *c, const dstr s, long long *out, const char *msg);
+int arg_double(client *c, const dstr s, double *out);
+int arg_ldouble(client *c, const dstr s, long double *out);
+int arg_is(const dstr s, const char *word); /* case-insensitive equality */
+
+/* ------------------------------------------------------------ command.c */
+enum cmd_flags {
+    CMD_WRITE = 1 << 0,
+    CMD_READONLY = 1 << 1,
+    CMD_DENYOOM = 1 << 2,
+    CMD_ADMIN = 1 << 3,
+    CMD_PUBSUB = 1 << 4,
+    CMD_NOSCRIPT = 1 << 5,
+    CMD_BLOCKING = 1 << 6,
+    CMD_LOADING = 1 << 7,
+    CMD_STALE = 1 << 8,
+    CMD_FAST = 1 << 9,
+    CMD_NO_AUTH = 1 << 10,
+    CMD_MAY_REPLICATE = 1 << 11,
+    CMD_SENTINEL = 1 << 12,
+    CMD_NO_MANDATORY_KEYS = 1 << 13,
+    CMD_ALLOW_BUSY = 1 << 14,
+};
+
+typedef void cmd_fn(client *c);
+
+typedef struct command {
+    const char *name;        /* lower case; "config|get" for subcommands */
+    cmd_fn *proc;
+    int arity;               /* >0 exact, <0 at least -arity */
+    unsigned flags;
+    const char *acl;         /* space separated categories, without '@' */
+    int first_key, last_key, key_step;
+    struct command *subcmds; /* NULL-name terminated */
+    struct command *parent;
+    /* statistics (COMMAND INFO is static; these are INFO commandstats) */
+    long long calls, usec, rejected, failed;
+} command;
+
+void commands_init(void);
+const command *command_lookup(const dstr name);
+void command_process(client *c);  /* runs c->argv / c->argc */
+void commands_reset_stats(void);
+/* The whole table, for COMMAND and INFO. */
+command *command_table(size_t *n);
+void command_info_reply(client *c, const command *cmd);
+dstr command_full_name(const command *cmd, char *buf, size_t cap);
+
+/* -------------------------------------------------------------- block.c */
+/* A command whose reply comes later (INFER.*, blocking pops) calls
+ * block_client and returns without replying.  The client's further input is
+ * held until unblock_client.  on_timeout fires at the deadline (it replies
+ * and unblocks); on_cancel fires if the client goes away while blocked. */
+void block_client(client *c, long long deadline_ms,
+                  void (*on_timeout)(client *c), void (*on_cancel)(client *c),
+                  void *priv);
+void unblock_client(client *c);
+void block_check_timeouts(void);
+void block_resume_pending(void); /* runs input queued behind unblocked clients */
+size_t blocked_count(void);
+int block_init(char *err, size_t errlen);
+void block_post(cq_item *item); /* thread-safe: completion for a client id */
+
+/* -------------------------------------------------------------- config.c */
+typedef struct obuf_limit {
+    unsigned long long hard, soft;
+    long long soft_seconds;
+} obuf_limit;
+
+enum evict_policy {
+    EVICT_NOEVICTION, EVICT_ALLKEYS_LRU, EVICT_VOLATILE_LRU,
+    EVICT_ALLKEYS_RANDOM, EVICT_VOLATILE_RANDOM, EVICT_VOLATILE_TTL,
+    EVICT_ALLKEYS_LFU, EVICT_VOLATILE_LFU,
+};
+
+int config_load_file(const char *path, char *err, size_t errlen);
+int config_set_option(const char *name, const char **argv, int argc,
+                      int at_startup, char *err, size_t errlen);
+void config_init_defaults(void);
+
+/* ----------------------------------------------------------------- log.c */
+enum { LL_DEBUG, LL_VERBOSE, LL_NOTICE, LL_WARNING };
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------- evict.c */
+/* Frees memory per maxmemory-policy.  OK if under the limit afterwards. */
+int evict_if_needed(void);
+size_t evict_used_memory(void);
+
+/* ----------------------------------------------------------- the server */
+typedef struct server {
+    evloop *el;
+    int hz;
+    char runid[41];
+    long long start_ms;
+    int shutdown_asap;
+    /* listeners */
+    dstr bindaddr;              /* space separated, as configured */
+    int port;
+    int listen_fds[16];
+    int nlisten;
+    dstr unixsocket;
+    int unixsocketperm;
+    int unix_fd;
+    int tcp_backlog;
+    int tcp_keepalive;
+    int protected_mode;
+    /* clients */
+    client *clients;            /* doubly linked list */
+    dict *clients_by_id;
+    client *pending_writes;
+    client *to_free;            /* async free list (linked through free_next) */
+    uint64_t next_client_id;
+    unsigned maxclients;
+    long long timeout_s;
+    long long proto_max_bulk_len;
+    long long client_query_buffer_limit;
+    obuf_limit obuf_normal, obuf_replica, obuf_pubsub;
+    dstr requirepass;
+    /* data */
+    kdb *dbs;
+    int dbnum;
+    unsigned lru_clock;
+    long long now_ms;           /* cached at each loop iteration */
+    /* memory */
+    unsigned long long maxmemory;
+    int maxmemory_policy;
+    int maxmemory_samples;
+    int active_expire_effort;
+    /* logging / process */
+    int verbosity;
+    dstr logfile;
+    int daemonize;
+    dstr pidfile;
+    dstr dir;
+    dstr configfile;
+    dstr save_params;
+    dstr dbfilename;
+    int appendonly;
+    int lazyfree_lazy_user_del;
+    int lazyfree_lazy_user_flush;
+    int latency_tracking;
+    /* stats */
+    long long stat_numcommands, stat_numconnections, stat_rejected_conn;
+    long long stat_expiredkeys, stat_evictedkeys, stat_keyspace_hits;
+    long long stat_keyspace_misses, stat_net_input_bytes, stat_net_output_bytes;
+    long long stat_total_error_replies, stat_unexpected_error_replies;
+    long long stat_expired_stale_perc_x100, stat_expire_cycle_time_used;
+    long long stat_client_qbuf_limit_disconnections, stat_client_outbuf_limit_disconnections;
+    long long stat_evicted_clients, stat_total_eviction_exceeded_time;
+    long long lastsave;
+    long long stat_ops_sec_last_sample_ms, stat_ops_sec_last_cmds;
+    long long stat_ops_sec[16];
+    int stat_ops_idx;
+    size_t stat_peak_memory;
+    int executing_db_modified;
+} server;
+
+extern server srv;
+
+unsigned lru_clock_now(void);
+unsigned long long obj_idle_ms(const kobj *o);
+void server_update_clock(void);
+void info_command(client *c);
+dstr info_section_text(const char *section, dstr s);
+int server_prepare_shutdown(int nosave);
+
+/* Command implementations, one family per file. */
+#define DECL(n) void n(client *c)
+/* t_conn.c: connection and server */
+DECL(ping_cmd); DECL(echo_cmd); DECL(quit_cmd); DECL(select_cmd); DECL(swapdb_cmd);
+DECL(dbsize_cmd); DECL(flushdb_cmd); DECL(flushall_cmd); DECL(time_cmd);
+DECL(hello_cmd); DECL(auth_cmd); DECL(lastsave_cmd); DECL(shutdown_cmd);
+DECL(client_cmd); DECL(command_cmd); DECL(config_cmd); DECL(info_cmd);
+DECL(reset_cmd); DECL(debug_cmd); DECL(memory_cmd); DECL(save_cmd); DECL(bgsave_cmd);
+/* t_keys.c */
+DECL(del_cmd); DECL(unlink_cmd); DECL(exists_cmd); DECL(type_cmd); DECL(rename_cmd);
+DECL(renamenx_cmd); DECL(keys_cmd); DECL(scan_cmd); DECL(randomkey_cmd);
+DECL(expire_cmd); DECL(pexpire_cmd); DECL(expireat_cmd); DECL(pexpireat_cmd);
+DECL(ttl_cmd); DECL(pttl_cmd); DECL(expiretime_cmd); DECL(pexpiretime_cmd);
+DECL(persist_cmd); DECL(touch_cmd); DECL(copy_cmd); DECL(move_cmd); DECL(object_cmd);
+/* t_string.c */
+DECL(get_cmd); DECL(set_cmd); DECL(setnx_cmd); DECL(setex_cmd); DECL(psetex_cmd);
+DECL(mget_cmd); DECL(mset_cmd); DECL(msetnx_cmd); DECL(getset_cmd); DECL(getdel_cmd);
+DECL(getex_cmd); DECL(append_cmd); DECL(strlen_cmd); DECL(incr_cmd); DECL(decr_cmd);
+DECL(incrby_cmd); DECL(decrby_cmd); DECL(incrbyfloat_cmd); DECL(getrange_cmd);
+DECL(setrange_cmd); DECL(setbit_cmd); DECL(getbit_cmd); DECL(bitcount_cmd);
+DECL(bitpos_cmd); DECL(substr_cmd);
+/* t_list.c */
+DECL(lpush_cmd); DECL(rpush_cmd); DECL(lpushx_cmd); DECL(rpushx_cmd); DECL(lpop_cmd);
+DECL(rpop_cmd); DECL(llen_cmd); DECL(lrange_cmd); DECL(lindex_cmd); DECL(lset_cmd);
+DECL(linsert_cmd); DECL(lrem_cmd); DECL(ltrim_cmd); DECL(lpos_cmd); DECL(lmove_cmd);
+DECL(rpoplpush_cmd); DECL(lmpop_cmd);
+/* t_hash.c */
+DECL(hset_cmd); DECL(hsetnx_cmd); DECL(hget_cmd); DECL(hmset_cmd); DECL(hmget_cmd);
+DECL(hdel_cmd); DECL(hlen_cmd); DECL(hstrlen_cmd); DECL(hexists_cmd); DECL(hkeys_cmd);
+DECL(hvals_cmd); DECL(hgetall_cmd); DECL(hincrby_cmd); DECL(hincrbyfloat_cmd);
+DECL(hrandfield_cmd); DECL(hscan_cmd);
+/* t_set.c */
+DECL(sadd_cmd); DECL(srem_cmd); DECL(smembers_cmd); DECL(sismember_cmd);
+DECL(smismember_cmd); DECL(scard_cmd); DECL(spop_cmd); DECL(srandmember_cmd);
+DECL(sinter_cmd); DECL(sunion_cmd); DECL(sdiff_cmd); DECL(sinterstore_cmd);
+DECL(sunionstore_cmd); DECL(sdiffstore_cmd); DECL(sintercard_cmd); DECL(smove_cmd);
+DECL(sscan_cmd);
+/* t_zset.c */
+DECL(zadd_cmd); DECL(zrem_cmd); DECL(zcard_cmd); DECL(zscore_cmd); DECL(zmscore_cmd);
+DECL(zincrby_cmd); DECL(zrank_cmd); DECL(zrevrank_cmd); DECL(zrange_cmd);
+DECL(zrangebyscore_cmd); DECL(zrevrangebyscore_cmd); DECL(zrangebylex_cmd);
+DECL(zrevrangebylex_cmd); DECL(zrevrange_cmd); DECL(zcount_cmd); DECL(zlexcount_cmd);
+DECL(zpopmin_cmd); DECL(zpopmax_cmd); DECL(zmpop_cmd); DECL(zremrangebyrank_cmd);
+DECL(zremrangebyscore_cmd); DECL(zremrangebylex_cmd); DECL(zunion_cmd);
+DECL(zinter_cmd); DECL(zdiff_cmd); DECL(zunionstore_cmd); DECL(zinterstore_cmd);
+DECL(zdiffstore_cmd); DECL(zintercard_cmd); DECL(zrandmember_cmd);
+DECL(zrangestore_cmd); DECL(zscan_cmd);
+
+/* t_block.c: blocking pops */
+DECL(blpop_cmd); DECL(brpop_cmd); DECL(blmove_cmd); DECL(brpoplpush_cmd); DECL(blmpop_cmd);
+DECL(bzpopmin_cmd); DECL(bzpopmax_cmd); DECL(bzmpop_cmd);
+void block_signal_key(kdb *db, const dstr key);  /* a list/zset key was created */
+void block_handle_ready_keys(void);               /* serve waiters of such keys */
+#undef DECL
+
+/* scan.c: the cursor walk shared by SCAN/HSCAN/SSCAN/ZSCAN. */
+void scan_generic(client *c, kobj *o, int first_arg, unsigned long cursor);
+int scan_parse_cursor(client *c, const dstr s, unsigned long *cursor);
+
+#endif

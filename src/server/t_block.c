@@ -1,0 +1,343 @@
+/* t_block.c - blocking pops: BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN
+ * BZPOPMAX BZMPOP, built on the blocked-client hooks of block.c.
+ *
+ * A blocking command first tries to serve at once, exactly like its
+ * non-blocking twin.  When every key is empty it registers the client as a
+ * waiter on each key (per database, first come first served) and blocks it
+ * with its timeout; its argv is kept.  Keys only get data again by being
+ * created (a waiter always waits on a missing key), so db_add() calls
+ * block_signal_key(); after the command that created the key, the waiters
+ * are taken in order and their saved command is simply run again - it now
+ * finds data and replies.  Timeouts answer a null array, as Redis does. */
+#include "server.h"
+#include "zset.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct waiters {
+    uint64_t *ids;
+    size_t n, cap;
+} waiters;
+
+typedef struct bpop {
+    int dbid;
+    int nkeys;
+    dstr *keys;
+    const command *cmd;
+} bpop;
+
+typedef struct ready_key {
+    int dbid;
+    dstr key;
+    struct ready_key *next;
+} ready_key;
+
+static void waiters_free(void *p) {
+    waiters *w = p;
+    km_free(w->ids);
+    km_free(w);
+}
+
+static const dict_type waiters_type = {dict_hash_dstr, dict_eq_dstr, dict_free_dstr, waiters_free};
+static dict **by_db; /* per database: key -> waiters */
+static ready_key *ready_head, *ready_tail;
+
+static dict *db_waiters(int dbid, int create) {
+    if (!by_db) {
+        if (!create) return NULL;
+        by_db = km_calloc(sizeof(dict *) * (size_t)srv.dbnum);
+        if (!by_db) return NULL;
+    }
+    if (!by_db[dbid] && create) by_db[dbid] = dict_create(&waiters_type);
+    return by_db[dbid];
+}
+
+static int add_waiter(int dbid, const dstr key, uint64_t id) {
+    dict *d = db_waiters(dbid, 1);
+    if (!d) return ERR;
+    waiters *w = dict_fetch(d, key);
+    if (!w) {
+        w = km_calloc(sizeof *w);
+        dstr k = dstr_dup(key);
+        if (!w || !k || dict_add(d, k, w) != DICT_OK) {
+            km_free(w);
+            dstr_free(k);
+            return ERR;
+        }
+    }
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 4;
+        uint64_t *n = km_realloc(w->ids, cap * sizeof *n);
+        if (!n) return ERR;
+        w->ids = n;
+        w->cap = cap;
+    }
+    w->ids[w->n++] = id;
+    return OK;
+}
+
+static void remove_waiter(int dbid, const dstr key, uint64_t id) {
+    dict *d = db_waiters(dbid, 0);
+    waiters *w = d ? dict_fetch(d, key) : NULL;
+    if (!w) return;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->ids[i] != id) continue;
+        memmove(w->ids + i, w->ids + i + 1, (w->n - i - 1) * sizeof *w->ids);
+        w->n--;
+        break;
+    }
+    if (w->n == 0) dict_delete(d, key);
+}
+
+static void bpop_free(bpop *b) {
+    if (!b) return;
+    for (int i = 0; i < b->nkeys; i++) dstr_free(b->keys[i]);
+    km_free(b->keys);
+    km_free(b);
+}
+
+/* Drops every registration of a blocked client and its saved state. */
+static void forget(client *c) {
+    bpop *b = c->bstate.priv;
+    if (!b) return;
+    for (int i = 0; i < b->nkeys; i++) remove_waiter(b->dbid, b->keys[i], c->id);
+    bpop_free(b);
+    c->bstate.priv = NULL;
+}
+
+static void on_timeout(client *c) {
+    forget(c);
+    reply_null_array(c);
+    client_reset_args(c);
+}
+
+static void on_cancel(client *c) { forget(c); }
+
+static long long wake_timer(evloop *el, long long id, void *priv) {
+    (void)el; (void)id; (void)priv;
+    return -1; /* only wakes the loop; before-sleep checks the deadlines */
+}
+
+/* Blocks on argv[first .. first + nkeys) (every step-th argument). */
+static void block_on_keys(client *c, int first, int nkeys, long long deadline) {
+    bpop *b = km_calloc(sizeof *b);
+    if (b) b->keys = km_calloc(sizeof(dstr) * (size_t)nkeys);
+    if (!b || !b->keys) goto oom;
+    b->dbid = c->db->id;
+    b->cmd = c->cmd;
+    for (int i = 0; i < nkeys; i++) {
+        b->keys[i] = dstr_dup(c->argv[first + i]);
+        if (!b->keys[i]) goto oom;
+        b->nkeys = i + 1;
+        if (add_waiter(b->dbid, b->keys[i], c->id) != OK) goto oom;
+    }
+    block_client(c, deadline, on_timeout, on_cancel, b);
+    if (!(c->flags & CF_BLOCKED)) goto oom;
+    if (deadline) ev_add_timer(srv.el, deadline - srv.now_ms, wake_timer, NULL);
+    return;
+oom:
+    if (b) {
+        for (int i = 0; i < b->nkeys; i++) remove_waiter(b->dbid, b->keys[i], c->id);
+        bpop_free(b);
+    }
+    if (!(c->flags & CF_BLOCKED)) reply_error(c, "ERR out of memory blocking the client");
+}
+
+/* Timeout argument in seconds (float); 0 means forever.  Absolute ms. */
+static int parse_timeout(client *c, const dstr s, long long *deadline) {
+    long double t;
+    if (!str_to_ldouble(s, dstr_len(s), &t)) {
+        reply_error(c, "ERR timeout is not a float or out of range");
+        return ERR;
+    }
+    t *= 1000.0L;
+    if (t < 0) {
+        reply_error(c, "ERR timeout is negative");
+        return ERR;
+    }
+    if (t > (long double)LLONG_MAX / 2) {
+        reply_error(c, "ERR timeout is out of range");
+        return ERR;
+    }
+    long long ms = (long long)ceill(t);
+    *deadline = ms > 0 ? srv.now_ms + ms : 0;
+    return OK;
+}
+
+/* First key in argv[first .. first+n) holding data of `type`; WRONGTYPE
+ * replies and returns -2; -1 when all are empty. */
+static int first_ready(client *c, int first, int n, int type) {
+    for (int i = 0; i < n; i++) {
+        kobj *o = db_lookup_write(c, c->argv[first + i]);
+        if (!o) continue;
+        if (db_check_type(c, o, type)) return -2;
+        return first + i;
+    }
+    return -1;
+}
+
+static void bpop_generic(client *c, int max_or_head, int type) {
+    long long deadline;
+    if (parse_timeout(c, c->argv[c->argc - 1], &deadline) != OK) return;
+    int k = first_ready(c, 1, c->argc - 2, type);
+    if (k == -2) return;
+    if (k < 0) {
+        block_on_keys(c, 1, c->argc - 2, deadline);
+        return;
+    }
+    kobj *o = db_lookup_write(c, c->argv[k]);
+    if (type == OBJ_LIST) {
+        reply_array_len(c, 2);
+        reply_bulk_dstr(c, c->argv[k]);
+        list_pop_reply(c, c->argv[k], o->ptr, max_or_head, -1);
+        return;
+    }
+    /* BZPOPMIN/MAX: key, member, score in one flat array */
+    zset *z = o->ptr;
+    zsl_node *x = max_or_head ? z->zsl->tail : z->zsl->header->level[0].forward;
+    reply_array_len(c, 3);
+    reply_bulk_dstr(c, c->argv[k]);
+    reply_bulk_dstr(c, x->ele);
+    reply_double(c, x->score);
+    zset_remove(z, x->ele);
+    if (zset_len(z) == 0) db_delete(c->db, c->argv[k]);
+}
+
+void blpop_cmd(client *c) { bpop_generic(c, 1, OBJ_LIST); }
+void brpop_cmd(client *c) { bpop_generic(c, 0, OBJ_LIST); }
+void bzpopmin_cmd(client *c) { bpop_generic(c, 0, OBJ_ZSET); }
+void bzpopmax_cmd(client *c) { bpop_generic(c, 1, OBJ_ZSET); }
+
+static void bmove_generic(client *c, int from, int to, int timeout_arg) {
+    long long deadline;
+    if (parse_timeout(c, c->argv[timeout_arg], &deadline) != OK) return;
+    int k = first_ready(c, 1, 1, OBJ_LIST);
+    if (k == -2) return;
+    if (k < 0) {
+        block_on_keys(c, 1, 1, deadline);
+        return;
+    }
+    list_move(c, c->argv[1], c->argv[2], from, to);
+}
+
+void blmove_cmd(client *c) {
+    int from, to;
+    if (list_parse_side(c->argv[3], &from) != OK || list_parse_side(c->argv[4], &to) != OK) {
+        reply_syntax_error(c);
+        return;
+    }
+    bmove_generic(c, from, to, 5);
+}
+
+void brpoplpush_cmd(client *c) { bmove_generic(c, 0, 1, 3); }
+
+/* BLMPOP / BZMPOP timeout numkeys key... LEFT|RIGHT|MIN|MAX [COUNT n] */
+static void bmpop_generic(client *c, int type) {
+    long long deadline, numkeys, count = 1;
+    if (parse_timeout(c, c->argv[1], &deadline) != OK) return;
+    if (arg_ll_range(c, c->argv[2], 1, LONG_MAX, &numkeys, "ERR numkeys should be greater than 0") != OK)
+        return;
+    if (numkeys > c->argc - 4) {
+        reply_syntax_error(c);
+        return;
+    }
+    int where = 3 + (int)numkeys, side;
+    const dstr w = c->argv[where];
+    if (type == OBJ_LIST) {
+        if (list_parse_side(w, &side) != OK) goto syntax;
+    } else if (arg_is(w, "min")) side = 0;
+    else if (arg_is(w, "max")) side = 1;
+    else goto syntax;
+    int count_given = 0;
+    for (int i = where + 1; i < c->argc; i++) {
+        if (arg_is(c->argv[i], "count") && i + 1 < c->argc && !count_given) {
+            if (arg_ll_range(c, c->argv[++i], 1, LLONG_MAX, &count, "ERR count should be greater than 0") != OK)
+                return;
+            count_given = 1;
+        } else {
+            goto syntax;
+        }
+    }
+    int k = first_ready(c, 3, (int)numkeys, type);
+    if (k == -2) return;
+    if (k < 0) {
+        block_on_keys(c, 3, (int)numkeys, deadline);
+        return;
+    }
+    kobj *o = db_lookup_write(c, c->argv[k]);
+    reply_array_len(c, 2);
+    reply_bulk_dstr(c, c->argv[k]);
+    if (type == OBJ_LIST) list_pop_reply(c, c->argv[k], o->ptr, side, count);
+    else zset_pop_reply(c, c->argv[k], o->ptr, side, count, 1);
+    return;
+syntax:
+    reply_syntax_error(c);
+}
+
+void blmpop_cmd(client *c) { bmpop_generic(c, OBJ_LIST); }
+void bzmpop_cmd(client *c) { bmpop_generic(c, OBJ_ZSET); }
+
+/* ------------------------------------------------------------ waking up */
+
+void block_signal_key(kdb *db, const dstr key) {
+    dict *d = db_waiters(db->id, 0);
+    if (!d || !dict_find(d, key)) return;
+    ready_key *r = km_malloc(sizeof *r);
+    if (!r) return; /* the waiters then wake at their timeout */
+    r->dbid = db->id;
+    r->key = dstr_dup(key);
+    r->next = NULL;
+    if (!r->key) {
+        km_free(r);
+        return;
+    }
+    if (ready_tail) ready_tail->next = r;
+    else ready_head = r;
+    ready_tail = r;
+}
+
+static int key_has_data(kdb *db, const dstr key) {
+    kobj *o = db_lookup(db, key, LOOKUP_NOTOUCH);
+    return o && (o->type == OBJ_LIST || o->type == OBJ_ZSET);
+}
+
+/* Re-runs the saved command of each waiter on a key that got data. */
+static void serve_key(int dbid, const dstr key) {
+    kdb *db = db_get(dbid);
+    dict *d = db_waiters(dbid, 0);
+    waiters *w = d ? dict_fetch(d, key) : NULL;
+    if (!db || !w || w->n == 0) return;
+    size_t n = w->n;
+    uint64_t *ids = km_malloc(n * sizeof *ids);
+    if (!ids) return;
+    memcpy(ids, w->ids, n * sizeof *ids);
+    for (size_t i = 0; i < n && key_has_data(db, key); i++) {
+        client *c = client_by_id(ids[i]);
+        if (!c || !(c->flags & CF_BLOCKED) || !c->bstate.priv) continue;
+        const command *cmd = ((bpop *)c->bstate.priv)->cmd;
+        forget(c);
+        unblock_client(c);
+        kdb *saved = c->db;
+        c->db = db;
+        c->cmd = cmd;
+        c->flags |= CF_EXECUTING;
+        cmd->proc(c);
+        c->flags &= ~CF_EXECUTING;
+        c->cmd = NULL;
+        if (!(c->flags & CF_BLOCKED)) client_reset_args(c);
+        c->db = saved;
+    }
+    km_free(ids);
+}
+
+void block_handle_ready_keys(void) {
+    while (ready_head) {
+        ready_key *r = ready_head;
+        ready_head = r->next;
+        if (!ready_head) ready_tail = NULL;
+        serve_key(r->dbid, r->key);
+        dstr_free(r->key);
+        km_free(r);
+    }
+}
