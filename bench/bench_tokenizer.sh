@@ -2,9 +2,10 @@
 # Tokenization throughput: inferkv against the JavaScript reference
 # (@lenml/tokenizers under node), Qwen3's tokenizer.json, on >= 10 MB of
 # mixed text (this repository's sources and docs plus the generated edge
-# cases of the differential test, repeated).  Both sides time only the
-# encode call of one in-memory text, special-token texts matched, nothing
-# added.  Writes bench/out/tokenizer.json.
+# cases of the differential test, repeated).  Both sides measure the CPU
+# time (user + system) of the encode call alone on one in-memory text
+# (CPU time, because the machines are shared), special-token texts matched,
+# nothing added; best of 3.  Writes bench/out/tokenizer.json.
 #   bench/bench_tokenizer.sh [BUILD_DIR]
 set -eu
 cd "$(dirname "$0")/.."
@@ -40,7 +41,7 @@ def parse(s):
 ob, oi, os_ = parse(sys.argv[1])
 rb, ri, rs = parse(sys.argv[2])
 res = {
-    "benchmark": "tokenizer throughput, Qwen3 tokenizer.json, one mixed text (best of 3)",
+    "benchmark": "tokenizer throughput, Qwen3 tokenizer.json, one mixed text, CPU time of the encode call, best of 3",
     "text_bytes": ob,
     "inferkv": {"ids": oi, "seconds": os_, "mb_per_s": round(ob / os_ / 1e6, 2)},
     "js_reference": {"package": "@lenml/tokenizers 3.7.2 (node)", "ids": ri, "seconds": rs, "mb_per_s": round(rb / rs / 1e6, 2)},

@@ -4,8 +4,9 @@
  * interpreter in every request path and make the prompt depend on a
  * template's quirks.  The few formats the engine supports are written out
  * here instead, byte for byte as their reference templates render them
- * (Qwen3's thinking switch included), and the family is recognised from the
- * special tokens the vocabulary has.  An unknown family gets RAW, never a
+ * for system/user/assistant messages (Qwen3's thinking switch and its
+ * handling of earlier reasoning included; tools are not supported), and the
+ * family is recognised from the special tokens the vocabulary has.  An unknown family gets RAW, never a
  * guessed template. */
 #include "json.h"
 #include "tok_impl.h"
@@ -21,8 +22,11 @@ static int has_control(const infer_vocab *v, const char *t) {
 
 int infer_chat_template(const infer_vocab *v) {
     if (!v) return INFER_CHAT_RAW;
-    if (has_control(v, "<|im_start|>") && has_control(v, "<|im_end|>"))
-        return has_control(v, "<think>") && has_control(v, "</think>") ? INFER_CHAT_QWEN3 : INFER_CHAT_CHATML;
+    if (has_control(v, "<|im_start|>") && has_control(v, "<|im_end|>")) {
+        if (has_control(v, "<think>") && has_control(v, "</think>")) return INFER_CHAT_QWEN3;
+        if (has_control(v, "<tool_call>") && has_control(v, "<|fim_prefix|>")) return INFER_CHAT_QWEN25;
+        return INFER_CHAT_CHATML;
+    }
     if (has_control(v, "<|start_header_id|>") && has_control(v, "<|end_header_id|>") && has_control(v, "<|eot_id|>"))
         return INFER_CHAT_LLAMA3;
     return INFER_CHAT_RAW;
@@ -34,6 +38,7 @@ const char *infer_chat_template_name(int t) {
     case INFER_CHAT_CHATML: return "chatml";
     case INFER_CHAT_QWEN3: return "qwen3";
     case INFER_CHAT_LLAMA3: return "llama3";
+    case INFER_CHAT_QWEN25: return "qwen2.5";
     }
     return "unknown";
 }
@@ -51,19 +56,31 @@ static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
 
 static int is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
 
-/* Qwen3 drops the reasoning of earlier assistant turns: the text up to
- * </think>, and the white space after it. */
-static const char *strip_think(const char *s) {
-    const char *e = strstr(s, "</think>");
-    if (!e) return s;
-    e += 8;
-    while (is_space(*e)) e++;
-    return e;
+/* Qwen3's template splits an assistant message at </think>: the reasoning
+ * (between the last <think> and the first </think>, newlines trimmed) and
+ * the answer (after the last </think>, leading newlines trimmed). */
+static void qwen3_split(const char *c, const char **r, size_t *rl, const char **a) {
+    const char *first = strstr(c, "</think>");
+    *r = "";
+    *rl = 0;
+    *a = c;
+    if (!first) return;
+    const char *last = first, *p;
+    while ((p = strstr(last + 8, "</think>"))) last = p;
+    *a = last + 8;
+    while (**a == '\n') (*a)++;
+    const char *rs = c, *q;
+    while ((q = strstr(rs, "<think>")) && q < first) rs = q + 7;
+    const char *re = first;
+    while (rs < re && *rs == '\n') rs++;
+    while (re > rs && re[-1] == '\n') re--;
+    *r = rs;
+    *rl = (size_t)(re - rs);
 }
 
 int64_t infer_chat_format(int tmpl, const infer_chat_msg *msgs, size_t n, unsigned flags,
                           char *out, size_t cap, char *err, size_t errlen) {
-    if (tmpl < INFER_CHAT_RAW || tmpl > INFER_CHAT_LLAMA3) {
+    if (tmpl < INFER_CHAT_RAW || tmpl > INFER_CHAT_QWEN25) {
         snprintf(err, errlen, "chat: unknown template %d", tmpl);
         return -1;
     }
@@ -75,28 +92,41 @@ int64_t infer_chat_format(int tmpl, const infer_chat_msg *msgs, size_t n, unsign
         }
     }
     sbuf b = {out, out ? cap : 0, 0};
-    size_t last_user = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(msgs[i].role, "user")) last_user = i;
+    size_t last_query = n ? n - 1 : 0;
+    for (size_t i = n; i-- > 0;)
+        if (!strcmp(msgs[i].role, "user")) {
+            last_query = i;
+            break;
+        }
+    int chatml = tmpl == INFER_CHAT_CHATML || tmpl == INFER_CHAT_QWEN3 || tmpl == INFER_CHAT_QWEN25;
     if (tmpl == INFER_CHAT_LLAMA3) puts_(&b, "<|begin_of_text|>");
+    if (tmpl == INFER_CHAT_QWEN25 && (n == 0 || strcmp(msgs[0].role, "system")))
+        puts_(&b, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n");
     for (size_t i = 0; i < n; i++) {
         const char *role = msgs[i].role, *c = msgs[i].content;
-        switch (tmpl) {
-        case INFER_CHAT_RAW:
+        if (tmpl == INFER_CHAT_RAW) {
             if (i) puts_(&b, "\n");
             puts_(&b, c);
-            break;
-        case INFER_CHAT_CHATML:
-        case INFER_CHAT_QWEN3:
-            if (tmpl == INFER_CHAT_QWEN3 && !strcmp(role, "assistant") && i < last_user) c = strip_think(c);
+        } else if (chatml) {
             puts_(&b, "<|im_start|>");
             puts_(&b, role);
             puts_(&b, "\n");
-            puts_(&b, c);
+            if (tmpl == INFER_CHAT_QWEN3 && !strcmp(role, "assistant")) {
+                const char *r, *a;
+                size_t rl;
+                qwen3_split(c, &r, &rl, &a);
+                if (i > last_query && (i == n - 1 || rl > 0)) {
+                    puts_(&b, "<think>\n");
+                    put(&b, r, rl);
+                    puts_(&b, "\n</think>\n\n");
+                    while (*a == '\n') a++;
+                }
+                puts_(&b, a);
+            } else {
+                puts_(&b, c);
+            }
             puts_(&b, "<|im_end|>\n");
-            break;
-        case INFER_CHAT_LLAMA3: {
-            /* the reference template trims each content */
+        } else { /* Llama 3: the reference template trims each content */
             size_t len = strlen(c);
             while (len && is_space(*c)) c++, len--;
             while (len && is_space(c[len - 1])) len--;
@@ -105,12 +135,10 @@ int64_t infer_chat_format(int tmpl, const infer_chat_msg *msgs, size_t n, unsign
             puts_(&b, "<|end_header_id|>\n\n");
             put(&b, c, len);
             puts_(&b, "<|eot_id|>");
-            break;
-        }
         }
     }
     if (flags & INFER_CHAT_ADD_ASSISTANT) {
-        if (tmpl == INFER_CHAT_CHATML || tmpl == INFER_CHAT_QWEN3) {
+        if (chatml) {
             puts_(&b, "<|im_start|>assistant\n");
             if (tmpl == INFER_CHAT_QWEN3 && (flags & INFER_CHAT_NO_THINKING)) puts_(&b, "<think>\n\n</think>\n\n");
         } else if (tmpl == INFER_CHAT_LLAMA3) {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define DEFAULT_MAX_BATCH 512
 #define DEFAULT_BLOCK_TOKENS 16
@@ -98,14 +99,21 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
                     (unsigned long long)kv_bytes, (unsigned long long)block_bytes);
     }
     if (nb > INT32_MAX / 2) nb = INT32_MAX / 2;
-    c->n_blocks = (int32_t)nb;
 
     int oom = 0;
     int nth = infer_threadpool_size(tp);
     size_t B = (size_t)max_batch, E = (size_t)I->n_embd, F = (size_t)I->n_ff;
-    c->kv = malloc((size_t)nb * block_bytes);
-    if (!c->kv) oom = 1;
-    c->free_stack = xcalloc((size_t)nb, sizeof(int32_t), &oom);
+    c->kv_len = (size_t)nb * block_bytes;
+    c->kv = mmap(NULL, c->kv_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c->kv == MAP_FAILED) {
+        c->kv = NULL;
+        oom = 1;
+    } else {
+#ifdef MADV_HUGEPAGE
+        madvise(c->kv, c->kv_len, MADV_HUGEPAGE); /* attention walks the pool per token */
+#endif
+    }
+    if (kv_pool_init(&c->pool, (int32_t)nb, bt) < 0) oom = 1;
     c->x = xcalloc(B * E, sizeof(float), &oom);
     c->h = xcalloc(B * E, sizeof(float), &oom);
     c->o = xcalloc(B * E, sizeof(float), &oom);
@@ -134,15 +142,14 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
     }
     for (int32_t i = 0; i < I->n_rot / 2; i++)
         c->inv_freq[i] = (float)pow((double)I->rope_base, -2.0 * i / (double)I->n_rot);
-    for (int32_t i = 0; i < c->n_blocks; i++) c->free_stack[i] = c->n_blocks - 1 - i;
-    c->n_free = c->n_blocks;
     *out = c;
     return 0;
 }
 
 void infer_ctx_free(infer_ctx *c) {
     if (!c) return;
-    free(c->kv), free(c->free_stack);
+    if (c->kv) munmap(c->kv, c->kv_len);
+    kv_pool_destroy(&c->pool);
     free(c->x), free(c->h), free(c->o), free(c->q), free(c->att), free(c->k), free(c->v);
     free(c->ffa), free(c->ffb);
     for (int i = 0; i < 3; i++) free(c->act[i]);
@@ -158,15 +165,35 @@ const infer_model *infer_ctx_model(const infer_ctx *c) { return c->m; }
 int32_t infer_ctx_n_ctx(const infer_ctx *c) { return c->n_ctx; }
 
 void infer_ctx_kv_usage(const infer_ctx *c, int32_t *used, int32_t *total) {
-    *used = c->n_blocks - c->n_free;
-    *total = c->n_blocks;
+    *used = c->pool.n_blocks - c->pool.n_free - c->pool.n_cached;
+    *total = c->pool.n_blocks;
+}
+
+void infer_ctx_kv_stats(const infer_ctx *c, infer_kv_stats *st) {
+    memset(st, 0, sizeof *st);
+    st->blocks_total = c->pool.n_blocks;
+    st->blocks_cached = c->pool.n_cached;
+    st->blocks_free = c->pool.n_free;
+    st->blocks_used = c->pool.n_blocks - c->pool.n_free - c->pool.n_cached;
+    st->block_tokens = c->bt;
+    st->block_bytes = (uint64_t)c->block_floats * sizeof(float);
+    st->prefix_lookups = c->pool.lookups;
+    st->prefix_hits = c->pool.hits;
+    st->evictions = c->pool.evictions;
+    st->reused_tokens = c->reused_tokens;
+    st->prompt_tokens = c->prompt_tokens;
 }
 
 int infer_seq_create(infer_ctx *c, infer_seq **out, char *err, size_t errlen) {
     *out = NULL;
     infer_seq *s = calloc(1, sizeof *s);
-    if (s) s->blocks = calloc((size_t)c->max_seq_blocks, sizeof(int32_t));
-    if (!s || !s->blocks) {
+    if (s) {
+        s->blocks = calloc((size_t)c->max_seq_blocks, sizeof(int32_t));
+        s->bhash = calloc((size_t)c->max_seq_blocks, sizeof(uint64_t));
+        s->toks = calloc((size_t)c->n_ctx, sizeof(int32_t));
+    }
+    if (!s || !s->blocks || !s->bhash || !s->toks) {
+        if (s) free(s->blocks), free(s->bhash), free(s->toks);
         free(s);
         return fail(err, errlen, "out of memory");
     }
@@ -178,8 +205,8 @@ int infer_seq_create(infer_ctx *c, infer_seq **out, char *err, size_t errlen) {
 void infer_seq_free(infer_seq *s) {
     if (!s) return;
     infer_ctx *c = s->c;
-    for (int32_t i = 0; i < s->n_blocks; i++) c->free_stack[c->n_free++] = s->blocks[i];
-    free(s->blocks);
+    for (int32_t i = 0; i < s->n_blocks; i++) kv_pool_release(&c->pool, s->blocks[i]);
+    free(s->blocks), free(s->bhash), free(s->toks);
     free(s);
 }
 
@@ -213,13 +240,49 @@ static int check_batch(infer_ctx *c, const infer_batch_entry *e, int32_t ne, int
         int32_t need = (s->len + e[i].n_tokens + c->bt - 1) / c->bt;
         blocks += need - s->n_blocks;
     }
-    if (blocks > c->n_free)
+    if (blocks > kv_pool_available(&c->pool))
         return fail(err, errlen, "KV cache full: batch needs %lld blocks, %d free of %d", (long long)blocks,
-                    c->n_free, c->n_blocks);
+                    kv_pool_available(&c->pool), c->pool.n_blocks);
     *n_tok = (int32_t)total;
     *n_out = (int32_t)rows;
     *new_blocks = (int32_t)blocks;
     return 0;
+}
+
+/* Records the tokens a decode appended and registers every block they
+ * filled, so later prompts with the same prefix can share it. */
+static void commit_tokens(infer_ctx *c, infer_seq *s, const int32_t *toks, int32_t n) {
+    memcpy(s->toks + s->len, toks, (size_t)n * sizeof *toks);
+    int32_t first_full = s->len / c->bt;
+    s->len += n;
+    for (int32_t b = first_full; b < s->len / c->bt; b++) {
+        uint64_t parent = b ? s->bhash[b - 1] : 0;
+        const int32_t *bt = s->toks + (size_t)b * c->bt;
+        s->bhash[b] = kv_chain_hash(parent, bt, c->bt);
+        kv_pool_register(&c->pool, s->blocks[b], parent, bt);
+    }
+}
+
+int32_t infer_seq_reuse_prefix(infer_seq *s, const int32_t *toks, int32_t n) {
+    infer_ctx *c = s->c;
+    if (s->len != 0 || n <= 0) return 0;
+    c->prompt_tokens += (uint64_t)n;
+    /* Leave at least one token to compute: its logits are what the caller wants. */
+    int32_t max_blocks = (n - 1) / c->bt;
+    if (max_blocks > c->max_seq_blocks) max_blocks = c->max_seq_blocks;
+    uint64_t parent = 0;
+    for (int32_t b = 0; b < max_blocks; b++) {
+        const int32_t *bt = toks + (size_t)b * c->bt;
+        int32_t blk = kv_pool_lookup(&c->pool, parent, bt);
+        if (blk < 0) break;
+        s->blocks[s->n_blocks++] = blk;
+        parent = kv_chain_hash(parent, bt, c->bt);
+        s->bhash[b] = parent;
+        memcpy(s->toks + (size_t)b * c->bt, bt, (size_t)c->bt * sizeof *bt);
+        s->len += c->bt;
+    }
+    c->reused_tokens += (uint64_t)s->len;
+    return s->len;
 }
 
 int infer_decode(infer_ctx *c, const infer_batch_entry *e, int32_t ne, char *err, size_t errlen) {
@@ -239,7 +302,7 @@ int infer_decode(infer_ctx *c, const infer_batch_entry *e, int32_t ne, char *err
         infer_seq *s = e[i].seq;
         seqs[i] = s;
         int32_t need = (s->len + e[i].n_tokens + c->bt - 1) / c->bt;
-        while (s->n_blocks < need) s->blocks[s->n_blocks++] = c->free_stack[--c->n_free];
+        while (s->n_blocks < need) s->blocks[s->n_blocks++] = kv_pool_alloc(&c->pool);
         c->entry_row[i] = r;
         c->entry_nrows[i] = 0;
         for (int32_t j = 0; j < e[i].n_tokens; j++, t++) {
@@ -253,7 +316,7 @@ int infer_decode(infer_ctx *c, const infer_batch_entry *e, int32_t ne, char *err
         }
     }
     forward_batch(c, seqs, n, out_rows, n_out);
-    for (int32_t i = 0; i < ne; i++) e[i].seq->len += e[i].n_tokens;
+    for (int32_t i = 0; i < ne; i++) commit_tokens(c, e[i].seq, e[i].tokens, e[i].n_tokens);
     c->n_entries = ne;
     return 0;
 }

@@ -4,6 +4,7 @@
 #ifndef INFER_CTX_H
 #define INFER_CTX_H
 
+#include "kvpool.h"
 #include "model.h"
 #include "ops.h"
 
@@ -12,6 +13,8 @@ struct infer_seq {
     int32_t len;      /* tokens whose K/V are in the cache */
     int32_t n_blocks; /* blocks in the table */
     int32_t *blocks;  /* block table: position p lives in blocks[p / block_tokens] */
+    int32_t *toks;    /* the tokens of positions 0..len-1 (for block hashes) */
+    uint64_t *bhash;  /* chain hash of each full block (0 while not full) */
 };
 
 struct infer_ctx {
@@ -25,10 +28,11 @@ struct infer_ctx {
     /* KV pool: block b holds, for every layer l, K then V for bt tokens:
      * K(b, l, slot) = kv + b*block_floats + (2*l)*bt*kv_dim + slot*kv_dim. */
     float *kv;
+    size_t kv_len; /* bytes, an anonymous mapping */
     size_t block_floats;
-    int32_t n_blocks, n_free;
-    int32_t *free_stack;
+    kv_pool pool;
     int32_t max_seq_blocks;
+    uint64_t reused_tokens, prompt_tokens; /* prefix-reuse statistics */
 
     /* scratch, sized for max_batch tokens */
     float *x, *h, *q, *k, *v, *att, *o, *ffa, *ffb;

@@ -1,4 +1,4 @@
-/* gguf.c - a validating GGUF v2/v3 reader over a read-only mmap.
+/* gguf.c - a validating GGUF v2/v3 reader over a read-only in-memory image.
  *
  * The whole header is parsed and checked once, in gguf_open: a model file is
  * hostile input like any other, and checking everything up front lets every
@@ -372,6 +372,37 @@ int gguf_open_mem(const void *buf, size_t len, gguf_file **out, char *err, size_
     return open_common(g, out, err, errlen);
 }
 
+/* Reads the whole file into anonymous memory advised for huge pages, then
+ * makes it read-only.  Not a file mapping: on the virtual machines we run on,
+ * streaming weights from page-cache-backed mappings measured 0.5 GB/s against
+ * 10-16 GB/s from anonymous memory, and decoding reads every weight once per
+ * token.  Read-only protection turns a stray write into a fault instead of a
+ * silently corrupted model shared by every request. */
+static void *load_bytes(int fd, size_t size, const char *path, char *err, size_t errlen) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fail(err, errlen, "cannot allocate %zu bytes for '%s': %s", size, path, strerror(errno));
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE); /* advisory: failure only costs speed */
+#endif
+    size_t done = 0;
+    while (done < size) {
+        size_t want = size - done < ((size_t)1 << 30) ? size - done : ((size_t)1 << 30);
+        ssize_t r = pread(fd, (uint8_t *)p + done, want, (off_t)done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            fail(err, errlen, "cannot read '%s': %s", path, r < 0 ? strerror(errno) : "file shrank while reading");
+            munmap(p, size);
+            return NULL;
+        }
+        done += (size_t)r;
+    }
+    mprotect(p, size, PROT_READ);
+    return p;
+}
+
 int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -390,10 +421,9 @@ int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
         close(fd);
         return fail(err, errlen, "'%s' is too small to be a GGUF file (%lld bytes)", path, (long long)st.st_size);
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
+    void *map = load_bytes(fd, (size_t)st.st_size, path, err, errlen);
     close(fd);
-    if (map == MAP_FAILED) return fail(err, errlen, "cannot map '%s': %s", path, strerror(e));
+    if (!map) return -1;
     gguf_file *g = calloc(1, sizeof *g);
     if (!g) {
         munmap(map, (size_t)st.st_size);

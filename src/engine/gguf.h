@@ -1,6 +1,7 @@
-/* gguf.h - internal: a validating GGUF v2/v3 reader over a read-only mmap.
+/* gguf.h - internal: a validating GGUF v2/v3 reader over a read-only
+ * in-memory image of the file (see load_bytes in gguf.c for why not a mapping).
  *
- * gguf_open maps the file and checks the whole header before returning:
+ * gguf_open loads the file and checks the whole header before returning:
  * every string, array, metadata value and tensor info lies inside the file,
  * counts fit in memory, tensor shapes are positive and their byte sizes do
  * not overflow, data offsets are aligned and inside the file, and no two
@@ -38,12 +39,12 @@ typedef struct gguf_tensor {
     uint32_t type;         /* ggml type id (see quant.h) */
     uint64_t offset;       /* from the start of the data section */
     uint64_t nbytes;
-    const void *data;      /* in the map */
+    const void *data;      /* in the loaded image */
 } gguf_tensor;
 
 typedef struct gguf_file gguf_file;
 
-/* Maps and validates path.  A tensor of a type libinfer cannot compute with
+/* Loads and validates path.  A tensor of a type libinfer cannot compute with
  * (quant_type_supported) is an error that names the tensor and the type. */
 int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen);
 /* Same checks over a caller-owned buffer (fuzzing, tests); no copy is made. */

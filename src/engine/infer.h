@@ -33,7 +33,8 @@ typedef struct infer_detok infer_detok;
 
 /* ---- Vocabulary and tokenizer ------------------------------------------ */
 
-/* Loads the tokenizer of a GGUF file (a full model or a vocab-only file). */
+/* Loads the tokenizer of a GGUF file (a full model or a vocab-only file), or
+ * of a Hugging Face tokenizer.json (byte-level BPE; recognised by content). */
 int infer_vocab_load(const char *path, infer_vocab **out, char *err, size_t errlen);
 void infer_vocab_free(infer_vocab *v);
 
@@ -88,11 +89,12 @@ const char *infer_vocab_text(const infer_vocab *v, int32_t id, size_t *len);
  * special tokens as text (and Llama 3's <|begin_of_text|>): tokenize it with
  * INFER_TOK_PARSE_SPECIAL and without INFER_TOK_ADD_SPECIAL. */
 #define INFER_CHAT_RAW 0
-#define INFER_CHAT_CHATML 1
-#define INFER_CHAT_QWEN3 2 /* ChatML with thinking */
+#define INFER_CHAT_CHATML 1 /* plain ChatML (Qwen2, Qwen1.5: no default system) */
+#define INFER_CHAT_QWEN3 2  /* ChatML with thinking */
 #define INFER_CHAT_LLAMA3 3
+#define INFER_CHAT_QWEN25 4 /* ChatML with Qwen2.5's default system message */
 int infer_chat_template(const infer_vocab *v);
-const char *infer_chat_template_name(int tmpl); /* "raw", "chatml", "qwen3", "llama3" */
+const char *infer_chat_template_name(int tmpl); /* "raw", "chatml", "qwen3", "llama3", "qwen2.5" */
 
 typedef struct infer_chat_msg {
     const char *role;    /* "system", "user" or "assistant" */
@@ -160,12 +162,29 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
 void infer_ctx_free(infer_ctx *c);
 const infer_model *infer_ctx_model(const infer_ctx *c);
 int32_t infer_ctx_n_ctx(const infer_ctx *c);
-/* KV pool occupancy in blocks. */
+/* KV pool occupancy in blocks: held by sequences, out of the total (cached
+ * prefix blocks nobody holds count as not used: they are evictable). */
 void infer_ctx_kv_usage(const infer_ctx *c, int32_t *used, int32_t *total);
+
+typedef struct infer_kv_stats {
+    int32_t blocks_total, blocks_used, blocks_cached, blocks_free;
+    int32_t block_tokens;
+    uint64_t block_bytes;
+    uint64_t prefix_lookups, prefix_hits, evictions; /* in blocks */
+    uint64_t prompt_tokens, reused_tokens;           /* via infer_seq_reuse_prefix */
+} infer_kv_stats;
+void infer_ctx_kv_stats(const infer_ctx *c, infer_kv_stats *st);
 
 int infer_seq_create(infer_ctx *c, infer_seq **out, char *err, size_t errlen);
 void infer_seq_free(infer_seq *s); /* returns its KV blocks to the pool */
 int32_t infer_seq_len(const infer_seq *s); /* tokens in its KV cache */
+
+/* Prefix reuse: on an empty sequence about to process prompt toks[0..n),
+ * attaches every leading full KV block already computed for the same tokens
+ * (by any sequence, alive or finished and still cached) and returns how many
+ * tokens that covers (a multiple of the block size, always < n).  The caller
+ * then decodes only toks[returned..n). */
+int32_t infer_seq_reuse_prefix(infer_seq *s, const int32_t *toks, int32_t n);
 
 #define INFER_LOGITS_NONE 0
 #define INFER_LOGITS_LAST 1
@@ -207,6 +226,76 @@ void infer_sampler_free(infer_sampler *s);
 void infer_sampler_accept(infer_sampler *s, int32_t token);
 /* Picks a token from logits[0..n) (the array is not modified) and accepts it. */
 int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n);
+
+/* ---- Scheduler: continuous batching on an engine thread ------------------- */
+
+/* One scheduler thread owns a ctx (and its thread pool) from creation on:
+ * each step it runs one forward pass over the next token of every decoding
+ * sequence plus prompt chunks of sequences being prefilled (so a long prompt
+ * never stalls the others), samples, and reports through the request's
+ * callbacks.  Requests join and leave between steps.  Admission is bounded:
+ * a full queue fails the submit at once.  A request is admitted only when
+ * the KV pool can hold its whole prompt + max_tokens beside every active
+ * request's, so an admitted request never fails for lack of memory.
+ * Leading KV blocks are reused from earlier requests with the same prefix. */
+typedef struct infer_sched infer_sched;
+
+enum { INFER_FINISH_STOP, INFER_FINISH_LENGTH, INFER_FINISH_TIMEOUT, INFER_FINISH_CANCELLED, INFER_FINISH_ERROR };
+const char *infer_finish_name(int reason); /* "stop", "length", "timeout", "cancelled", "error" */
+
+typedef struct infer_request_stats {
+    int32_t prompt_tokens, reused_tokens, generated_tokens;
+    double queue_ms, prefill_ms, decode_ms; /* waiting, prompt processing, generation */
+} infer_request_stats;
+
+typedef struct infer_request {
+    const int32_t *prompt; /* copied by submit; must hold at least one token */
+    int32_t n_prompt;
+    int32_t max_tokens;    /* >= 1 */
+    infer_sampler_params sampling;
+    const char *const *stop; /* stop strings (copied); generation ends before the first match */
+    int32_t n_stop;
+    int64_t timeout_ms;    /* from submit, queue time included; 0 = none */
+    /* Called on the scheduler thread.  on_text receives the answer in pieces
+     * of complete UTF-8 (text that could begin a stop string is held back
+     * until it cannot); on_done is called exactly once, last, with the
+     * reason (INFER_FINISH_*) and, for INFER_FINISH_ERROR, a message. */
+    void (*on_text)(void *ud, const char *text, size_t len);
+    void (*on_done)(void *ud, int reason, const infer_request_stats *st, const char *errmsg);
+    void *ud;
+} infer_request;
+
+typedef struct infer_sched_params {
+    int32_t max_queue;        /* requests waiting for admission (0: 64) */
+    int32_t max_active;       /* sequences stepping together (0: 16) */
+    int32_t prefill_chunk;    /* prompt tokens per sequence per step (0: 256) */
+    int nice;                 /* nice value for the engine's threads (0: leave as is) */
+} infer_sched_params;
+
+typedef struct infer_sched_stats {
+    int32_t queued, active;
+    uint64_t submitted, completed, rejected, cancelled, timeouts, errors;
+    uint64_t prompt_tokens, generated_tokens, steps;
+    double tokens_per_s; /* generated tokens/s over the recent past */
+    infer_kv_stats kv;
+} infer_sched_stats;
+
+/* Takes over c (and its thread pool) until infer_sched_free. */
+int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **out, char *err, size_t errlen);
+/* Ends every request (on_done with INFER_FINISH_CANCELLED, on the scheduler
+ * thread) and joins it; the ctx is the caller's again. */
+void infer_sched_free(infer_sched *s);
+/* Queues a request.  Fails at once (-1, message) when the queue is full or
+ * the request can never fit (context or KV pool too small); then no
+ * callback is ever called. */
+int infer_sched_submit(infer_sched *s, const infer_request *r, uint64_t *id, char *err, size_t errlen);
+/* Asks for request id to end (on_done with INFER_FINISH_CANCELLED within one
+ * step).  Returns 0 if it was still running, -1 if unknown or finished. */
+int infer_sched_cancel(infer_sched *s, uint64_t id);
+void infer_sched_get_stats(infer_sched *s, infer_sched_stats *st);
+
+/* Lowers (or raises) the scheduling priority of the pool's worker threads. */
+void infer_threadpool_set_nice(infer_threadpool *tp, int nice);
 
 /* ---- Misc ------------------------------------------------------------------------ */
 

@@ -4,9 +4,9 @@
  * every weight to its place in the mmap and checks each shape against the
  * hyper-parameters before any forward pass can use it, so that a file whose
  * tensors disagree with its metadata fails here with a message instead of
- * reading out of bounds later.  Large matrices stay in the map (the page cache
- * shares them between processes); 1-D tensors (norms, biases) are copied as
- * f32 because they are tiny and touched on every token. */
+ * reading out of bounds later.  Matrices are used in place in the file's
+ * read-only image; 1-D tensors (norms, biases) are copied as f32 because
+ * they are tiny and touched on every token. */
 #include "model.h"
 
 #include "quant.h"

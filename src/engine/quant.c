@@ -14,6 +14,7 @@
  * precomputed with the activations. */
 #include "quant.h"
 
+#include <cpuid.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -403,10 +404,16 @@ static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
 static int isa_max;
 static int isa_now; /* accessed with __atomic builtins: tests may switch it */
 
+/* F16C is CPUID leaf 1, ECX bit 29; asked directly because not every
+ * compiler's __builtin_cpu_supports knows the name (clang 14 does not). */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
 static void isa_detect(void) {
     __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                  __builtin_cpu_supports("avx512vnni");

@@ -24,6 +24,16 @@ typedef struct {
     tile_fn tab[4][4];
 } tile_set;
 
+/* Decode (one token) streams every weight once from memory; besides the
+ * hardware prefetcher, each tile asks for the bytes PF_AHEAD rows on. */
+#define PF_AHEAD 8
+/* Float rows are longer (2-4 KiB): about 8-16 KiB ahead as well. */
+#define PF_AHEAD_F(wt) ((wt) == WF32 ? 2 : 4)
+AI void prefetch_span(const uint8_t *p, size_t n) {
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+    _mm_prefetch((const char *)(p + n - 1), _MM_HINT_T0);
+}
+
 /* Token chunks that fit in L2, row blocks inside, token tiles innermost. */
 static void drive(const tile_set *ts, const uint8_t *w, size_t ws, int64_t k, int64_t r0, int64_t r1,
                   const uint8_t *act, size_t ab, int64_t nt, float *y, size_t ldy) {
@@ -33,6 +43,10 @@ static void drive(const tile_set *ts, const uint8_t *w, size_t ws, int64_t k, in
         int64_t t1 = t0 + tc < nt ? t0 + tc : nt;
         for (int64_t r = r0; r < r1; r += ts->rm) {
             int rr = (int)(r1 - r < ts->rm ? r1 - r : ts->rm);
+            /* small batches stream weights like decode, which prefetches
+             * inside its tiles; here the row block after next is fetched */
+            if (nt > 1 && nt <= 16 && r + 3 * ts->rm <= r1)
+                prefetch_span(w + (size_t)(r + 2 * ts->rm) * ws, (size_t)ts->rm * ws);
             for (int64_t t = t0; t < t1; t += ts->tm) {
                 int tt = (int)(t1 - t < ts->tm ? t1 - t : ts->tm);
                 ts->tab[rr - 1][tt - 1](w + (size_t)r * ws, ws, act + (size_t)t * ab, ab, k,
@@ -104,7 +118,11 @@ AI void ftile(const int wt, const int R, const int T, const uint8_t *w, size_t w
     for (; i + 8 <= k; i += 8) {
         __m256 wv[4];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) wv[r] = load_w8(wt, w + r * ws, i);
+        for (int r = 0; r < R; r++) {
+            if (T == 1 && (wt == WF32 ? !(i & 8) : !(i & 24)))
+                _mm_prefetch((const char *)(w + (r + PF_AHEAD_F(wt)) * ws + i * (wt == WF32 ? 4 : 2)), _MM_HINT_T0);
+            wv[r] = load_w8(wt, w + r * ws, i);
+        }
 #pragma GCC unroll 3
         for (int t = 0; t < T; t++) {
             __m256 x = _mm256_loadu_ps((const float *)(act + t * ab) + i);
@@ -152,6 +170,7 @@ AI void q80_tile(const int is_q4, const int R, const int T, const uint8_t *w, si
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = w + r * ws + b * bb;
+            if (T == 1 && !(b & 1)) prefetch_span(blk + PF_AHEAD * ws, 2 * bb);
             dw[r] = half_at(blk);
             if (is_q4) {
                 __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
@@ -209,6 +228,7 @@ AI void q45k_tile(const int q5, const int R, const int T, const uint8_t *w, size
         __m256i isum[4][2];
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
+            if (T == 1) prefetch_span(w + (r + PF_AHEAD) * ws + b * bb, bb);
             quant_k4_scales(w + r * ws + b * bb + 4, sc[r], mn[r]);
 #pragma GCC unroll 2
             for (int t = 0; t < T; t++) isum[r][t] = _mm256_setzero_si256();
@@ -270,9 +290,11 @@ AI void q6k_tile(const int unused, const int R, const int T, const uint8_t *w, s
     for (int64_t b = 0; b < nb; b++) {
         __m256i isum[4][2];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
+        for (int r = 0; r < R; r++) {
+            if (T == 1) prefetch_span(w + (r + PF_AHEAD) * ws + b * sizeof(block_q6_K), sizeof(block_q6_K));
 #pragma GCC unroll 2
             for (int t = 0; t < T; t++) isum[r][t] = _mm256_setzero_si256();
+        }
         for (int j = 0; j < 8; j++) {
             /* elements 32j..32j+31: half h, quarter qq of that half */
             const int h = j >> 2, qq = j & 3;

@@ -14,7 +14,10 @@
  * Q8_0 weights are biased by +128 (the bias times the activation block sum
  * is subtracted through the accumulator's start value), 4-, 5- and 6-bit
  * weights are unsigned already.  K-quant sub-block scales multiply the
- * maddubs pairs through vpdpwssd, so a 256-block needs one float step. */
+ * maddubs pairs through vpdpwssd, so a 256-block costs one float multiply-add
+ * per (token, row), plus one for the Q4_K/Q5_K mins, which meet the
+ * activation sums (da * sum of each 32) as a short float dot product.
+ * Decode tiles prefetch the weights a few rows ahead. */
 #include "quant.h"
 
 #include <immintrin.h>
@@ -33,14 +36,36 @@ typedef struct {
     tile_fn tab[4][6];
 } tile_set;
 
+/* Decode (one token) streams every weight once from memory; the hardware
+ * prefetcher alone leaves bandwidth unused, so each tile also asks for the
+ * same bytes PF_AHEAD rows further on, which a later tile will read. */
+#ifndef PF_AHEAD
+#define PF_AHEAD 8
+#endif
+/* Float rows are longer (2-4 KiB): about 8-16 KiB ahead as well. */
+#define PF_AHEAD_F(wt) ((wt) == WF32 ? 2 : 4)
+AI void prefetch_span(const uint8_t *p, size_t n) {
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+    _mm_prefetch((const char *)(p + n - 1), _MM_HINT_T0);
+}
+
+/* Activation bytes per token chunk: about a quarter of Zen 5's 1 MiB L2
+ * (16 to 256 KiB measured alike). */
+#ifndef CHUNK_KB
+#define CHUNK_KB 256
+#endif
 static void drive(const tile_set *ts, const uint8_t *w, size_t ws, int64_t k, int64_t r0, int64_t r1,
                   const uint8_t *act, size_t ab, int64_t nt, float *y, size_t ldy) {
-    int64_t tc = (int64_t)((256 * 1024) / ab) / ts->tm * ts->tm;
+    int64_t tc = (int64_t)((CHUNK_KB * 1024) / ab) / ts->tm * ts->tm;
     if (tc < ts->tm) tc = ts->tm;
     for (int64_t t0 = 0; t0 < nt; t0 += tc) {
         int64_t t1 = t0 + tc < nt ? t0 + tc : nt;
         for (int64_t r = r0; r < r1; r += ts->rm) {
             int rr = (int)(r1 - r < ts->rm ? r1 - r : ts->rm);
+            /* small batches stream weights like decode, which prefetches
+             * inside its tiles; here the row block after next is fetched */
+            if (nt > 1 && nt <= 16 && r + 3 * ts->rm <= r1)
+                prefetch_span(w + (size_t)(r + 2 * ts->rm) * ws, (size_t)ts->rm * ws);
             for (int64_t t = t0; t < t1; t += ts->tm) {
                 int tt = (int)(t1 - t < ts->tm ? t1 - t : ts->tm);
                 ts->tab[rr - 1][tt - 1](w + (size_t)r * ws, ws, act + (size_t)t * ab, ab, k,
@@ -48,17 +73,6 @@ static void drive(const tile_set *ts, const uint8_t *w, size_t ws, int64_t k, in
             }
         }
     }
-}
-
-/* Decode (one token) streams every weight once from memory; the hardware
- * prefetcher alone leaves bandwidth unused, so each tile also asks for the
- * same bytes PF_AHEAD rows further on, which a later tile will read. */
-#ifndef PF_AHEAD
-#define PF_AHEAD 8
-#endif
-AI void prefetch_span(const uint8_t *p, size_t n) {
-    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
-    _mm_prefetch((const char *)(p + n - 1), _MM_HINT_T0);
 }
 
 /* ------------------------------------------------------ F32 / F16 / BF16 */
@@ -92,7 +106,7 @@ AI void ftile(const int wt, const int R, const int T, const uint8_t *w, size_t w
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             if (T == 1 && (wt == WF32 || !(i & 16)))
-                _mm_prefetch((const char *)(w + (r + PF_AHEAD) * ws + i * (wt == WF32 ? 4 : 2)), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w + (r + PF_AHEAD_F(wt)) * ws + i * (wt == WF32 ? 4 : 2)), _MM_HINT_T0);
             wv[r] = load_w16(wt, w + r * ws, i);
         }
 #pragma GCC unroll 6
@@ -154,18 +168,15 @@ static void matmul_bf16(const void *w, size_t ws, int64_t k, int64_t r0, int64_t
 
 /* ------------------------------------------------------------ Q8_0 / Q4_0 */
 
-/* Two blocks per 512-bit step: lanes 0-7 belong to block b, 8-15 to b+1. */
-AI __m512 pair_scale(float a, float b) {
-    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
-}
-
 AI float half_at(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
     return _cvtsh_ss(h);
 }
 
-/* q8 (is_q4 == 0) or q4_0 (is_q4 == 1) weights against Q8_0-style activations. */
+/* q8 (is_q4 == 0) or q4_0 (is_q4 == 1) weights against Q8_0-style
+ * activations, two blocks per 512-bit step: lanes 0-7 belong to block b,
+ * 8-15 to block b+1, and an odd last block runs with the upper half zero. */
 AI void q80_tile(const int is_q4, const int R, const int T, const uint8_t *w, size_t ws, const uint8_t *act,
                  size_t ab, int64_t k, float *y, size_t ldy) {
     const size_t bb = is_q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
@@ -174,6 +185,8 @@ AI void q80_tile(const int is_q4, const int R, const int T, const uint8_t *w, si
     const __m512i bias = _mm512_set1_epi8((char)0x80), m4 = _mm512_set1_epi8(0x0F);
     const __m512i nib_shift = _mm512_set_epi64(4 * 0x0001000100010001ll, 4 * 0x0001000100010001ll, 0, 0,
                                                4 * 0x0001000100010001ll, 4 * 0x0001000100010001ll, 0, 0);
+    /* lanes 0-7 take element 0 (block b), lanes 8-15 element 1 (block b+1) */
+    const __m512i pair_idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512 acc[4][6];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -198,7 +211,11 @@ AI void q80_tile(const int is_q4, const int R, const int T, const uint8_t *w, si
                 __m256i q1 = two ? _mm256_loadu_si256((const __m256i *)(b1 + 2)) : _mm256_set1_epi8((char)0x80);
                 wq[r] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), bias);
             }
-            dw[r] = pair_scale(half_at(b0), two ? half_at(b1) : 0.0f);
+            uint16_t h0, h1 = 0;
+            memcpy(&h0, b0, 2);
+            if (two) memcpy(&h1, b1, 2);
+            __m128 dw2 = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | ((uint32_t)h1 << 16))));
+            dw[r] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(dw2));
         }
 #pragma GCC unroll 6
         for (int t = 0; t < T; t++) {
@@ -207,9 +224,11 @@ AI void q80_tile(const int is_q4, const int R, const int T, const uint8_t *w, si
             const int32_t *as = (const int32_t *)(a + k + nb * 4);
             __m512i av = two ? _mm512_loadu_si512(a + b * 32)
                              : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(a + b * 32)));
-            __m512 dav = pair_scale(da[b], two ? da[b + 1] : 0.0f);
-            __m512i c0 = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(1, corr * as[b]), 0x100,
-                                                two ? corr * as[b + 1] : 0);
+            __m128 da2 = two ? _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(da + b))) : _mm_load_ss(da + b);
+            __m512 dav = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(da2));
+            __m128i s2 = two ? _mm_loadl_epi64((const __m128i *)(as + b)) : _mm_cvtsi32_si128(as[b]);
+            __m512i c0 = _mm512_maskz_permutexvar_epi32(0x0101, pair_idx,
+                                                         _mm512_castsi128_si512(_mm_mullo_epi32(s2, _mm_set1_epi32(corr))));
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 __m512i is = _mm512_dpbusd_epi32(c0, wq[r], av);
@@ -225,28 +244,30 @@ AI void q80_tile(const int is_q4, const int R, const int T, const uint8_t *w, si
 
 #define QT(name, fn, arg, R, T) \
     static void name##_##R##_##T(TILE_ARGS) { fn(arg, R, T, TILE_PASS); }
-#define QT_ROWS(name, fn, arg, T) QT(name, fn, arg, 1, T) QT(name, fn, arg, 2, T) QT(name, fn, arg, 3, T) QT(name, fn, arg, 4, T)
-#define QT_TAB_ROW(name, R) {name##_##R##_1, name##_##R##_2, name##_##R##_3, name##_##R##_4, name##_##R##_5, name##_##R##_6}
-/* Every tile shape up to 4 rows x 6 tokens; the batch set uses RB x TB
- * tiles (smaller ones at the edges), the decode set 4 x 1. */
-#define QGRID(name, fn, arg, RB, TB)                                                                   \
-    QT_ROWS(name, fn, arg, 1) QT_ROWS(name, fn, arg, 2) QT_ROWS(name, fn, arg, 3)                      \
-    QT_ROWS(name, fn, arg, 4) QT_ROWS(name, fn, arg, 5) QT_ROWS(name, fn, arg, 6)                      \
-    static const tile_set name##_dec = {4, 1, {QT_TAB_ROW(name, 1), QT_TAB_ROW(name, 2), QT_TAB_ROW(name, 3), \
-                                               QT_TAB_ROW(name, 4)}};                                  \
-    static const tile_set name##_bat = {RB, TB, {QT_TAB_ROW(name, 1), QT_TAB_ROW(name, 2), QT_TAB_ROW(name, 3), \
-                                                 QT_TAB_ROW(name, 4)}};
+/* Q8_0/Q4_0: batch tiles up to 4 rows x 4 tokens; decode tiles 4 rows x 1 token. */
+#define QSET44(name, fn, arg)                                                                       \
+    QT(name, fn, arg, 1, 1) QT(name, fn, arg, 2, 1) QT(name, fn, arg, 3, 1) QT(name, fn, arg, 4, 1) \
+    QT(name, fn, arg, 1, 2) QT(name, fn, arg, 2, 2) QT(name, fn, arg, 3, 2) QT(name, fn, arg, 4, 2) \
+    QT(name, fn, arg, 1, 3) QT(name, fn, arg, 2, 3) QT(name, fn, arg, 3, 3) QT(name, fn, arg, 4, 3) \
+    QT(name, fn, arg, 1, 4) QT(name, fn, arg, 2, 4) QT(name, fn, arg, 3, 4) QT(name, fn, arg, 4, 4) \
+    static const tile_set name##_dec = {4, 1, {{name##_1_1}, {name##_2_1}, {name##_3_1}, {name##_4_1}}}; \
+    static const tile_set name##_bat = {4, 4, {{name##_1_1, name##_1_2, name##_1_3, name##_1_4},    \
+                                               {name##_2_1, name##_2_2, name##_2_3, name##_2_4},    \
+                                               {name##_3_1, name##_3_2, name##_3_3, name##_3_4},    \
+                                               {name##_4_1, name##_4_2, name##_4_3, name##_4_4}}};
+/* K-quants (two int32 accumulator sets per pair, so fewer rows): batch tiles
+ * up to 2 rows x 4 tokens; decode tiles 4 rows x 1 token.  (2x5, 3x3, 4x2 and
+ * 2x6 measured the same or slower on Zen 5.) */
+#define QSET24(name, fn, arg)                                                                       \
+    QT(name, fn, arg, 1, 1) QT(name, fn, arg, 2, 1) QT(name, fn, arg, 3, 1) QT(name, fn, arg, 4, 1) \
+    QT(name, fn, arg, 1, 2) QT(name, fn, arg, 2, 2) QT(name, fn, arg, 1, 3) QT(name, fn, arg, 2, 3) \
+    QT(name, fn, arg, 1, 4) QT(name, fn, arg, 2, 4)                                                 \
+    static const tile_set name##_dec = {4, 1, {{name##_1_1}, {name##_2_1}, {name##_3_1}, {name##_4_1}}}; \
+    static const tile_set name##_bat = {2, 4, {{name##_1_1, name##_1_2, name##_1_3, name##_1_4},    \
+                                               {name##_2_1, name##_2_2, name##_2_3, name##_2_4}}};
 
-#ifndef Q8_RB
-#define Q8_RB 4
-#define Q8_TB 4
-#endif
-#ifndef K_RB
-#define K_RB 2
-#define K_TB 4
-#endif
-QGRID(q80t, q80_tile, 0, Q8_RB, Q8_TB)
-QGRID(q40t, q80_tile, 1, Q8_RB, Q8_TB)
+QSET44(q80t, q80_tile, 0)
+QSET44(q40t, q80_tile, 1)
 
 static void matmul_q8_0(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt,
                         float *y, size_t ldy) {
@@ -323,6 +344,7 @@ AI void q45k_tile(const int q5, const int R, const int T, const uint8_t *w, size
                 u[r] = (s & 1) ? _mm512_and_si512(_mm512_srli_epi16(q, 4), m4) : _mm512_and_si512(q, m4);
                 if (q5) {
                     __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16)));
+                    /* sub-block j's fifth bit is bit j of qh[l]: shift it to bit 4 */
                     const __m512i cnt = s == 0 ? idx_pair(0, 2) : s == 1 ? idx_pair(1, 3) : s == 2 ? idx_pair(4, 6) : idx_pair(5, 7);
                     __m512i hb = _mm512_slli_epi16(_mm512_srlv_epi16(qh, cnt), 4);
                     u[r] = _mm512_ternarylogic_epi32(u[r], hb, b4, 0xF8); /* u | (hb & 0x10) */
@@ -429,9 +451,9 @@ AI void q6k_tile(const int unused, const int R, const int T, const uint8_t *w, s
         for (int t = 0; t < T; t++) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
-QGRID(q4kt, q45k_tile, 0, K_RB, K_TB)
-QGRID(q5kt, q45k_tile, 1, K_RB, K_TB)
-QGRID(q6kt, q6k_tile, 0, K_RB, K_TB)
+QSET24(q4kt, q45k_tile, 0)
+QSET24(q5kt, q45k_tile, 1)
+QSET24(q6kt, q6k_tile, 0)
 
 #define KMATMUL(fname, set, type)                                                                           \
     static void fname(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt, \

@@ -5,13 +5,15 @@
  * need weights of a given type; it is not on the inference hot path, so it
  * favours accuracy over speed.  The algorithms are our own:
  *
- *  - Q8_0, Q4_0 and the sub-blocks of Q6_K (symmetric levels): a short search over
- *    scales that put the largest-magnitude value on or near the extreme
- *    level, each candidate followed by one least-squares refit of the scale
- *    for the levels it chose; the scale with the least squared error wins.
- *  - Q4_K / Q5_K (levels a*q - b, q in [0, 2^bits - 1]): per sub-block of 32
- *    a search over ranges [lo, lo + k*a] followed by a least-squares refit of
- *    (a, b) for the chosen levels; then the sub-block (a, b) are coded as
+ *  - Q8_0, Q4_0 and the sub-blocks of Q6_K (symmetric levels): candidate
+ *    scales put the largest-magnitude value on or near the extreme level;
+ *    each is scored by the error of the least-squares scale for the levels
+ *    it picks (one pass, closed form), and the winner is polished by two
+ *    re-pick/refit rounds.  Q8_0 never uses level -128.
+ *  - Q4_K / Q5_K (levels a*q - b, q in [0, 2^bits - 1]): per sub-block of 32,
+ *    candidate steps over [min(x, 0), max(x)] with the origin at the minimum
+ *    or half a step below, each refit by least squares in (a, b) with b >= 0
+ *    and scored in closed form, then polished; the sub-block (a, b) become
  *    6-bit multiples of the super-block d / dmin, and every value is
  *    re-quantized against the scales actually stored, so the error the
  *    dequantizer sees is the one the search minimised.

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -39,6 +41,8 @@ struct infer_threadpool {
     _Atomic int pending;      /* workers still running the current region */
     _Atomic int sleepers;     /* workers blocked on `wake` */
     _Atomic int stop;
+    _Atomic int nice;     /* wanted nice value of the workers */
+    _Atomic unsigned nice_gen; /* bumped by infer_threadpool_set_nice */
     tp_fn fn;
     void *arg;
 };
@@ -55,7 +59,7 @@ static void *worker(void *p) {
     /* Not the current value: the caller may already have started a region
      * before this thread first runs.  Every worker exists before the first
      * region, when gen is 0. */
-    unsigned seen = 0;
+    unsigned seen = 0, nice_seen = 0;
     for (;;) {
         int spins = 0;
         while (atomic_load_explicit(&tp->gen, memory_order_acquire) == seen) {
@@ -77,6 +81,10 @@ static void *worker(void *p) {
         }
         if (atomic_load(&tp->stop)) return NULL;
         seen = atomic_load(&tp->gen);
+        if (atomic_load(&tp->nice_gen) != nice_seen) {
+            nice_seen = atomic_load(&tp->nice_gen);
+            setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), atomic_load(&tp->nice));
+        }
         tp->fn(tp->arg, wa.ith, tp->n);
         atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_release);
     }
@@ -139,6 +147,13 @@ void infer_threadpool_free(infer_threadpool *tp) {
 }
 
 int infer_threadpool_size(const infer_threadpool *tp) { return tp->n; }
+
+/* Workers apply it themselves at their next region: priorities are per
+ * thread on Linux and only the thread itself knows its tid cheaply. */
+void infer_threadpool_set_nice(infer_threadpool *tp, int nice) {
+    atomic_store(&tp->nice, nice);
+    atomic_fetch_add(&tp->nice_gen, 1);
+}
 
 void tp_run(infer_threadpool *tp, tp_fn fn, void *arg) {
     if (tp->n == 1) {

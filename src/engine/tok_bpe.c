@@ -141,29 +141,26 @@ int bpe_setup_pre(infer_vocab *v, const char *pre, size_t pre_len, char *err, si
 /* ---- merges ---------------------------------------------------------------- */
 
 static uint64_t pair_key(int32_t l, int32_t r) { return ((uint64_t)(uint32_t)l << 32) | (uint32_t)r; }
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x;
+/* Fibonacci hashing: the high bits of key * 2^64/phi; ids are small and
+ * dense, so a multiply mixes them well enough and costs one instruction. */
+static uint64_t slot_of(const infer_vocab *v, uint64_t key) {
+    return (key * 0x9E3779B97F4A7C15ULL) >> 32 & v->merge_mask;
 }
 
 int bpe_merges_alloc(infer_vocab *v, uint64_t n_merges) {
     uint64_t cap = 16;
     while (cap < n_merges * 2) cap <<= 1;
     if (cap > ((uint64_t)1 << 30)) return -1;
-    v->merge_keys = malloc(sizeof(uint64_t) * cap);
-    v->merge_rank = malloc(sizeof(uint32_t) * cap);
-    v->merge_result = malloc(sizeof(int32_t) * cap);
-    if (!v->merge_keys || !v->merge_rank || !v->merge_result) return -1;
-    memset(v->merge_rank, 0xff, sizeof(uint32_t) * cap);
+    v->merges = malloc(sizeof(struct bpe_merge) * cap);
+    if (!v->merges) return -1;
+    for (uint64_t i = 0; i < cap; i++) v->merges[i].rank = UINT32_MAX;
     v->merge_mask = cap - 1;
     return 0;
 }
 
 int bpe_add_merge(infer_vocab *v, const char *l, size_t ll, const char *r, size_t rl, uint32_t rank,
                   char *scratch) {
-    if (!v->merge_rank || rank == UINT32_MAX) return -1;
+    if (!v->merges || rank == UINT32_MAX) return -1;
     if (ll + rl > v->max_len) return 0; /* the result is no token */
     int32_t lid = vocab_find(v, l, ll), rid = vocab_find(v, r, rl);
     if (lid < 0 || rid < 0) return 0;
@@ -172,29 +169,30 @@ int bpe_add_merge(infer_vocab *v, const char *l, size_t ll, const char *r, size_
     int32_t res = vocab_find(v, scratch, ll + rl);
     if (res < 0) return 0;
     uint64_t key = pair_key(lid, rid);
-    uint64_t i = mix64(key) & v->merge_mask;
-    while (v->merge_rank[i] != UINT32_MAX) {
-        if (v->merge_keys[i] == key) return 0; /* the first (lowest) rank wins */
+    uint64_t i = slot_of(v, key);
+    while (v->merges[i].rank != UINT32_MAX) {
+        if (v->merges[i].key == key) return 0; /* the first (lowest) rank wins */
         i = (i + 1) & v->merge_mask;
     }
-    v->merge_keys[i] = key;
-    v->merge_rank[i] = rank;
-    v->merge_result[i] = res;
+    v->merges[i].key = key;
+    v->merges[i].rank = rank;
+    v->merges[i].result = res;
     return 0;
 }
 
-static int find_merge(const infer_vocab *v, int32_t l, int32_t r, uint32_t *rank, int32_t *res) {
+static inline int find_merge(const infer_vocab *v, int32_t l, int32_t r, uint32_t *rank, int32_t *res) {
     uint64_t key = pair_key(l, r);
-    uint64_t i = mix64(key) & v->merge_mask;
-    while (v->merge_rank[i] != UINT32_MAX) {
-        if (v->merge_keys[i] == key) {
-            *rank = v->merge_rank[i];
-            *res = v->merge_result[i];
+    uint64_t i = slot_of(v, key);
+    for (;;) {
+        const struct bpe_merge *m = &v->merges[i];
+        if (m->rank == UINT32_MAX) return 0;
+        if (m->key == key) {
+            *rank = m->rank;
+            *res = m->result;
             return 1;
         }
         i = (i + 1) & v->merge_mask;
     }
-    return 0;
 }
 
 /* GPT-2's byte alphabet: printable Latin-1 bytes stand for themselves, the
@@ -217,9 +215,7 @@ void bpe_init_bytes(infer_vocab *v) {
 void bpe_free(infer_vocab *v) {
     for (int i = 0; i < v->n_re; i++) pcre2_code_free((pcre2_code *)v->re[i]);
     v->n_re = 0;
-    free(v->merge_keys);
-    free(v->merge_rank);
-    free(v->merge_result);
+    free(v->merges);
 }
 
 /* ---- encoding --------------------------------------------------------------- */
@@ -274,33 +270,82 @@ static void bpe_try(const infer_vocab *v, const bsym *s, int32_t l, int32_t r, b
     bheap_push(h, hn, p);
 }
 
+/* Per-call state: scratch that grows with the longest word seen, the regex
+ * match data, and the word cache (long texts only). */
 typedef struct {
+    const infer_vocab *v;
+    const char *text;
+    tok_out *o;
     bsym *sym;
     bpair *heap;
     char *spell; /* a word spelled in the byte alphabet (ignore_merges) */
-} bpe_scratch;
+    int32_t *word_ids;
+    size_t cap;  /* words of up to cap bytes fit the scratch */
+    pcre2_match_data *md;
+    pcre2_match_context *mc;
+    /* word cache: real text repeats its words, and a repeated word's ids are
+     * copied instead of merged again.  It lives for one call, so the vocab
+     * stays read-only and shareable between threads. */
+    struct wc_slot *slots;
+    int32_t *pool;
+    size_t pool_n, pool_cap, used;
+    char *err;
+    size_t errlen;
+} bpe_state;
 
-static void encode_word(const infer_vocab *v, const unsigned char *w, size_t n, bpe_scratch *sc, tok_out *o) {
+#define WC_MIN_TEXT 4096 /* shorter texts do not repay the table */
+#define WC_MAX_WORD 48
+#define WC_SLOTS (1u << 16)
+
+struct wc_slot {
+    uint32_t hash, off, len; /* the word at text + off; len 0: empty slot */
+    uint32_t ids, n_ids;     /* its ids in the pool */
+};
+
+static int grow_scratch(bpe_state *st, size_t n) {
+    if (n <= st->cap) return 0;
+    size_t c = n < 64 ? 64 : n * 2;
+    bsym *sym = realloc(st->sym, sizeof(bsym) * c);
+    if (sym) st->sym = sym;
+    bpair *heap = realloc(st->heap, sizeof(bpair) * (3 * c + 1));
+    if (heap) st->heap = heap;
+    char *spell = realloc(st->spell, 2 * c + 1);
+    if (spell) st->spell = spell;
+    int32_t *ids = realloc(st->word_ids, sizeof(int32_t) * (c + 1));
+    if (ids) st->word_ids = ids;
+    if (!sym || !heap || !spell || !ids) return -1;
+    st->cap = c;
+    return 0;
+}
+
+/* Merges one word (its bytes) and appends its ids to o. */
+static void encode_word(const infer_vocab *v, const unsigned char *w, size_t n, bpe_state *st, tok_out *o) {
     if (n == 0) return;
+    if (n == 1) { /* nothing to merge */
+        int32_t id = v->byte_tok[w[0]];
+        if (id >= 0) tok_push(o, id);
+        else if (v->unk >= 0) tok_push(o, v->unk);
+        return;
+    }
     if (v->ignore_merges) {
         size_t k = 0;
-        for (size_t i = 0; i < n; i++) k += utf8_encode(v->byte_enc[w[i]], sc->spell + k);
-        int32_t id = vocab_find(v, sc->spell, k);
+        for (size_t i = 0; i < n; i++) k += utf8_encode(v->byte_enc[w[i]], st->spell + k);
+        int32_t id = vocab_find(v, st->spell, k);
         if (id >= 0) {
             tok_push(o, id);
             return;
         }
     }
-    bsym *s = sc->sym;
+    bsym *s = st->sym;
     for (size_t i = 0; i < n; i++) {
         s[i].prev = (int32_t)i - 1;
         s[i].next = i + 1 < n ? (int32_t)i + 1 : -1;
         s[i].id = v->byte_tok[w[i]];
     }
     size_t hn = 0;
-    for (size_t i = 1; i < n; i++) bpe_try(v, s, (int32_t)i - 1, (int32_t)i, sc->heap, &hn);
+    for (size_t i = 1; i < n; i++) bpe_try(v, s, (int32_t)i - 1, (int32_t)i, st->heap, &hn);
     while (hn > 0) {
-        bpair p = bheap_pop(sc->heap, &hn);
+        bpair p = bheap_pop(st->heap, &hn);
         bsym *l = &s[p.left], *r = &s[p.right];
         if (l->id != p.lid || r->id != p.rid || l->next != p.right) continue;
         uint32_t rank;
@@ -310,8 +355,8 @@ static void encode_word(const infer_vocab *v, const unsigned char *w, size_t n, 
         r->id = -2;
         l->next = r->next;
         if (r->next >= 0) s[r->next].prev = p.left;
-        bpe_try(v, s, l->prev, p.left, sc->heap, &hn);
-        bpe_try(v, s, p.left, l->next, sc->heap, &hn);
+        bpe_try(v, s, l->prev, p.left, st->heap, &hn);
+        bpe_try(v, s, p.left, l->next, st->heap, &hn);
     }
     for (int32_t i = 0; i >= 0; i = s[i].next) {
         if (s[i].id >= 0) tok_push(o, s[i].id);
@@ -319,98 +364,109 @@ static void encode_word(const infer_vocab *v, const unsigned char *w, size_t n, 
     }
 }
 
-/* Pieces as (start, length) pairs; each regex refines the previous list. */
-typedef struct {
-    size_t *a;
-    size_t n, cap;
-} spans;
-
-static int spans_push(spans *s, size_t start, size_t len) {
-    if (s->n + 2 > s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 64;
-        size_t *na = realloc(s->a, nc * sizeof(size_t));
-        if (!na) return -1;
-        s->a = na;
-        s->cap = nc;
+static int emit_word(bpe_state *st, size_t off, size_t wl) {
+    if (wl == 0) return 0;
+    if (grow_scratch(st, wl) < 0) return -1;
+    const char *w = st->text + off;
+    if (!st->slots || wl > WC_MAX_WORD) {
+        encode_word(st->v, (const unsigned char *)w, wl, st, st->o);
+        return 0;
     }
-    s->a[s->n++] = start;
-    s->a[s->n++] = len;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < wl; i++) h = (h ^ (unsigned char)w[i]) * 16777619u;
+    uint32_t i = h & (WC_SLOTS - 1);
+    struct wc_slot *sl = st->slots;
+    while (sl[i].len && !(sl[i].hash == h && sl[i].len == wl && memcmp(st->text + sl[i].off, w, wl) == 0))
+        i = (i + 1) & (WC_SLOTS - 1);
+    if (sl[i].len) {
+        for (uint32_t j = 0; j < sl[i].n_ids; j++) tok_push(st->o, st->pool[sl[i].ids + j]);
+        return 0;
+    }
+    tok_out t = {st->word_ids, wl + 1, 0};
+    encode_word(st->v, (const unsigned char *)w, wl, st, &t);
+    for (int64_t j = 0; j < t.n; j++) tok_push(st->o, st->word_ids[j]);
+    if (st->used >= WC_SLOTS / 2) return 0; /* full enough: stop caching */
+    if (st->pool_n + (size_t)t.n > st->pool_cap) {
+        int32_t *np = realloc(st->pool, sizeof(int32_t) * st->pool_cap * 2);
+        if (!np) return 0; /* the cache is an optimisation only */
+        st->pool = np;
+        st->pool_cap *= 2;
+    }
+    memcpy(st->pool + st->pool_n, st->word_ids, sizeof(int32_t) * (size_t)t.n);
+    sl[i] = (struct wc_slot){h, (uint32_t)off, (uint32_t)wl, (uint32_t)st->pool_n, (uint32_t)t.n};
+    st->pool_n += (size_t)t.n;
+    st->used++;
     return 0;
 }
 
-static int split(pcre2_code *re, const char *text, const spans *in, spans *out, pcre2_match_data *md,
-                 pcre2_match_context *mc, char *err, size_t errlen) {
-    out->n = 0;
-    for (size_t k = 0; k < in->n; k += 2) {
-        size_t ps = in->a[k], pl = in->a[k + 1], off = 0, prev = 0;
-        PCRE2_SPTR subj = (PCRE2_SPTR)(text + ps);
-        while (off < pl) {
-            int rc = pcre2_match(re, subj, pl, off, 0, md, mc);
-            if (rc == PCRE2_ERROR_NOMATCH) break;
-            if (rc < 0) {
-                PCRE2_UCHAR msg[160];
-                pcre2_get_error_message(rc, msg, sizeof msg);
-                snprintf(err, errlen, "tokenize: pre-tokenizer failed: %s", (char *)msg);
-                return -1;
-            }
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-            size_t ms = ov[0], me = ov[1];
-            if (me <= ms) { /* an empty match splits nothing */
-                off = ms + utf8_len((unsigned char)text[ps + ms]);
-                continue;
-            }
-            if (ms > prev && spans_push(out, ps + prev, ms - prev) < 0) goto oom;
-            if (spans_push(out, ps + ms, me - ms) < 0) goto oom;
-            prev = off = me;
+/* Splits text[ps, ps + pl) with regex `level` into its matches and the gaps
+ * between them; each piece goes on to the next regex, or is a word after
+ * the last.  Streaming the pieces keeps memory flat however long the text. */
+static int split(bpe_state *st, int level, size_t ps, size_t pl) {
+    if (level == st->v->n_re) return emit_word(st, ps, pl);
+    pcre2_code *re = (pcre2_code *)st->v->re[level];
+    PCRE2_SPTR subj = (PCRE2_SPTR)(st->text + ps);
+    size_t off = 0, prev = 0;
+    while (off < pl) {
+        int rc = pcre2_match(re, subj, pl, off, 0, st->md, st->mc);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(rc, msg, sizeof msg);
+            snprintf(st->err, st->errlen, "tokenize: pre-tokenizer failed: %s", (char *)msg);
+            return -1;
         }
-        if (prev < pl && spans_push(out, ps + prev, pl - prev) < 0) goto oom;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(st->md);
+        size_t ms = ov[0], me = ov[1];
+        if (me <= ms) { /* an empty match splits nothing */
+            off = ms + utf8_len((unsigned char)st->text[ps + ms]);
+            continue;
+        }
+        if (ms > prev && split(st, level + 1, ps + prev, ms - prev) < 0) return -1;
+        if (split(st, level + 1, ps + ms, me - ms) < 0) return -1;
+        prev = off = me;
     }
+    if (prev < pl) return split(st, level + 1, ps + prev, pl - prev);
     return 0;
-oom:
-    snprintf(err, errlen, "tokenize: out of memory");
-    return -1;
 }
 
 int bpe_encode(const infer_vocab *v, const char *text, size_t len, tok_out *o, char *err, size_t errlen) {
     if (len == 0) return 0;
     int rc = -1;
-    spans a = {0}, b = {0};
-    bpe_scratch sc = {0};
-    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
-    pcre2_match_context *mc = pcre2_match_context_create(NULL);
-    pcre2_jit_stack *js = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
-    if (!md || !mc || !js || spans_push(&a, 0, len) < 0) {
-        snprintf(err, errlen, "tokenize: out of memory");
-        goto done;
+    bpe_state st = {0};
+    st.v = v;
+    st.text = text;
+    st.o = o;
+    st.err = err;
+    st.errlen = errlen;
+    st.md = pcre2_match_data_create(4, NULL);
+    st.mc = pcre2_match_context_create(NULL);
+    /* Short texts match on the default 32 KiB JIT stack; long ones (long
+     * runs of white space backtrack deeply) get a stack that can grow. */
+    pcre2_jit_stack *js = len >= 1024 ? pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL) : NULL;
+    if (!st.md || !st.mc || (len >= 1024 && !js) || grow_scratch(&st, 64) < 0) goto oom;
+    if (js) pcre2_jit_stack_assign(st.mc, NULL, js);
+    if (len >= WC_MIN_TEXT) {
+        st.slots = calloc(WC_SLOTS, sizeof *st.slots);
+        st.pool_cap = 1u << 16;
+        st.pool = malloc(sizeof(int32_t) * st.pool_cap);
+        if (!st.slots || !st.pool) goto oom;
     }
-    pcre2_jit_stack_assign(mc, NULL, js);
-    for (int i = 0; i < v->n_re; i++) {
-        if (split((pcre2_code *)v->re[i], text, &a, &b, md, mc, err, errlen) < 0) goto done;
-        spans t = a;
-        a = b;
-        b = t;
-    }
-    size_t longest = 0;
-    for (size_t k = 0; k < a.n; k += 2)
-        if (a.a[k + 1] > longest) longest = a.a[k + 1];
-    sc.sym = malloc(sizeof(bsym) * longest);
-    sc.heap = malloc(sizeof(bpair) * (3 * longest + 1));
-    sc.spell = malloc(2 * longest + 1);
-    if (!sc.sym || !sc.heap || !sc.spell) {
-        snprintf(err, errlen, "tokenize: out of memory");
-        goto done;
-    }
-    for (size_t k = 0; k < a.n; k += 2)
-        encode_word(v, (const unsigned char *)text + a.a[k], a.a[k + 1], &sc, o);
-    rc = 0;
+    rc = split(&st, 0, 0, len);
+    if (rc < 0 && !err[0]) goto oom;
+    goto done;
+oom:
+    rc = -1;
+    snprintf(err, errlen, "tokenize: out of memory");
 done:
-    free(sc.sym);
-    free(sc.heap);
-    free(sc.spell);
-    free(a.a);
-    free(b.a);
+    free(st.sym);
+    free(st.heap);
+    free(st.spell);
+    free(st.word_ids);
+    free(st.slots);
+    free(st.pool);
     if (js) pcre2_jit_stack_free(js);
-    if (mc) pcre2_match_context_free(mc);
-    if (md) pcre2_match_data_free(md);
+    if (st.mc) pcre2_match_context_free(st.mc);
+    if (st.md) pcre2_match_data_free(st.md);
     return rc;
 }

@@ -28,6 +28,14 @@ enum bpe_pre {
 
 #define VOCAB_MAX_REGEX 8
 
+/* One merge rule; rank UINT32_MAX marks an empty slot.  Key, rank and result
+ * share a 16-byte slot so a lookup touches one cache line. */
+struct bpe_merge {
+    uint64_t key; /* left id << 32 | right id */
+    uint32_t rank;
+    int32_t result;
+};
+
 struct infer_vocab {
     int kind; /* enum vocab_kind */
     int32_t n;
@@ -48,6 +56,7 @@ struct infer_vocab {
                          * U+FFFD and \s means JavaScript's white space */
 
     int32_t byte_tok[256]; /* id that stands for a raw byte, or -1 */
+    int spm_split;         /* SPM: no token has U+2581 after another character */
 
     /* Tokens matched in text before the model's own tokenization: sorted by
      * (first byte, length descending).  User-defined tokens always match;
@@ -62,9 +71,7 @@ struct infer_vocab {
     int ignore_merges;       /* a word that is a token is emitted whole */
     void *re[VOCAB_MAX_REGEX]; /* pcre2_code_8 * */
     int n_re;
-    uint64_t *merge_keys;    /* (left id << 32 | right id) + 1, 0 empty */
-    uint32_t *merge_rank;
-    int32_t *merge_result;
+    struct bpe_merge *merges; /* (left, right) -> rank, result; open addressing */
     uint64_t merge_mask;
     uint32_t byte_enc[256];  /* byte -> code point of the GPT-2 byte alphabet */
     int16_t byte_dec[0x180]; /* that code point -> byte, or -1 */

@@ -111,6 +111,10 @@ static int build(const jdoc *d, infer_vocab **out, char *err, size_t errlen) {
         a = t->next;
     }
     if (max_id < 0) return json_fail(err, errlen, "empty vocabulary");
+    /* Real vocabularies number their tokens densely; a sparse id would make
+     * a tiny file allocate for millions of tokens. */
+    if (max_id >= (double)vocab->count + (double)n_added + 65536.0)
+        return json_fail(err, errlen, "token ids are far from dense");
     int32_t n = (int32_t)max_id + 1;
     const jnode **text = calloc((size_t)n, sizeof *text);
     uint8_t *types = calloc((size_t)n, 1);

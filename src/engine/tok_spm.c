@@ -67,34 +67,12 @@ static void try_pair(const infer_vocab *v, const char *t, const sym *s, int32_t 
     heap_push(h, hn, b);
 }
 
-int spm_encode(const infer_vocab *v, const char *text, size_t len, int space_prefix,
-               tok_out *o, char *err, size_t errlen) {
-    /* Escaped text: each space becomes the 3 bytes of U+2581. */
-    size_t elen = 0;
-    for (size_t i = 0; i < len; i++) elen += text[i] == ' ' ? 3 : 1;
-    if (space_prefix) elen += 3;
-    if (elen == 0) return 0;
-    size_t nsym_max = elen;
-    size_t heap_max = 3 * nsym_max + 1; /* initial pairs + at most two per merge */
-    char *t = malloc(elen);
-    sym *s = malloc(sizeof(sym) * nsym_max);
-    bigram *h = malloc(sizeof(bigram) * heap_max);
-    if (!t || !s || !h) {
-        free(t); free(s); free(h);
-        snprintf(err, errlen, "tokenize: out of memory");
-        return -1;
-    }
-    size_t p = 0;
-    if (space_prefix) { memcpy(t, "\xe2\x96\x81", 3); p = 3; }
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') { memcpy(t + p, "\xe2\x96\x81", 3); p += 3; }
-        else t[p++] = text[i];
-    }
-
+/* Merges the symbols of t[0..len) (one segment) and appends the ids. */
+static void encode_segment(const infer_vocab *v, const char *t, size_t len, sym *s, bigram *h, tok_out *o) {
     int32_t ns = 0;
-    for (size_t i = 0; i < elen;) {
+    for (size_t i = 0; i < len;) {
         size_t cl = utf8_len((unsigned char)t[i]);
-        if (cl > elen - i) cl = elen - i;
+        if (cl > len - i) cl = len - i;
         s[ns].prev = ns - 1;
         s[ns].next = -1;
         if (ns > 0) s[ns - 1].next = ns;
@@ -103,7 +81,6 @@ int spm_encode(const infer_vocab *v, const char *text, size_t len, int space_pre
         ns++;
         i += cl;
     }
-
     size_t hn = 0;
     for (int32_t i = 1; i < ns; i++) try_pair(v, t, s, i - 1, i, h, &hn);
     while (hn > 0) {
@@ -117,7 +94,6 @@ int spm_encode(const infer_vocab *v, const char *text, size_t len, int space_pre
         try_pair(v, t, s, l->prev, b.left, h, &hn);
         try_pair(v, t, s, b.left, l->next, h, &hn);
     }
-
     for (int32_t i = 0; i >= 0 && ns > 0; i = s[i].next) {
         int32_t id = vocab_find(v, t + s[i].start, s[i].n);
         if (id >= 0) {
@@ -130,8 +106,65 @@ int spm_encode(const infer_vocab *v, const char *text, size_t len, int space_pre
             else if (v->unk >= 0) tok_push(o, v->unk);
         }
     }
+}
+
+#define SP "\xe2\x96\x81"
+
+/* Where the next segment starts: before a U+2581 that follows another
+ * character, when the vocab allows it (v->spm_split), else at the end. */
+static size_t segment_end(const infer_vocab *v, const char *t, size_t pos, size_t len) {
+    if (!v->spm_split) return len;
+    size_t i = pos;
+    while (i + 3 <= len && memcmp(t + i, SP, 3) == 0) i += 3; /* the leading run of U+2581 */
+    while (i < len) { /* step by symbol, as encode_segment cuts them */
+        if (i + 3 <= len && memcmp(t + i, SP, 3) == 0) return i;
+        size_t cl = utf8_len((unsigned char)t[i]);
+        i += cl < len - i ? cl : len - i;
+    }
+    return len;
+}
+
+int spm_encode(const infer_vocab *v, const char *text, size_t len, int space_prefix,
+               tok_out *o, char *err, size_t errlen) {
+    /* Escaped text: each space becomes the 3 bytes of U+2581. */
+    size_t elen = 0;
+    for (size_t i = 0; i < len; i++) elen += text[i] == ' ' ? 3 : 1;
+    if (space_prefix) elen += 3;
+    if (elen == 0) return 0;
+    char *t = malloc(elen);
+    if (!t) goto oom;
+    size_t p = 0;
+    if (space_prefix) { memcpy(t, SP, 3); p = 3; }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') { memcpy(t + p, SP, 3); p += 3; }
+        else t[p++] = text[i];
+    }
+    /* Segments are merged independently (see vocab.c: no token has U+2581
+     * after another character, so no merge can cross "x|U+2581"); scratch
+     * is sized by the longest segment, so a long text costs memory in
+     * proportion to its longest word, and the heap stays small. */
+    size_t longest = 0;
+    for (size_t a = 0, b; a < elen; a = b) {
+        b = segment_end(v, t, a, elen);
+        if (b - a > longest) longest = b - a;
+    }
+    sym *s = malloc(sizeof(sym) * longest);
+    bigram *h = malloc(sizeof(bigram) * (3 * longest + 1)); /* initial pairs + two per merge */
+    if (!s || !h) {
+        free(s);
+        free(h);
+        goto oom;
+    }
+    for (size_t a = 0, b; a < elen; a = b) {
+        b = segment_end(v, t, a, elen);
+        encode_segment(v, t + a, b - a, s, h, o);
+    }
     free(t);
     free(s);
     free(h);
     return 0;
+oom:
+    free(t);
+    snprintf(err, errlen, "tokenize: out of memory");
+    return -1;
 }

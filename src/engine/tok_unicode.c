@@ -250,38 +250,67 @@ char *ucd_prepare(const char *text, size_t len, int repair_utf8, int nfc, size_t
     }
     *out_len = len;
     if (!work) return NULL;
-    /* A decomposition is at most 4 code points here (18 for a few rare
-     * characters: 18x covers every case). */
-    uint32_t *c = malloc(sizeof(uint32_t) * (len + 1));
-    uint32_t *tmp = nfc ? malloc(sizeof(uint32_t) * (18 * len + 1)) : NULL;
-    char *out = malloc(3 * len + 4);
-    if (!c || !out || (nfc && !tmp)) {
-        free(c);
-        free(tmp);
-        free(out);
-        *out_len = 0;
-        return NULL;
-    }
-    size_t n = 0;
+    /* Work segment by segment: a boundary before an ASCII character is
+     * always safe for NFC (ASCII never combines with what precedes it), so
+     * a segment is one character plus the non-ASCII run after it, and
+     * scratch space follows the longest run, not the text.  A segment's
+     * output is at most 3x its input (NFC's bound, and U+FFFD for single
+     * bad bytes), which decides when the output grows. */
+    size_t out_cap = len + len / 8 + 64; /* grown when a segment could overflow it */
+    char *out = malloc(out_cap);
+    uint32_t *c = NULL, *tmp = NULL;
+    size_t seg_cap = 0, o = 0;
+    if (!out) goto oom;
     for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        int bad;
-        size_t k = decode_whatwg(s, len, i, &cp, &bad);
-        if (bad && !repair_utf8) {
-            for (size_t b = 0; b < k; b++) c[n++] = 0x80000000u | s[i + b];
-        } else {
-            c[n++] = cp;
+        if (s[i] < 0x80 && (i + 1 == len || s[i + 1] < 0x80)) {
+            out[o++] = (char)s[i++];
+            continue;
         }
-        i += k;
-    }
-    if (nfc) n = nfc_cps(c, n, tmp);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (c[i] & 0x80000000u) out[o++] = (char)(c[i] & 0xFF);
-        else o += utf8_encode(c[i], out + o);
+        size_t j = i + 1;
+        while (j < len && s[j] >= 0x80) j++;
+        size_t seg = j - i;
+        if (o + 3 * seg + 4 + (len - j) > out_cap) {
+            size_t nc = out_cap * 2 > o + 3 * seg + 4 + (len - j) ? out_cap * 2 : o + 3 * seg + 4 + (len - j);
+            char *no = realloc(out, nc);
+            if (!no) goto oom;
+            out = no;
+            out_cap = nc;
+        }
+        if (seg > seg_cap) {
+            free(c);
+            free(tmp);
+            seg_cap = seg * 2;
+            c = malloc(sizeof(uint32_t) * seg_cap);
+            tmp = malloc(sizeof(uint32_t) * 4 * seg_cap); /* a decomposition has at most 4 code points */
+            if (!c || !tmp) goto oom;
+        }
+        size_t n = 0;
+        for (size_t k = i; k < j;) {
+            uint32_t cp;
+            int bad;
+            size_t step = decode_whatwg(s, j, k, &cp, &bad);
+            if (bad && !repair_utf8) {
+                for (size_t b = 0; b < step; b++) c[n++] = 0x80000000u | s[k + b];
+            } else {
+                c[n++] = cp;
+            }
+            k += step;
+        }
+        if (nfc) n = nfc_cps(c, n, tmp);
+        for (size_t k = 0; k < n; k++) {
+            if (c[k] & 0x80000000u) out[o++] = (char)(c[k] & 0xFF);
+            else o += utf8_encode(c[k], out + o);
+        }
+        i = j;
     }
     free(c);
     free(tmp);
     *out_len = o;
     return out;
+oom:
+    free(c);
+    free(tmp);
+    free(out);
+    *out_len = 0;
+    return NULL;
 }

@@ -151,6 +151,21 @@ static void spm_init_bytes(infer_vocab *v) {
     }
 }
 
+/* Whether SentencePiece text may be merged word by word: true when no
+ * token has a U+2581 preceded by a character other than U+2581, since only
+ * such a token could be formed across the start of a word. */
+static int spm_can_split(const infer_vocab *v) {
+    for (int32_t id = 0; id < v->n; id++) {
+        const char *s = v->blob + v->off[id];
+        uint32_t n = v->len[id];
+        for (uint32_t i = 1; i + 3 <= n; i++) {
+            if (memcmp(s + i, "\xe2\x96\x81", 3) != 0) continue;
+            if (i < 3 || memcmp(s + i - 3, "\xe2\x96\x81", 3) != 0) return 0;
+        }
+    }
+    return 1;
+}
+
 /* ---- construction ---------------------------------------------------------- */
 
 void infer_vocab_free(infer_vocab *v) {
@@ -213,7 +228,10 @@ void vocab_set_text(infer_vocab *v, int32_t id, const char *s, uint32_t len, uin
 /* Everything after the texts, types and special ids are known. */
 int vocab_finish(infer_vocab *v, char *err, size_t errlen) {
     if (build_table(v, err, errlen) < 0) return -1;
-    if (v->kind == VOCAB_SPM) spm_init_bytes(v);
+    if (v->kind == VOCAB_SPM) {
+        spm_init_bytes(v);
+        v->spm_split = spm_can_split(v);
+    }
     if (v->kind == VOCAB_BPE) bpe_init_bytes(v);
     if (build_specials(v, err, errlen) < 0) return -1;
     mark_eog(v);
@@ -351,11 +369,13 @@ int vocab_from_gguf(const gguf_file *g, infer_vocab **out, char *err, size_t err
             return fail(err, errlen, "vocab: tokenizer.ggml.pre is not a string");
         }
         if (rc == -1) { pre = "default"; pre_len = 7; }
-        if (bpe_setup_pre(v, pre, (size_t)pre_len, err, errlen) < 0 ||
-            bpe_merges_alloc(v, merges->arr_n) < 0) {
-            if (!err || !*err) fail(err, errlen, "vocab: out of memory");
+        if (bpe_setup_pre(v, pre, (size_t)pre_len, err, errlen) < 0) {
             infer_vocab_free(v);
             return -1;
+        }
+        if (bpe_merges_alloc(v, merges->arr_n) < 0) {
+            infer_vocab_free(v);
+            return fail(err, errlen, "vocab: out of memory for %llu merges", (unsigned long long)merges->arr_n);
         }
     }
     if (read_flag(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err, errlen) < 0 ||

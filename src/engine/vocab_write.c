@@ -27,7 +27,7 @@ static int cmp_rank(const void *a, const void *b) {
 static int write_merges(const infer_vocab *v, gguf_writer *w, char *err, size_t errlen) {
     uint64_t n = 0;
     for (uint64_t i = 0; i <= v->merge_mask; i++)
-        if (v->merge_rank[i] != UINT32_MAX) n++;
+        if (v->merges[i].rank != UINT32_MAX) n++;
     merge_ent *m = malloc(sizeof *m * (n ? n : 1));
     char **strs = malloc(sizeof *strs * (n ? n : 1));
     char *blob = NULL;
@@ -35,9 +35,9 @@ static int write_merges(const infer_vocab *v, gguf_writer *w, char *err, size_t 
     if (!m || !strs) goto oom;
     uint64_t k = 0, bytes = 0;
     for (uint64_t i = 0; i <= v->merge_mask; i++) {
-        if (v->merge_rank[i] == UINT32_MAX) continue;
-        m[k].rank = v->merge_rank[i];
-        m[k].key = v->merge_keys[i];
+        if (v->merges[i].rank == UINT32_MAX) continue;
+        m[k].rank = v->merges[i].rank;
+        m[k].key = v->merges[i].key;
         int32_t l = (int32_t)(m[k].key >> 32), r = (int32_t)(uint32_t)m[k].key;
         bytes += v->len[l] + v->len[r] + 2;
         k++;

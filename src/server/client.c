@@ -222,14 +222,21 @@ void client_process_input(client *c) {
     }
 }
 
-/* How much to read: a chunk, or exactly the rest of a big argument so that
- * a 512 MB value does not go through thousands of small reads. */
+/* How much to read: a chunk, or for a big argument up to as much as has
+ * already arrived (so the buffer doubles as data comes, and a 512 MB value
+ * takes a few dozen reads).  The claimed length itself is never used to
+ * size the buffer: a client announcing 500 MB and sending 3 bytes costs
+ * 16 KB, not 500 MB. */
 static size_t read_len(client *c) {
     resp_parser *p = &c->parser;
     if (p->type == 2 && p->bulk >= BIG_ARG) {
         size_t have = dstr_len(c->querybuf) - c->qb_pos;
         size_t want = (size_t)p->bulk + 2;
-        if (want > have && want - have > READ_CHUNK) return want - have;
+        if (want > have) {
+            size_t rest = want - have;
+            size_t step = have > READ_CHUNK ? have : READ_CHUNK;
+            return rest < step ? rest : step;
+        }
     }
     return READ_CHUNK;
 }

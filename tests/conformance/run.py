@@ -41,6 +41,9 @@ OUT = os.path.join(HERE, "out")
 REPLY_TIMEOUT = 5.0      # seconds to wait for one reply before calling it lost
 START_TIMEOUT = 10.0     # seconds for a server to start answering PING
 MAX_LINE = 1 << 20       # a reply line longer than this is a broken server
+MAX_BULK = 1 << 30       # ... and so is a longer bulk reply
+MAX_ITEMS = 1 << 24      # ... or an aggregate with more elements
+MAX_DEPTH = 64           # ... or one nested deeper
 MAX_SCAN_CALLS = 100000  # @scan gives up after this many calls (a loop)
 
 MODIFIERS = ("sort", "ignore", "type-only", "len", "scan", "mask", "nowait", "replies")
@@ -280,12 +283,19 @@ class Conn:
         del self.buf[:n + 2]
         return data
 
-    def _count(self, s):
+    def _count(self, s, limit, null_ok=True):
         if not re.fullmatch(rb"-?[0-9]+", s):
             raise ValueError("bad length %r" % s)
-        return int(s)
+        n = int(s)
+        if n > limit or n < (-1 if null_ok else 0):
+            raise ValueError("length %d out of bounds" % n)
+        return n
 
-    def read(self):
+    def read(self, depth=0):
+        # A misbehaving server must yield a "bad-reply", never a crash of
+        # the runner: every length and the nesting depth are bounded.
+        if depth > MAX_DEPTH:
+            raise ValueError("reply nested too deep")
         line = self._line()
         if not line:
             raise ValueError("empty reply line")
@@ -295,23 +305,26 @@ class Conn:
         if t == b"-":
             return ("error", s)
         if t == b":":
-            return ("int", self._count(s))
+            if not re.fullmatch(rb"-?[0-9]+", s):
+                raise ValueError("bad integer %r" % s)
+            return ("int", int(s))
         if t == b"$":
-            n = self._count(s)
+            n = self._count(s, MAX_BULK)
             return ("nullbulk",) if n < 0 else ("bulk", self._exact(n))
         if t in (b"*", b"~", b">"):
-            n = self._count(s)
+            n = self._count(s, MAX_ITEMS, null_ok=(t == b"*"))
             if n < 0:
                 return ("nullarray",)
-            items = tuple(self.read() for _ in range(n))
+            items = tuple(self.read(depth + 1) for _ in range(n))
             return ({b"*": "array", b"~": "set", b">": "push"}[t], items)
         if t == b"%":
-            n = self._count(s)
-            return ("map", tuple((self.read(), self.read()) for _ in range(n)))
+            n = self._count(s, MAX_ITEMS, null_ok=False)
+            return ("map", tuple((self.read(depth + 1), self.read(depth + 1))
+                                 for _ in range(n)))
         if t == b"|":
-            n = self._count(s)
-            attrs = tuple((self.read(), self.read()) for _ in range(n))
-            return ("attr", attrs, self.read())
+            n = self._count(s, MAX_ITEMS, null_ok=False)
+            attrs = tuple((self.read(depth + 1), self.read(depth + 1)) for _ in range(n))
+            return ("attr", attrs, self.read(depth + 1))
         if t == b"_":
             return ("null",)
         if t == b",":
@@ -323,10 +336,12 @@ class Conn:
         if t == b"(":
             return ("bignum", s)
         if t == b"=":
-            data = self._exact(self._count(s))
+            data = self._exact(self._count(s, MAX_BULK, null_ok=False))
+            if len(data) < 4 or data[3:4] != b":":
+                raise ValueError("verbatim string without a format")
             return ("verbatim", data[:3], data[4:])
         if t == b"!":
-            return ("blob-error", self._exact(self._count(s)))
+            return ("blob-error", self._exact(self._count(s, MAX_BULK, null_ok=False)))
         raise ValueError("unknown reply type byte %r" % t)
 
     def has_unread(self):
@@ -1011,6 +1026,18 @@ def main():
         if len(fr["differences"]) > opts.show:
             lines.append("  ... %d more differences in %s (see report.json)"
                          % (len(fr["differences"]) - opts.show, fam))
+    by_cmd = {}
+    for fr in report["families"].values():
+        for d in fr["differences"]:
+            words = d["command"].split()
+            name = words[0].upper() if words and not words[0].startswith("@") else d["command"][:12]
+            by_cmd[name] = by_cmd.get(name, 0) + 1
+    if by_cmd:
+        top = sorted(by_cmd.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+        lines.append("")
+        lines.append("differing checks by command: " +
+                     ", ".join("%s %d" % kv for kv in top) +
+                     (", ..." if len(by_cmd) > 20 else ""))
     for p in problems:
         lines.append("problem: " + p)
     text = "\n".join(lines) + "\n"

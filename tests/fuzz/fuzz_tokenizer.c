@@ -172,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         infer_chat_msg *m = NULL;
         size_t n = 0;
         if (infer_chat_parse_json(s, len, &m, &n, err, sizeof err) == 0) {
-            for (int t = INFER_CHAT_RAW; t <= INFER_CHAT_LLAMA3; t++) {
+            for (int t = INFER_CHAT_RAW; t <= INFER_CHAT_QWEN25; t++) {
                 int64_t need = infer_chat_format(t, m, n, flags & 3u, NULL, 0, err, sizeof err);
                 if (need < 0) continue;
                 char *out = malloc((size_t)need + 1);

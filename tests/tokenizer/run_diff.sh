@@ -57,6 +57,39 @@ PY
     pass=$((pass + ${n% *})); fail=$((fail + ${n#* }))
     report="$report${report:+,}$res"
 done
+# Chat templates: Llama 3's rendered by the package's own Jinja template
+# (the JavaScript renderer cannot parse Qwen3's, which the unit tests cover).
+pkg=$cache/llama3/package
+if [ -f "$pkg/models/tokenizer_config.json" ] && "$cli" chat-format -m "$pkg/models/tokenizer.json" '[]' >/dev/null 2>&1; then
+    cat > "$work/convs.json" <<'JSON'
+[[{"role":"user","content":"Hi"}],
+ [{"role":"system","content":"You are terse."},{"role":"user","content":"  2+2?  \n"}],
+ [{"role":"user","content":"Bonjour \u00e9t\u00e9 \ud83e\udd99"},{"role":"assistant","content":"Salut."},{"role":"user","content":"\n\nEt toi ?"}],
+ [{"role":"system","content":""},{"role":"user","content":"<|eot_id|> is text"}],
+ [{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"},{"role":"assistant","content":" d "},{"role":"user","content":"e"}]]
+JSON
+    node tests/tokenizer/ref_chat.js "$pkg" "$work/convs.json" "$work/chat.ref"
+    res=$(/usr/bin/python3 - "$work/convs.json" "$work/chat.ref" "$cli" "$pkg/models/tokenizer.json" <<'PY'
+import base64, json, subprocess, sys
+convs = json.load(open(sys.argv[1]))
+ref = open(sys.argv[2]).read().split('\n')
+ok = 0
+for i, c in enumerate(convs):
+    r = subprocess.run([sys.argv[3], 'chat-format', '-m', sys.argv[4], json.dumps(c)], capture_output=True)
+    if r.returncode == 0 and r.stdout == base64.b64decode(ref[i]):
+        ok += 1
+    else:
+        print('  chat mismatch #%d' % i, file=sys.stderr)
+print(ok, len(convs) - ok)
+PY
+)
+    echo "llama3 chat template: ${res% *} identical, ${res#* } different"
+    pass=$((pass + ${res% *})); fail=$((fail + ${res#* }))
+    report="$report${report:+,}{\"chat_template\": \"llama3\", \"identical\": ${res% *}, \"mismatched\": ${res#* }}"
+else
+    echo "SKIP chat templates: no llama3 package or no chat-format command"
+    skip=$((skip + 1))
+fi
 echo "{\"results\": [$report]}" > "$work/report.json"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

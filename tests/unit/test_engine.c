@@ -408,6 +408,84 @@ static void test_rejected_batches(void) {
     infer_model_unref(m);
 }
 
+/* A second sequence with the same 40-token prefix reuses its two full
+ * blocks (the first sequence already gone: its blocks stayed cached), and
+ * its logits equal a full computation exactly.  Filling the pool evicts the
+ * cached blocks, least recently used first, after which nothing is reused. */
+static void test_prefix_reuse(void) {
+    if (!file_exists(small_model())) TEST_SKIP("refs model not found");
+    char err[512];
+    infer_model *m;
+    CHECKF(infer_model_load(small_model(), &m, err, sizeof err) == 0, "%s", err);
+    const infer_model_info *I = infer_model_get_info(m);
+    uint64_t block = (uint64_t)I->n_layer * 2 * 16 * I->n_head_kv * I->head_dim * 4;
+    infer_threadpool *tp = pool(2);
+    infer_ctx *c;
+    infer_ctx_params cp = {.n_ctx = 64, .max_batch = 64, .block_tokens = 16, .kv_bytes = 6 * block};
+    CHECKF(infer_ctx_create(m, tp, &cp, &c, err, sizeof err) == 0, "%s", err);
+    int32_t toks[48];
+    for (int i = 0; i < 48; i++) toks[i] = 3 + (i * 29) % 500;
+
+    infer_seq *a;
+    CHECK(infer_seq_create(c, &a, err, sizeof err) == 0);
+    CHECK_EQ_INT(infer_seq_reuse_prefix(a, toks, 40), 0); /* nothing cached yet */
+    infer_batch_entry e = {a, toks, 45, INFER_LOGITS_LAST};
+    CHECK(infer_decode(c, &e, 1, err, sizeof err) == 0);
+    static float full[512];
+    memcpy(full, infer_logits(c, 0, 0), sizeof full);
+    infer_seq_free(a);
+    infer_kv_stats st;
+    infer_ctx_kv_stats(c, &st);
+    CHECK_EQ_INT(st.blocks_used, 0);
+    CHECK_EQ_INT(st.blocks_cached, 2); /* two full blocks of 16; the partial third is freed */
+
+    infer_seq *b;
+    CHECK(infer_seq_create(c, &b, err, sizeof err) == 0);
+    int32_t reused = infer_seq_reuse_prefix(b, toks, 45);
+    CHECK_EQ_INT(reused, 32);
+    CHECK_EQ_INT(infer_seq_len(b), 32);
+    e = (infer_batch_entry){b, toks + reused, 45 - reused, INFER_LOGITS_LAST};
+    CHECKF(infer_decode(c, &e, 1, err, sizeof err) == 0, "%s", err);
+    const float *l = infer_logits(c, 0, 0);
+    for (int t = 0; t < 512; t++) CHECKF(l[t] == full[t], "logit %d: %g vs %g", t, l[t], full[t]);
+    infer_ctx_kv_stats(c, &st);
+    CHECK_EQ_INT(st.prefix_hits, 2);
+    CHECK_EQ_INT(st.reused_tokens, 32);
+
+    /* a prompt differing in its first block reuses nothing */
+    infer_seq *d;
+    CHECK(infer_seq_create(c, &d, err, sizeof err) == 0);
+    int32_t other[40];
+    memcpy(other, toks, sizeof other);
+    other[3] ^= 1;
+    CHECK_EQ_INT(infer_seq_reuse_prefix(d, other, 40), 0);
+    infer_seq_free(d);
+
+    /* b holds 3 blocks; a 48-token sequence needs 3 more: the pool has 6,
+     * so b's registered blocks cannot be evicted while b lives... */
+    infer_seq *x;
+    CHECK(infer_seq_create(c, &x, err, sizeof err) == 0);
+    int32_t fill[48];
+    for (int i = 0; i < 48; i++) fill[i] = 7 + i;
+    e = (infer_batch_entry){x, fill, 48, INFER_LOGITS_NONE};
+    CHECKF(infer_decode(c, &e, 1, err, sizeof err) == 0, "%s", err);
+    infer_seq_free(x);
+    infer_seq_free(b);
+    /* ...but once both are gone, a new 64-token sequence evicts cached blocks */
+    infer_seq *y;
+    CHECK(infer_seq_create(c, &y, err, sizeof err) == 0);
+    int32_t big[64];
+    for (int i = 0; i < 64; i++) big[i] = 11 + i;
+    e = (infer_batch_entry){y, big, 64, INFER_LOGITS_NONE};
+    CHECKF(infer_decode(c, &e, 1, err, sizeof err) == 0, "%s", err);
+    infer_ctx_kv_stats(c, &st);
+    CHECK(st.evictions > 0);
+    infer_seq_free(y);
+    infer_ctx_free(c);
+    infer_threadpool_free(tp);
+    infer_model_unref(m);
+}
+
 /* ---- sampling ------------------------------------------------------------------------ */
 
 static void test_sampler_greedy_and_seed(void) {
@@ -516,6 +594,7 @@ int main(void) {
     TEST_RUN(test_stories_greedy_prompt);
     TEST_RUN(test_batched_equals_unbatched);
     TEST_RUN(test_rejected_batches);
+    TEST_RUN(test_prefix_reuse);
     TEST_RUN(test_sampler_greedy_and_seed);
     TEST_RUN(test_sampler_distribution);
     TEST_RUN(test_sampler_repeat_penalty);

@@ -7,7 +7,8 @@
  * not against a second copy of the same understanding.  The layout itself is
  * checked against llama.cpp: when ../shared/refs is present, the tensors of
  * llama-quantize's tiny-qwen3 files, decoded here, must match the F32
- * originals within the quantization error.  The figures printed ("rel rms")
+ * originals within the quantization error; libinfer's quant_dequant_row is
+ * then checked against this one.  The figures printed ("rel rms")
  * are relative RMS errors: sqrt(sum (x - y)^2 / sum x^2). */
 #include "gguf.h"
 #include "quant.h"
@@ -409,11 +410,27 @@ static void test_layout_matches_llamacpp_files(void) {
     CHECK(!failed);
 }
 
+/* libinfer's own dequantizer (quant.c) and the independent one above read
+ * our blocks the same way (up to float rounding of the scale products). */
+static void test_library_dequantizer_agrees(void) {
+    static float z[ROW];
+    for (size_t k = 0; k < N_TYPES; k++) {
+        uint32_t t = ALL_TYPES[k];
+        for (int i = 0; i < ROW; i++) xs[i] = rng_gauss() * (i % 300 == 0 ? 30.0f : 1.0f);
+        roundtrip(t, xs, ys, ROW, qbuf);
+        quant_dequant_row(t, qbuf, z, ROW);
+        for (int i = 0; i < ROW; i++)
+            CHECKF(fabsf(z[i] - ys[i]) <= 1e-6f * (1.0f + fabsf(ys[i])), "%s: y[%d] = %.9g vs %.9g",
+                   quant_type_name(t), i, z[i], ys[i]);
+    }
+}
+
 int main(void) {
     TEST_RUN(test_f16_bf16_round_to_nearest_even);
     TEST_RUN(test_gaussian_error_bounds);
     TEST_RUN(test_adversarial_rows);
     TEST_RUN(test_blocks_independent_and_deterministic);
     TEST_RUN(test_layout_matches_llamacpp_files);
+    TEST_RUN(test_library_dequantizer_agrees);
     return TEST_DONE();
 }

@@ -5,6 +5,7 @@
  * its greedy output text; plus round trips, streaming detokenization of
  * characters split over byte tokens, and malformed vocabularies. */
 #include "test.h"
+#include "tok_impl.h"
 #include "tok_test_util.h"
 
 static infer_vocab *load_shared(const char *rel) {
@@ -443,6 +444,45 @@ static void test_load_errors(void) {
     CHECK(err[0] != 0);
 }
 
+/* Merging word by word (the fast path) gives exactly the ids of merging the
+ * whole text at once, on text mixing words, runs of spaces, U+2581 itself,
+ * invalid bytes and long runs. */
+static void test_word_split_equivalence(void) {
+    infer_vocab *v = load_shared(LLAMA_SPM);
+    if (!v) TEST_SKIP("llama-spm vocab not found");
+    CHECK(v->spm_split);
+    static const char *parts[] = {"hello", " ", "  ", "world", "\xe2\x96\x81", "x\xe2\x96\x81y", "\xf0\xe2\x96\x81",
+                                  "\xff", "\xc3\xa9t\xc3\xa9", "\xe4\xbd\xa0\xe5\xa5\xbd", "\n", "\t", "aaaaaaaa", "1234", "'s"};
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    int32_t *x = malloc(sizeof(int32_t) * cap), *y = malloc(sizeof(int32_t) * cap);
+    CHECK(text && x && y);
+    uint32_t seed = 12345;
+    while (len < cap - 64) {
+        seed = seed * 1103515245u + 12345u;
+        const char *p = parts[(seed >> 16) % (sizeof parts / sizeof parts[0])];
+        memcpy(text + len, p, strlen(p));
+        len += strlen(p);
+    }
+    char err[256];
+    int same = 1;
+    for (size_t chunk = 7; chunk < len && same; chunk = chunk * 3 + 1) {
+        for (size_t at = 0; at + chunk <= len && same; at += chunk) {
+            v->spm_split = 1;
+            int64_t a = infer_tokenize(v, text + at, chunk, 0, x, cap, err, sizeof err);
+            v->spm_split = 0;
+            int64_t b = infer_tokenize(v, text + at, chunk, 0, y, cap, err, sizeof err);
+            if (a != b || a < 0 || memcmp(x, y, sizeof(int32_t) * (size_t)a) != 0) same = 0;
+        }
+    }
+    v->spm_split = 1;
+    free(text);
+    free(x);
+    free(y);
+    infer_vocab_free(v);
+    CHECK(same);
+}
+
 int main(void) {
     TEST_RUN(test_llama_spm_vectors);
     TEST_RUN(test_phi3_vectors);
@@ -458,5 +498,6 @@ int main(void) {
     TEST_RUN(test_synthetic_merge_order);
     TEST_RUN(test_malformed_vocab);
     TEST_RUN(test_load_errors);
+    TEST_RUN(test_word_split_equivalence);
     return TEST_DONE();
 }

@@ -11,6 +11,7 @@
  * seeded by (seed, tensor name), so a tensor's values do not depend on the
  * output type or on which other tensors exist.  See docs/gguf-gen.md. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -456,7 +457,11 @@ static void synth_vocab(gguf_writer *w, int n) {
     const char *space = "\xe2\x96\x81"; /* U+2581, SentencePiece's word boundary */
     /* Seeds: "▁", then each base character alone and after "▁". */
     char buf[512];
-    if (k < n) { tok[k] = strdup(space); strset_add(&set, tok[k]); k++; }
+    if (k < n) {
+        if (!(tok[k] = strdup(space))) die("out of memory building the vocabulary");
+        strset_add(&set, tok[k]);
+        k++;
+    }
     for (const char *c = base; *c && k < n; c++) {
         snprintf(buf, sizeof buf, "%c", *c);
         if (!(tok[k] = strdup(buf))) die("out of memory building the vocabulary");
@@ -537,11 +542,14 @@ typedef struct {
     uint64_t done_bytes, total_bytes;
     double t0;
     int last_pct;
+    int regular; /* the output is a regular file (a partial one may be removed) */
 } sink;
 
+/* Removes a partial output, but only a regular file: -o /dev/full or a
+ * pipe must never be unlinked (we may be running as root). */
 static void sink_fail(sink *k, const char *what, const char *err) {
     if (k->f) fclose(k->f);
-    unlink(k->path);
+    if (k->regular) unlink(k->path);
     die("%s: %s", what, err);
 }
 
@@ -575,6 +583,8 @@ static void sink_begin(sink *k, const char *path) {
     k->path = path;
     k->f = fopen(path, "wb");
     if (!k->f) die("cannot create %s: %s", path, strerror(errno));
+    struct stat st;
+    k->regular = fstat(fileno(k->f), &st) == 0 && S_ISREG(st.st_mode);
     static char buf[1 << 20];
     setvbuf(k->f, buf, _IOFBF, sizeof buf);
     if (gguf_writer_begin(k->w, k->f, err, sizeof err) < 0) sink_fail(k, path, err);
@@ -686,8 +696,37 @@ static int generate(const options *o) {
 
 /* ---- re-quantizing ------------------------------------------------------------------------ */
 
-/* Drops the source pages just read from memory: the input of a large file
- * should not stay resident next to the output being written. */
+/* A source file, mapped read-only from the page cache.  gguf_open would
+ * copy the whole file into anonymous memory (right for serving a model,
+ * wrong for a one-pass conversion); this map lets each tensor's pages come
+ * in as they are read and be dropped once converted. */
+typedef struct { void *map; size_t len; } mapped_file;
+
+static gguf_file *open_mapped(const char *path, mapped_file *m) {
+    char err[256];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("--from %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        die("--from %s: not a regular file", path);
+    }
+    if (st.st_size <= 0 || (uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        die("--from %s: empty file", path);
+    }
+    m->len = (size_t)st.st_size;
+    m->map = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m->map == MAP_FAILED) die("--from %s: cannot map it: %s", path, strerror(errno));
+    madvise(m->map, m->len, MADV_SEQUENTIAL);
+    gguf_file *g;
+    if (gguf_open_mem(m->map, m->len, &g, err, sizeof err) < 0) die("--from %s: %s", path, err);
+    return g;
+}
+
+/* Drops the source pages just converted from this process (they are clean
+ * file pages: a later read would fault them in again from the file). */
 static void drop_pages(const void *p, uint64_t n) {
     long pg = sysconf(_SC_PAGESIZE);
     if (pg <= 0) return;
@@ -697,12 +736,11 @@ static void drop_pages(const void *p, uint64_t n) {
 }
 
 static int requantize(const options *o) {
-    char err[256];
-    gguf_file *g;
     struct stat a, b;
     if (stat(o->from, &a) == 0 && stat(o->out, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         die("-o %s is the --from file itself: write to another file", o->out);
-    if (gguf_open(o->from, &g, err, sizeof err) < 0) die("--from %s: %s", o->from, err);
+    mapped_file src_map;
+    gguf_file *g = open_mapped(o->from, &src_map);
     gguf_writer *w = gguf_writer_new();
     if (!w) die("out of memory");
     for (uint64_t i = 0; i < gguf_n_kv(g); i++)
@@ -752,8 +790,13 @@ static int requantize(const options *o) {
         size_t srb = quant_row_bytes(st->type, n), rb = quant_row_bytes(t->type, n);
         ensure_rows(&k, n, t->type);
         const unsigned char *src = st->data;
+        uint64_t dropped = 0; /* source bytes of this tensor already released */
         for (int64_t row = 0; row < rows; row++) {
             const unsigned char *sr = src + (size_t)row * srb;
+            if ((uint64_t)row * srb - dropped >= (8u << 20)) { /* every 8 MB: a big embedding is 300 MB */
+                drop_pages(src + dropped, (uint64_t)row * srb - dropped);
+                dropped = (uint64_t)row * srb;
+            }
             if (st->type == t->type) { /* same type: the bytes as they are, no second rounding */
                 sink_write(&k, sr, rb, t->name);
                 continue;
@@ -770,6 +813,7 @@ static int requantize(const options *o) {
     free(p.t);
     gguf_writer_free(w);
     gguf_close(g);
+    munmap(src_map.map, src_map.len);
     return 0;
 }
 

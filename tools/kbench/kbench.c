@@ -6,6 +6,7 @@
  * time (see now()).
  *
  *   kbench [--isa ref|avx2|avx512] [--k N] [--rows N] [--type NAME] [--nt N]...
+ *          [--json PATH]   (also write the figures as a JSON array)
  * Defaults: k=1024, rows=3072, nt = 1 4 16 512, every type. */
 #include "quant.h"
 
@@ -52,7 +53,7 @@ int main(int argc, char **argv) {
     int64_t k = 1024, rows = 3072;
     int64_t nts[16] = {1, 4, 16, 512};
     int n_nt = 4, user_nt = 0;
-    const char *only = NULL;
+    const char *only = NULL, *json_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
             const char *v = argv[++i];
@@ -64,11 +65,14 @@ int main(int argc, char **argv) {
             rows = atoll(argv[++i]);
         } else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
             only = argv[++i];
+        } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
+            json_path = argv[++i];
         } else if (!strcmp(argv[i], "--nt") && i + 1 < argc) {
             if (!user_nt) n_nt = 0, user_nt = 1;
             if (n_nt < 16) nts[n_nt++] = atoll(argv[++i]);
         } else {
-            fprintf(stderr, "usage: kbench [--isa ref|avx2|avx512] [--k N] [--rows N] [--type NAME] [--nt N]...\n");
+            fprintf(stderr, "usage: kbench [--isa ref|avx2|avx512] [--k N] [--rows N] [--type NAME] [--nt N]... "
+                            "[--json PATH]\n");
             return 2;
         }
     }
@@ -80,6 +84,16 @@ int main(int argc, char **argv) {
     printf("kbench: kernels %s, k=%lld rows=%lld, 1 thread\n", quant_isa_name(quant_isa()), (long long)k,
            (long long)rows);
     printf("%-6s %5s %10s %8s %9s %12s\n", "type", "nt", "ms", "GB/s", "GFLOP/s", "prep ms");
+    FILE *js = NULL;
+    if (json_path) {
+        js = fopen(json_path, "w");
+        if (!js) {
+            perror(json_path);
+            return 1;
+        }
+        fprintf(js, "[");
+    }
+    int first = 1;
     int64_t maxnt = 0;
     for (int i = 0; i < n_nt; i++) maxnt = nts[i] > maxnt ? nts[i] : maxnt;
     float *x = malloc(sizeof(float) * (size_t)(k * maxnt)), *y = malloc(sizeof(float) * (size_t)(rows * maxnt));
@@ -118,9 +132,23 @@ int main(int argc, char **argv) {
             printf("%-6s %5lld %10.3f %8.2f %9.1f %12.3f\n", quant_type_name(type), (long long)nt, best * 1e3, gbs,
                    gfl, prep * 1e3);
             fflush(stdout);
+            if (js) {
+                fprintf(js, "%s\n {\"isa\": \"%s\", \"type\": \"%s\", \"k\": %lld, \"rows\": %lld, \"nt\": %lld, "
+                            "\"ms\": %.4f, \"gb_s\": %.3f, \"gflop_s\": %.2f, \"prep_ms\": %.4f}",
+                        first ? "" : ",", quant_isa_name(quant_isa()), quant_type_name(type), (long long)k,
+                        (long long)rows, (long long)nt, best * 1e3, gbs, gfl, prep * 1e3);
+                first = 0;
+            }
         }
         free(w), free(act);
     }
     free(x), free(y);
+    if (js) {
+        fprintf(js, "\n]\n");
+        if (fclose(js) != 0) {
+            perror(json_path);
+            return 1;
+        }
+    }
     return 0;
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer target tests/fuzz/fuzz_*.c with clang, ASan and
+# UBSan into build/fuzz/, linked with the core and engine sources built the
+# same way.  Then, unless --build-only, runs each for FUZZ_SECONDS (default
+# 15) from its seed corpus tests/fuzz/corpus/<name>/ (if any) and fails if a
+# target crashes.  `make fuzz` calls this.
+set -eu
+cd "$(dirname "$0")/../.."
+out=build/fuzz
+mkdir -p "$out/obj"
+CC=${FUZZ_CC:-clang}
+FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -Isrc -Isrc/core -Isrc/engine -Wall -Wextra -Werror -Wno-unused-command-line-argument"
+objs=()
+for src in src/core/*.c src/engine/*.c; do
+    [ -f "$src" ] || continue
+    o=$out/obj/$(echo "$src" | tr / _).o
+    isa=""
+    case "$src" in
+        *_avx2.c) isa="-mavx2 -mfma -mf16c" ;;
+        *_avx512.c) isa="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c" ;;
+    esac
+    if [ ! -f "$o" ] || [ "$src" -nt "$o" ] || [ "$0" -nt "$o" ]; then
+        $CC $FLAGS $isa -c "$src" -o "$o"
+    fi
+    objs+=("$o")
+done
+targets=()
+for f in tests/fuzz/fuzz_*.c; do
+    name=$(basename "$f" .c)
+    $CC $FLAGS -fsanitize=fuzzer "$f" "${objs[@]}" -lpcre2-8 -lm -lpthread -o "$out/$name"
+    targets+=("$name")
+    echo "built $out/$name"
+done
+[ "${1:-}" = --build-only ] && exit 0
+secs=${FUZZ_SECONDS:-15}
+for name in "${targets[@]}"; do
+    corpus=tests/fuzz/corpus/${name#fuzz_}
+    work=$(mktemp -d)
+    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null || true
+    echo "running $name for ${secs}s"
+    if ! INFERKV_SHARED=${INFERKV_SHARED:-$(cd .. && pwd)/shared} \
+        "$out/$name" -max_total_time="$secs" -rss_limit_mb=4096 -max_len=65536 "$work" \
+        -artifact_prefix="$out/$name-" > "$out/$name.log" 2>&1; then
+        echo "FAIL: $name crashed; see $out/$name.log"; tail -n 30 "$out/$name.log"; rm -rf "$work"; exit 1
+    fi
+    grep -E "^#[0-9]+.*DONE|Done [0-9]+ runs" "$out/$name.log" | tail -n1
+    rm -rf "$work"
+done
