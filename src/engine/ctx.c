@@ -125,7 +125,14 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
     c->ffb = xcalloc(B * F, sizeof(float), &oom);
     c->act_bytes = B * max_act_row(m);
     for (int i = 0; i < 3; i++) c->act[i] = xcalloc(c->act_bytes, 1, &oom);
-    c->scores = xcalloc((size_t)nth * (size_t)n_ctx, sizeof(float), &oom);
+    /* attention tiles: up to 4 tokens x the query heads of one KV head */
+    if (I->n_head / I->n_head_kv > 64) {
+        infer_ctx_free(c);
+        return fail(err, errlen, "more than 64 query heads per KV head are not supported");
+    }
+    c->scores_per_thread = (size_t)4 * (size_t)(I->n_head / I->n_head_kv) * (size_t)n_ctx;
+    c->scores = xcalloc((size_t)nth * c->scores_per_thread, sizeof(float), &oom);
+    c->att_tiles = xcalloc(B * (size_t)I->n_head_kv, sizeof *c->att_tiles, &oom);
     c->rope = xcalloc(B * (size_t)I->n_rot, sizeof(float), &oom);
     c->inv_freq = xcalloc((size_t)I->n_rot / 2, sizeof(float), &oom);
     c->tok_entry = xcalloc(B, sizeof(int32_t), &oom);
@@ -153,7 +160,7 @@ void infer_ctx_free(infer_ctx *c) {
     free(c->x), free(c->h), free(c->o), free(c->q), free(c->att), free(c->k), free(c->v);
     free(c->ffa), free(c->ffb);
     for (int i = 0; i < 3; i++) free(c->act[i]);
-    free(c->scores), free(c->rope), free(c->inv_freq);
+    free(c->scores), free(c->att_tiles), free(c->rope), free(c->inv_freq);
     free(c->tok_entry), free(c->tok_pos), free(c->tok_id);
     free(c->entry_row), free(c->entry_nrows), free(c->logits);
     free(c->entry_seq), free(c->out_rows);

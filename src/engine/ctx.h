@@ -8,6 +8,8 @@
 #include "model.h"
 #include "ops.h"
 
+typedef struct att_tile att_tile;
+
 struct infer_seq {
     infer_ctx *c;
     int32_t len;      /* tokens whose K/V are in the cache */
@@ -38,7 +40,10 @@ struct infer_ctx {
     float *x, *h, *q, *k, *v, *att, *o, *ffa, *ffb;
     uint8_t *act[3];
     size_t act_bytes; /* capacity of each act buffer */
-    float *scores;    /* n_threads * n_ctx */
+    float *scores;    /* per thread: scores_per_thread floats */
+    size_t scores_per_thread;
+    struct att_tile { int32_t t0, nt, g; } *att_tiles; /* attention work of the current batch */
+    int32_t n_att_tiles;
     float *rope;      /* max_batch * n_rot (cos, sin pairs) */
     float *inv_freq;  /* n_rot / 2 */
     int32_t *tok_entry, *tok_pos, *tok_id;

@@ -185,48 +185,94 @@ static void qkv_post_worker(void *arg, int ith, int nth) {
     }
 }
 
-/* Causal attention of one query head of one token over its sequence. */
-static void attend(infer_ctx *c, const infer_seq *s, int il, int32_t pos, const float *q, int32_t kvh, float *out,
-                   float *scores) {
-    int32_t hd = c->m->info.head_dim, kvd = c->kv_dim, bt = c->bt;
+/* Causal attention for one tile: up to ATT_TOKENS consecutive tokens of one
+ * sequence times the query heads that share KV head g.  Every K and V row
+ * is loaded once for the whole tile (ops dot_multi / axpy_multi), and each
+ * query's arithmetic is the same as if it were alone, so tiling never
+ * changes a value.  Token positions increase within a tile, so the queries
+ * still attending at position p are a suffix of the tile. */
+#define ATT_TOKENS 4
+
+static const float *kv_row(const infer_ctx *c, const infer_seq *s, int il, int32_t p, int v) {
+    return c->kv + (size_t)s->blocks[p / c->bt] * c->block_floats + (size_t)(2 * il + v) * c->bt * c->kv_dim +
+           (size_t)(p % c->bt) * c->kv_dim;
+}
+
+static void attend_tile(infer_ctx *c, const infer_seq *s, int il, int32_t t0, int32_t nt, int32_t g,
+                        float *scores) {
+    const infer_model_info *I = &c->m->info;
+    int32_t hd = I->head_dim, rep = I->n_head / I->n_head_kv, nq = nt * rep;
     float scale = 1.0f / sqrtf((float)hd);
-    size_t layer_off = (size_t)(2 * il) * bt * kvd + (size_t)kvh * hd;
-    float mx = -INFINITY;
-    for (int32_t p = 0; p <= pos; p++) {
-        const float *kp = c->kv + (size_t)s->blocks[p / bt] * c->block_floats + layer_off + (size_t)(p % bt) * kvd;
-        float sc = c->ops->dot(q, kp, hd) * scale;
-        scores[p] = sc;
-        if (sc > mx) mx = sc;
+    const float *q[ATT_TOKENS * 64];
+    float *out[ATT_TOKENS * 64], *sc[ATT_TOKENS * 64];
+    int32_t pos[ATT_TOKENS * 64] = {0};
+    for (int32_t i = 0; i < nq; i++) {
+        int32_t t = t0 + i / rep, h = g * rep + i % rep;
+        q[i] = c->q + (size_t)t * c->q_dim + (size_t)h * hd;
+        out[i] = c->att + (size_t)t * c->q_dim + (size_t)h * hd;
+        sc[i] = scores + (size_t)i * c->n_ctx;
+        pos[i] = c->tok_pos[t];
+        memset(out[i], 0, (size_t)hd * sizeof(float));
     }
-    double sum = 0;
-    for (int32_t p = 0; p <= pos; p++) {
-        scores[p] = expf(scores[p] - mx);
-        sum += scores[p];
+    size_t koff = (size_t)g * hd;
+    int32_t last = pos[nq - 1];
+    int32_t first = 0; /* first query still attending at p */
+    for (int32_t p = 0; p <= last; p++) {
+        while (pos[first] < p) first++;
+        const float *kp = kv_row(c, s, il, p, 0) + koff;
+        float d[OPS_MULTI];
+        for (int32_t i = first; i < nq; i += OPS_MULTI) {
+            int m = nq - i < OPS_MULTI ? nq - i : OPS_MULTI;
+            c->ops->dot_multi(q + i, m, kp, hd, d);
+            for (int j = 0; j < m; j++) sc[i + j][p] = d[j] * scale;
+        }
     }
-    float inv = (float)(1.0 / sum);
-    memset(out, 0, (size_t)hd * sizeof(float));
-    for (int32_t p = 0; p <= pos; p++) {
-        const float *vp = c->kv + (size_t)s->blocks[p / bt] * c->block_floats + layer_off + (size_t)bt * kvd +
-                          (size_t)(p % bt) * kvd;
-        c->ops->axpy(out, scores[p] * inv, vp, hd);
+    for (int32_t i = 0; i < nq; i++) { /* softmax over positions 0..pos[i] */
+        float mx = -INFINITY;
+        for (int32_t p = 0; p <= pos[i]; p++) mx = sc[i][p] > mx ? sc[i][p] : mx;
+        double sum = 0;
+        for (int32_t p = 0; p <= pos[i]; p++) {
+            sc[i][p] = expf(sc[i][p] - mx);
+            sum += sc[i][p];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int32_t p = 0; p <= pos[i]; p++) sc[i][p] *= inv;
+    }
+    first = 0;
+    for (int32_t p = 0; p <= last; p++) {
+        while (pos[first] < p) first++;
+        const float *vp = kv_row(c, s, il, p, 1) + koff;
+        float w[OPS_MULTI];
+        for (int32_t i = first; i < nq; i += OPS_MULTI) {
+            int m = nq - i < OPS_MULTI ? nq - i : OPS_MULTI;
+            for (int j = 0; j < m; j++) w[j] = sc[i + j][p];
+            c->ops->axpy_multi(out + i, w, m, vp, hd);
+        }
     }
 }
 
 static void attn_worker(void *arg, int ith, int nth) {
     const qkv_job *j = arg;
     infer_ctx *c = j->c;
-    const infer_model_info *I = &c->m->info;
-    int32_t hd = I->head_dim, group = I->n_head / I->n_head_kv;
-    float *scores = c->scores + (size_t)ith * c->n_ctx;
-    /* (token, head) pairs dealt round-robin: later tokens of a prompt attend
-     * over more positions, and striding keeps the threads balanced. */
-    int64_t pairs = (int64_t)j->n * I->n_head;
-    for (int64_t pi = ith; pi < pairs; pi += nth) {
-        int32_t t = (int32_t)(pi / I->n_head), h = (int32_t)(pi % I->n_head);
-        const infer_seq *s = j->seq_of_entry[c->tok_entry[t]];
-        attend(c, s, j->il, c->tok_pos[t], c->q + (size_t)t * c->q_dim + (size_t)h * hd, h / group,
-               c->att + (size_t)t * c->q_dim + (size_t)h * hd, scores);
+    float *scores = c->scores + (size_t)ith * c->scores_per_thread;
+    /* Tiles dealt round-robin: later tokens of a prompt attend over more
+     * positions, and striding keeps the threads balanced. */
+    for (int32_t i = ith; i < c->n_att_tiles; i += nth) {
+        const att_tile *at = &c->att_tiles[i];
+        attend_tile(c, j->seq_of_entry[c->tok_entry[at->t0]], j->il, at->t0, at->nt, at->g, scores);
     }
+}
+
+/* Cuts each entry's rows into tiles of ATT_TOKENS tokens x each KV head. */
+static void plan_attention(infer_ctx *c, int32_t n) {
+    int32_t nt = 0;
+    for (int32_t t = 0; t < n;) {
+        int32_t e = c->tok_entry[t], len = 1;
+        while (t + len < n && len < ATT_TOKENS && c->tok_entry[t + len] == e) len++;
+        for (int32_t g = 0; g < c->m->info.n_head_kv; g++) c->att_tiles[nt++] = (att_tile){t, len, g};
+        t += len;
+    }
+    c->n_att_tiles = nt;
 }
 
 typedef struct {
@@ -269,6 +315,7 @@ void forward_batch(infer_ctx *c, infer_seq *const *seq_of_entry, int32_t n, cons
         quant_dequant_row(m->tok_embd.type, m->tok_embd.data + (size_t)c->tok_id[t] * m->tok_embd.row_bytes,
                           c->x + (size_t)t * E, E);
     compute_rope(c, n);
+    plan_attention(c, n);
 
     const float *pending = NULL; /* residual branch output not yet added into x */
     for (int il = 0; il < I->n_layer; il++) {

@@ -21,7 +21,15 @@ static void axpy_ref(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-static const ops_table REF = {dot_ref, axpy_ref};
+static void dot_multi_ref(const float *const *q, int m, const float *k, int64_t n, float *out) {
+    for (int j = 0; j < m; j++) out[j] = dot_ref(q[j], k, n);
+}
+
+static void axpy_multi_ref(float *const *y, const float *a, int m, const float *x, int64_t n) {
+    for (int j = 0; j < m; j++) axpy_ref(y[j], a[j], x, n);
+}
+
+static const ops_table REF = {dot_ref, axpy_ref, dot_multi_ref, axpy_multi_ref};
 
 const ops_table *ops_ref(void) { return &REF; }
 

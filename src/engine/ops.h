@@ -6,9 +6,18 @@
 
 #include <stdint.h>
 
+/* The *_multi forms apply one x to up to OPS_MULTI vectors at once, so a
+ * K or V row loaded once serves several queries.  Each of their results is
+ * computed by exactly the arithmetic of the single form: grouping never
+ * changes a value. */
+#define OPS_MULTI 4
 typedef struct {
     float (*dot)(const float *a, const float *b, int64_t n);
     void (*axpy)(float *y, float a, const float *x, int64_t n); /* y += a*x */
+    /* out[j] = dot(q[j], k) for j < m <= OPS_MULTI */
+    void (*dot_multi)(const float *const *q, int m, const float *k, int64_t n, float *out);
+    /* y[j] += a[j] * x for j < m <= OPS_MULTI */
+    void (*axpy_multi)(float *const *y, const float *a, int m, const float *x, int64_t n);
 } ops_table;
 
 const ops_table *ops_get(void);    /* best for this CPU */

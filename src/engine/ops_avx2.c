@@ -33,6 +33,46 @@ static void axpy_avx2(float *y, float a, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-static const ops_table AVX2 = {dot_avx2, axpy_avx2};
+/* Same per-query sequence of operations as dot_avx2 (two accumulators over
+ * 16-wide steps, one 8-wide step, horizontal sum, scalar tail), with k's
+ * loads shared by the queries. */
+static void dot_multi_avx2(const float *const *q, int m, const float *k, int64_t n, float *out) {
+    __m256 s0[OPS_MULTI], s1[OPS_MULTI];
+    for (int j = 0; j < m; j++) s0[j] = s1[j] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 k0 = _mm256_loadu_ps(k + i), k1 = _mm256_loadu_ps(k + i + 8);
+        for (int j = 0; j < m; j++) {
+            s0[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q[j] + i), k0, s0[j]);
+            s1[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q[j] + i + 8), k1, s1[j]);
+        }
+    }
+    int64_t i8 = i;
+    if (i + 8 <= n) {
+        __m256 k0 = _mm256_loadu_ps(k + i);
+        for (int j = 0; j < m; j++) s0[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q[j] + i), k0, s0[j]);
+        i8 = i + 8;
+    }
+    for (int j = 0; j < m; j++) {
+        float s = hsum256(_mm256_add_ps(s0[j], s1[j]));
+        for (int64_t t = i8; t < n; t++) s += q[j][t] * k[t];
+        out[j] = s;
+    }
+}
+
+static void axpy_multi_avx2(float *const *y, const float *a, int m, const float *x, int64_t n) {
+    __m256 va[OPS_MULTI];
+    for (int j = 0; j < m; j++) va[j] = _mm256_set1_ps(a[j]);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vx = _mm256_loadu_ps(x + i);
+        for (int j = 0; j < m; j++)
+            _mm256_storeu_ps(y[j] + i, _mm256_fmadd_ps(va[j], vx, _mm256_loadu_ps(y[j] + i)));
+    }
+    for (; i < n; i++)
+        for (int j = 0; j < m; j++) y[j][i] += a[j] * x[i];
+}
+
+static const ops_table AVX2 = {dot_avx2, axpy_avx2, dot_multi_avx2, axpy_multi_avx2};
 
 const ops_table *ops_avx2_table(void) { return &AVX2; }

