@@ -74,7 +74,8 @@ static buf build(uint32_t version, const tinfo *t, int nt, size_t data_bytes, in
     for (int i = 0; i < nt; i++) {
         str(&b, t[i].name);
         u32(&b, t[i].n_dims);
-        for (uint32_t d = 0; d < t[i].n_dims; d++) u64(&b, t[i].ne[d]);
+        /* a claimed 5th dimension (a corruption case) is written as 1 */
+        for (uint32_t d = 0; d < t[i].n_dims; d++) u64(&b, d < 4 ? t[i].ne[d] : 1);
         u32(&b, t[i].type);
         u64(&b, t[i].offset);
     }

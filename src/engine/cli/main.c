@@ -21,6 +21,8 @@ static void usage(FILE *f) {
             "  tokenize -m MODEL [-f FILE | TEXT] [--add-special] [--parse-special]\n"
             "                                   token ids of the text\n"
             "  detokenize -m MODEL ID...        text of the ids\n"
+            "  chat-format -m MODEL [--no-think] [--no-assistant] [-f FILE | JSON]\n"
+            "                                   a JSON list of messages rendered with the model's template\n"
             "\n"
             "See docs/cli.md.  Kernels on this machine: %s\n",
             infer_simd_name());
@@ -37,7 +39,7 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **);
     } cmds[] = {
         {"info", cli_info},         {"generate", cli_generate},     {"bench", cli_bench},
-        {"tokenize", cli_tokenize}, {"detokenize", cli_detokenize},
+        {"tokenize", cli_tokenize}, {"detokenize", cli_detokenize}, {"chat-format", cli_chat_format},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
