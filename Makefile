@@ -27,6 +27,7 @@ CORE_SRC   := $(wildcard src/core/*.c)
 ENGINE_SRC := $(wildcard src/engine/*.c)
 CLI_SRC    := $(wildcard src/engine/cli/*.c)
 SERVER_SRC := $(wildcard src/server/*.c)
+MODULE_SRC := $(wildcard src/module/*.c)
 TOOL_DIRS  := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
@@ -37,11 +38,15 @@ LIBCORE  := $(BUILD)/libcore.a
 LIBINFER := $(BUILD)/libinfer.a
 CLI      := $(BUILD)/inferkv-cli
 SERVER   := $(if $(SERVER_SRC),$(BUILD)/inferkv-server)
+MODULE   := $(if $(MODULE_SRC),$(BUILD)/inferkv.so)
+# The module is a shared object: it and the engine it carries are compiled
+# a second time as position-independent code, into obj-pic/.
+pic = $(patsubst %.c,$(BUILD)/obj-pic/%.o,$(1))
 TOOLS    := $(addprefix $(BUILD)/,$(TOOL_DIRS))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all test unit integration asan fuzz bench run deps clean
-all: $(LIBCORE) $(LIBINFER) $(CLI) $(SERVER) $(TOOLS) $(UNITS)
+all: $(LIBCORE) $(LIBINFER) $(CLI) $(SERVER) $(MODULE) $(TOOLS) $(UNITS)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(@D)
@@ -52,6 +57,21 @@ $(BUILD)/obj/%_avx512.o: %_avx512.c
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj-pic/%_avx2.o: %_avx2.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden $(ISA_AVX2) -c $< -o $@
+$(BUILD)/obj-pic/%_avx512.o: %_avx512.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden $(ISA_AVX512) -c $< -o $@
+$(BUILD)/obj-pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+# Only RedisModule_OnLoad/OnUnload are exported (-fvisibility=hidden plus
+# the module's own default-visibility attribute on them).
+$(BUILD)/inferkv.so: $(call pic,$(MODULE_SRC) $(ENGINE_SRC))
+	$(CC) $(ALL_CFLAGS) -shared -fPIC -o $@ $^ $(LDLIBS)
 
 $(LIBCORE): $(call obj,$(CORE_SRC))
 	@mkdir -p $(@D)

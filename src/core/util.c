@@ -121,7 +121,10 @@ int ldouble_to_str(char *buf, size_t cap, long double v) {
     return l;
 }
 
-/* Matches one [...] class at p (just after '['); advances *pp past ']'. */
+/* Matches one [...] class starting just after '['; advances *pp to the
+ * class's last character (the ']', or the pattern's last byte when the
+ * class is never closed).  Follows Redis exactly: '^' negates, "x-y" is a
+ * range whatever y is (even ']'), and characters compare as signed char. */
 static int class_match(const char **pp, const char *pend, char c, int nocase) {
     const char *p = *pp;
     int neg = 0, match = 0;
@@ -129,29 +132,44 @@ static int class_match(const char **pp, const char *pend, char c, int nocase) {
         neg = 1;
         p++;
     }
-    for (; p < pend && *p != ']'; p++) {
-        if (*p == '\\' && p + 1 < pend) {
+    for (;;) {
+        if (p >= pend) { /* unclosed: the class ends with the pattern */
+            p--;
+            break;
+        }
+        if (*p == '\\' && pend - p >= 2) {
             p++;
             if (*p == c) match = 1;
-        } else if (p + 2 < pend && p[1] == '-' && p[2] != ']') {
-            int lo = (unsigned char)p[0], hi = (unsigned char)p[2], x = (unsigned char)c;
-            if (lo > hi) { int t = lo; lo = hi; hi = t; }
-            if (nocase) {
-                lo = tolower(lo); hi = tolower(hi); x = tolower(x);
+        } else if (*p == ']') {
+            break;
+        } else if (pend - p >= 3 && p[1] == '-') {
+            int lo = p[0], hi = p[2], x = c;
+            if (lo > hi) {
+                int t = lo;
+                lo = hi;
+                hi = t;
             }
-            if (x >= lo && x <= hi) match = 1;
+            if (nocase) {
+                lo = tolower(lo);
+                hi = tolower(hi);
+                x = tolower(x);
+            }
             p += 2;
+            if (x >= lo && x <= hi) match = 1;
         } else if (nocase ? tolower((unsigned char)*p) == tolower((unsigned char)c) : *p == c) {
             match = 1;
         }
+        p++;
     }
-    *pp = p < pend ? p + 1 : p; /* an unclosed class runs to the end */
+    *pp = p;
     return neg ? !match : match;
 }
 
 /* Iterative glob: on a mismatch, backtrack only to the last '*', which keeps
  * the match linear-times-pattern instead of exponential on hostile patterns. */
 int glob_match(const char *pat, size_t plen, const char *s, size_t slen, int nocase) {
+    /* Redis never matches an empty subject except with an empty pattern. */
+    if (slen == 0) return plen == 0;
     const char *p = pat, *pend = pat + plen, *str = s, *send = s + slen;
     const char *star_p = NULL, *star_s = NULL;
     while (str < send) {
@@ -169,6 +187,7 @@ int glob_match(const char *pat, size_t plen, const char *s, size_t slen, int noc
                 ok = 1;
             } else if (*p == '[') {
                 ok = class_match(&np, pend, *str, nocase);
+                np++; /* past the class's last character */
             } else {
                 char pc = *p;
                 if (pc == '\\' && p + 1 < pend) {

@@ -474,6 +474,30 @@ static void command_list(client *c) {
     reply_set_deferred_array(c, node, n);
 }
 
+/* Key positions of commands whose keys follow a numkeys argument.  Replies
+ * and returns 1 when cmd is one of them. */
+static int getkeys_movable(client *c, const command *cmd, dstr *argv, int argc) {
+    static const struct { const char *name; int numkeys_at, dest_at; } movable[] = {
+        {"zunionstore", 2, 1}, {"zinterstore", 2, 1}, {"zdiffstore", 2, 1}, {"zunion", 1, 0},
+        {"zinter", 1, 0}, {"zdiff", 1, 0}, {"zintercard", 1, 0}, {"sintercard", 1, 0},
+        {"lmpop", 1, 0}, {"zmpop", 1, 0}, {"blmpop", 2, 0}, {"bzmpop", 2, 0}};
+    for (size_t i = 0; i < sizeof movable / sizeof movable[0]; i++) {
+        if (strcmp(cmd->name, movable[i].name) != 0) continue;
+        long long n;
+        int at = movable[i].numkeys_at;
+        if (at >= argc || !str_to_ll(argv[at], dstr_len(argv[at]), &n) || n < 1 || n > argc - at - 1) {
+            reply_error(c, "ERR Invalid arguments specified for command");
+            return 1;
+        }
+        int dest = movable[i].dest_at;
+        reply_array_len(c, (long)n + (dest ? 1 : 0));
+        if (dest) reply_bulk_dstr(c, argv[dest]);
+        for (long long k = 0; k < n; k++) reply_bulk_dstr(c, argv[at + 1 + k]);
+        return 1;
+    }
+    return 0;
+}
+
 void command_cmd(client *c) {
     static const char *help[] = {
         "(no subcommand)", "    Return details about all Redis commands.", "COUNT",
@@ -525,6 +549,7 @@ void command_cmd(client *c) {
             reply_error(c, "ERR Invalid number of arguments specified for command");
             return;
         }
+        if (getkeys_movable(c, cmd, c->argv + 2, argc)) return;
         if (cmd->first_key == 0) {
             reply_error(c, "ERR The command has no key arguments");
             return;

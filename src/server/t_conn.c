@@ -27,8 +27,8 @@ void quit_cmd(client *c) {
 
 void select_cmd(client *c) {
     long long id;
-    if (arg_ll(c, c->argv[1], &id) != OK) return;
-    kdb *db = id >= INT_MIN && id <= INT_MAX ? db_get((int)id) : NULL;
+    if (arg_ll_range(c, c->argv[1], INT_MIN, INT_MAX, &id, NULL) != OK) return;
+    kdb *db = db_get((int)id);
     if (!db) {
         reply_error(c, "ERR DB index is out of range");
         return;
@@ -254,7 +254,7 @@ static void client_list(client *c) {
         ids_from = 3;
         for (int i = 3; i < c->argc; i++) {
             long long id;
-            if (!str_to_ll(c->argv[i], dstr_len(c->argv[i]), &id) || id <= 0) {
+            if (!str_to_ll(c->argv[i], dstr_len(c->argv[i]), &id)) {
                 reply_error(c, "ERR Invalid client ID");
                 return;
             }
@@ -291,7 +291,6 @@ typedef struct kill_filter {
     long long id;
     const char *addr, *laddr, *type, *user;
     int skipme;
-    long long maxage;
 } kill_filter;
 
 static int kill_matches(client *c, client *x, const kill_filter *f) {
@@ -301,7 +300,6 @@ static int kill_matches(client *c, client *x, const kill_filter *f) {
     if (f->type && !type_matches(x, f->type)) return 0;
     if (f->user && strcmp(f->user, "default")) return 0;
     if (f->skipme && x == c) return 0;
-    if (f->maxage && (srv.now_ms - x->ctime_ms) / 1000 < f->maxage) return 0;
     return 1;
 }
 
@@ -337,8 +335,6 @@ static int parse_kill_filter(client *c, kill_filter *f) {
             if (arg_is(val, "yes")) f->skipme = 1;
             else if (arg_is(val, "no")) f->skipme = 0;
             else goto syntax;
-        } else if (arg_is(opt, "maxage")) {
-            if (!str_to_ll(val, dstr_len(val), &f->maxage) || f->maxage <= 0) goto syntax;
         } else {
             goto syntax;
         }
@@ -391,8 +387,7 @@ void client_cmd(client *c) {
         "      Kill connections by type.", "    * USER <username>",
         "      Kill connections authenticated by <username>.", "    * SKIPME (YES|NO)",
         "      Skip killing current connection (default: yes).", "    * ID <client-id>",
-        "      Kill connections by client id.", "    * MAXAGE <maxage>",
-        "      Kill connections older than the specified age.",
+        "      Kill connections by client id.",
         "LIST [options ...]", "    Return information about client connections. Options:",
         "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Return clients of specified type.",
         "    * ID <client-id> [<client-id> ...]", "      Return clients of specified IDs only.",

@@ -218,8 +218,8 @@ void copy_cmd(client *c) {
             replace = 1;
         } else if (arg_is(c->argv[i], "db") && i + 1 < c->argc) {
             long long id;
-            if (arg_ll(c, c->argv[++i], &id) != OK) return;
-            dst = id >= INT_MIN && id <= INT_MAX ? db_get((int)id) : NULL;
+            if (arg_ll_range(c, c->argv[++i], INT_MIN, INT_MAX, &id, NULL) != OK) return;
+            dst = db_get((int)id);
             if (!dst) {
                 reply_error(c, "ERR DB index is out of range");
                 return;
@@ -258,10 +258,7 @@ void copy_cmd(client *c) {
 
 void move_cmd(client *c) {
     long long id;
-    if (!str_to_ll(c->argv[2], dstr_len(c->argv[2]), &id) || id < INT_MIN || id > INT_MAX) {
-        reply_not_integer(c);
-        return;
-    }
+    if (arg_ll_range(c, c->argv[2], INT_MIN, INT_MAX, &id, NULL) != OK) return;
     kdb *dst = db_get((int)id);
     if (!dst) {
         reply_error(c, "ERR DB index is out of range");

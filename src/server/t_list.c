@@ -236,19 +236,24 @@ static int normalize_index(long long *i, size_t len) {
     return *i >= 0 && *i < (long long)len;
 }
 
+/* Like Redis, the key is looked up (nil, WRONGTYPE) before the index is
+ * parsed. */
 void lindex_cmd(client *c) {
     long long i;
-    if (arg_ll(c, c->argv[2], &i) != OK) return;
     int err;
     klist *l = get_list(c, c->argv[1], 0, &err);
     if (err) return;
-    if (!l || !normalize_index(&i, l->len)) reply_null(c);
+    if (!l) {
+        reply_null(c);
+        return;
+    }
+    if (arg_ll(c, c->argv[2], &i) != OK) return;
+    if (!normalize_index(&i, l->len)) reply_null(c);
     else reply_bulk_dstr(c, klist_get(l, (size_t)i));
 }
 
 void lset_cmd(client *c) {
     long long i;
-    if (arg_ll(c, c->argv[2], &i) != OK) return;
     int err;
     klist *l = get_list(c, c->argv[1], 1, &err);
     if (err) return;
@@ -256,6 +261,7 @@ void lset_cmd(client *c) {
         reply_error(c, "ERR no such key");
         return;
     }
+    if (arg_ll(c, c->argv[2], &i) != OK) return;
     if (!normalize_index(&i, l->len)) {
         reply_error(c, "ERR index out of range");
         return;

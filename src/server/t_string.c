@@ -194,13 +194,13 @@ void getex_cmd(client *c) {
     dstr exarg = NULL;
     long long when = -1;
     if (parse_set_opts(c, 2, 1, &flags, &exarg) != OK) return;
-    if (exarg && expire_ms(c, flags, exarg, &when) != OK) return;
     kobj *o;
     if (get_string(c, c->argv[1], &o) != OK) return;
     if (!o) {
         reply_null(c);
         return;
     }
+    if (exarg && expire_ms(c, flags, exarg, &when) != OK) return;
     reply_bulk_obj(c, o);
     if (when >= 0) {
         if (when <= srv.now_ms) db_delete(c->db, c->argv[1]);
@@ -503,22 +503,24 @@ static int range_unit(client *c, int i, int *isbit) {
     return OK;
 }
 
+/* The key is looked up first, as in Redis: a missing key answers 0 and a
+ * wrong type WRONGTYPE before the range is even parsed. */
 void bitcount_cmd(client *c) {
     long long start = 0, end = -1;
-    int isbit = 0, ranged = c->argc >= 4;
-    if (c->argc == 3) {
-        reply_syntax_error(c);
-        return;
-    }
-    if (ranged) {
-        if (arg_ll(c, c->argv[2], &start) != OK || arg_ll(c, c->argv[3], &end) != OK) return;
-        if (range_unit(c, 4, &isbit) != OK) return;
-    }
+    int isbit = 0;
     kobj *o;
     if (get_string(c, c->argv[1], &o) != OK) return;
     if (!o) {
         reply_ll(c, 0);
         return;
+    }
+    if (c->argc == 3) {
+        reply_syntax_error(c);
+        return;
+    }
+    if (c->argc >= 4) {
+        if (arg_ll(c, c->argv[2], &start) != OK || arg_ll(c, c->argv[3], &end) != OK) return;
+        if (range_unit(c, 4, &isbit) != OK) return;
     }
     char buf[LL_STR_SIZE];
     size_t len;
@@ -556,17 +558,17 @@ void bitpos_cmd(client *c) {
     }
     long long start = 0, end = -1;
     int isbit = 0, end_given = 0;
-    if (c->argc >= 4 && arg_ll(c, c->argv[3], &start) != OK) return;
-    if (c->argc >= 5) {
-        if (arg_ll(c, c->argv[4], &end) != OK) return;
-        end_given = 1;
-        if (range_unit(c, 5, &isbit) != OK) return;
-    }
     kobj *o;
     if (get_string(c, c->argv[1], &o) != OK) return;
     if (!o) {
         reply_ll(c, bitv ? -1 : 0);
         return;
+    }
+    if (c->argc >= 4 && arg_ll(c, c->argv[3], &start) != OK) return;
+    if (c->argc >= 5) {
+        if (arg_ll(c, c->argv[4], &end) != OK) return;
+        end_given = 1;
+        if (range_unit(c, 5, &isbit) != OK) return;
     }
     char buf[LL_STR_SIZE];
     size_t len;

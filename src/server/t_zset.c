@@ -771,7 +771,7 @@ static int cmp_src_len(const void *a, const void *b) {
 /* ZUNION/ZINTER/ZDIFF[STORE].  dst: argv index of the destination or 0. */
 static void zsetop_generic(client *c, int nk_index, int dst, int op) {
     long long numkeys;
-    if (arg_ll_range(c, c->argv[nk_index], INT_MIN, INT_MAX, &numkeys, NULL) != OK) return;
+    if (arg_ll(c, c->argv[nk_index], &numkeys) != OK) return;
     if (numkeys < 1) {
         reply_errorf(c, "ERR at least 1 input key is needed for '%s' command", c->cmd->name);
         return;
@@ -871,7 +871,7 @@ void zdiffstore_cmd(client *c) { zsetop_generic(c, 2, 1, ZOP_DIFF); }
 
 void zintercard_cmd(client *c) {
     long long numkeys, limit = 0;
-    if (arg_ll_range(c, c->argv[1], INT_MIN, INT_MAX, &numkeys, NULL) != OK) return;
+    if (arg_ll(c, c->argv[1], &numkeys) != OK) return;
     if (numkeys < 1) {
         reply_error(c, "ERR at least 1 input key is needed for 'zintercard' command");
         return;
@@ -880,21 +880,13 @@ void zintercard_cmd(client *c) {
         reply_syntax_error(c);
         return;
     }
-    for (int i = 2 + (int)numkeys; i < c->argc; i += 2) {
-        if (arg_is(c->argv[i], "limit") && i + 1 < c->argc) {
-            if (arg_positive(c, c->argv[i + 1], &limit, "ERR LIMIT can't be negative") != OK) return;
-        } else {
-            reply_syntax_error(c);
-            return;
-        }
-    }
     int n = (int)numkeys;
     zsrc *src = km_calloc(sizeof(zsrc) * (size_t)n);
     if (!src) {
         reply_error(c, "ERR out of memory");
         return;
     }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) { /* keys first, then options, as Redis */
         kobj *o = db_lookup_read(c, c->argv[2 + i]);
         if (o && o->type != OBJ_ZSET && o->type != OBJ_SET) {
             reply_wrong_type(c);
@@ -903,6 +895,18 @@ void zintercard_cmd(client *c) {
         }
         src[i].o = o;
         src[i].weight = 1.0;
+    }
+    for (int i = 2 + n; i < c->argc; i += 2) {
+        if (arg_is(c->argv[i], "limit") && i + 1 < c->argc) {
+            if (arg_positive(c, c->argv[i + 1], &limit, "ERR LIMIT can't be negative") != OK) {
+                km_free(src);
+                return;
+            }
+        } else {
+            reply_syntax_error(c);
+            km_free(src);
+            return;
+        }
     }
     qsort(src, (size_t)n, sizeof *src, cmp_src_len);
     long long card = 0;
