@@ -133,6 +133,9 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
     c->scores_per_thread = (size_t)4 * (size_t)(I->n_head / I->n_head_kv) * (size_t)n_ctx;
     c->scores = xcalloc((size_t)nth * c->scores_per_thread, sizeof(float), &oom);
     c->att_tiles = xcalloc(B * (size_t)I->n_head_kv, sizeof *c->att_tiles, &oom);
+    c->att_act_per_thread = (size_t)4 * (size_t)(I->n_head / I->n_head_kv) * quant_act_row_bytes(QT_F32, I->head_dim);
+    c->att_act = xcalloc((size_t)nth * c->att_act_per_thread, 1, &oom);
+    c->att_rows = xcalloc((size_t)nth * (size_t)n_ctx, sizeof *c->att_rows, &oom);
     c->rope = xcalloc(B * (size_t)I->n_rot, sizeof(float), &oom);
     c->inv_freq = xcalloc((size_t)I->n_rot / 2, sizeof(float), &oom);
     c->tok_entry = xcalloc(B, sizeof(int32_t), &oom);
@@ -160,7 +163,7 @@ void infer_ctx_free(infer_ctx *c) {
     free(c->x), free(c->h), free(c->o), free(c->q), free(c->att), free(c->k), free(c->v);
     free(c->ffa), free(c->ffb);
     for (int i = 0; i < 3; i++) free(c->act[i]);
-    free(c->scores), free(c->att_tiles), free(c->rope), free(c->inv_freq);
+    free(c->scores), free(c->att_tiles), free(c->att_act), free(c->att_rows), free(c->rope), free(c->inv_freq);
     free(c->tok_entry), free(c->tok_pos), free(c->tok_id);
     free(c->entry_row), free(c->entry_nrows), free(c->logits);
     free(c->entry_seq), free(c->out_rows);

@@ -42,6 +42,9 @@ struct infer_ctx {
     size_t act_bytes; /* capacity of each act buffer */
     float *scores;    /* per thread: scores_per_thread floats */
     size_t scores_per_thread;
+    uint8_t *att_act;          /* per thread: a tile's queries as matmul activations */
+    size_t att_act_per_thread;
+    const float **att_rows;    /* per thread: n_ctx V row pointers */
     struct att_tile { int32_t t0, nt, g; } *att_tiles; /* attention work of the current batch */
     int32_t n_att_tiles;
     float *rope;      /* max_batch * n_rot (cos, sin pairs) */

@@ -198,56 +198,57 @@ static const float *kv_row(const infer_ctx *c, const infer_seq *s, int il, int32
            (size_t)(p % c->bt) * c->kv_dim;
 }
 
-static void attend_tile(infer_ctx *c, const infer_seq *s, int il, int32_t t0, int32_t nt, int32_t g,
-                        float *scores) {
+static void attend_tile(infer_ctx *c, const infer_seq *s, int il, int32_t t0, int32_t nt, int32_t g, float *scores,
+                        uint8_t *qact, const float **rows) {
     const infer_model_info *I = &c->m->info;
     int32_t hd = I->head_dim, rep = I->n_head / I->n_head_kv, nq = nt * rep;
     float scale = 1.0f / sqrtf((float)hd);
-    const float *q[ATT_TOKENS * 64];
-    float *out[ATT_TOKENS * 64], *sc[ATT_TOKENS * 64];
-    int32_t pos[ATT_TOKENS * 64] = {0};
+    float *out[ATT_TOKENS * 64];
+    const float *w[ATT_TOKENS * 64];
+    int32_t pos[ATT_TOKENS * 64] = {0}, cnt[ATT_TOKENS * 64];
+    size_t rb = quant_act_row_bytes(QT_F32, hd);
+    for (int32_t k = 0; k < nt; k++) { /* this KV head's query heads of token t0+k are contiguous */
+        int32_t t = t0 + k;
+        quant_act_prepare(QT_F32, c->q + (size_t)t * c->q_dim + (size_t)g * rep * hd, hd, rep, (size_t)hd,
+                          qact + (size_t)k * rep * rb);
+    }
     for (int32_t i = 0; i < nq; i++) {
         int32_t t = t0 + i / rep, h = g * rep + i % rep;
-        q[i] = c->q + (size_t)t * c->q_dim + (size_t)h * hd;
         out[i] = c->att + (size_t)t * c->q_dim + (size_t)h * hd;
-        sc[i] = scores + (size_t)i * c->n_ctx;
+        w[i] = scores + (size_t)i * c->n_ctx;
         pos[i] = c->tok_pos[t];
+        cnt[i] = pos[i] + 1;
         memset(out[i], 0, (size_t)hd * sizeof(float));
     }
-    size_t koff = (size_t)g * hd;
+    /* Scores, one KV block at a time: the block's positions are rows of a
+     * small f32 matrix (stride kv_dim) multiplied against all queries.
+     * Positions past a query's own are computed and never read. */
     int32_t last = pos[nq - 1];
-    int32_t first = 0; /* first query still attending at p */
-    for (int32_t p = 0; p <= last; p++) {
-        while (pos[first] < p) first++;
-        const float *kp = kv_row(c, s, il, p, 0) + koff;
-        float d[OPS_MULTI];
-        for (int32_t i = first; i < nq; i += OPS_MULTI) {
-            int m = nq - i < OPS_MULTI ? nq - i : OPS_MULTI;
-            c->ops->dot_multi(q + i, m, kp, hd, d);
-            for (int j = 0; j < m; j++) sc[i + j][p] = d[j] * scale;
-        }
+    size_t koff = (size_t)g * hd;
+    for (int32_t p0 = 0; p0 <= last; p0 += c->bt) {
+        int32_t np = last + 1 - p0 < c->bt ? last + 1 - p0 : c->bt;
+        quant_matmul(QT_F32, kv_row(c, s, il, p0, 0) + koff, (size_t)c->kv_dim * sizeof(float), hd, 0, np, qact, nq,
+                     scores + p0, (size_t)c->n_ctx);
     }
     for (int32_t i = 0; i < nq; i++) { /* softmax over positions 0..pos[i] */
+        float *sc = scores + (size_t)i * c->n_ctx;
         float mx = -INFINITY;
-        for (int32_t p = 0; p <= pos[i]; p++) mx = sc[i][p] > mx ? sc[i][p] : mx;
+        for (int32_t p = 0; p <= pos[i]; p++) {
+            sc[p] *= scale;
+            mx = sc[p] > mx ? sc[p] : mx;
+        }
         double sum = 0;
         for (int32_t p = 0; p <= pos[i]; p++) {
-            sc[i][p] = expf(sc[i][p] - mx);
-            sum += sc[i][p];
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
         }
         float inv = (float)(1.0 / sum);
-        for (int32_t p = 0; p <= pos[i]; p++) sc[i][p] *= inv;
+        for (int32_t p = 0; p <= pos[i]; p++) sc[p] *= inv;
     }
-    first = 0;
-    for (int32_t p = 0; p <= last; p++) {
-        while (pos[first] < p) first++;
-        const float *vp = kv_row(c, s, il, p, 1) + koff;
-        float w[OPS_MULTI];
-        for (int32_t i = first; i < nq; i += OPS_MULTI) {
-            int m = nq - i < OPS_MULTI ? nq - i : OPS_MULTI;
-            for (int j = 0; j < m; j++) w[j] = sc[i + j][p];
-            c->ops->axpy_multi(out + i, w, m, vp, hd);
-        }
+    for (int32_t p = 0; p <= last; p++) rows[p] = kv_row(c, s, il, p, 1) + koff;
+    for (int32_t i = 0; i < nq; i += OPS_ROWS) {
+        int m = nq - i < OPS_ROWS ? nq - i : OPS_ROWS;
+        c->ops->axpy_rows(out + i, w + i, cnt + i, m, rows, hd);
     }
 }
 
@@ -255,11 +256,13 @@ static void attn_worker(void *arg, int ith, int nth) {
     const qkv_job *j = arg;
     infer_ctx *c = j->c;
     float *scores = c->scores + (size_t)ith * c->scores_per_thread;
+    uint8_t *qact = c->att_act + (size_t)ith * c->att_act_per_thread;
+    const float **rows = c->att_rows + (size_t)ith * c->n_ctx;
     /* Tiles dealt round-robin: later tokens of a prompt attend over more
      * positions, and striding keeps the threads balanced. */
     for (int32_t i = ith; i < c->n_att_tiles; i += nth) {
         const att_tile *at = &c->att_tiles[i];
-        attend_tile(c, j->seq_of_entry[c->tok_entry[at->t0]], j->il, at->t0, at->nt, at->g, scores);
+        attend_tile(c, j->seq_of_entry[c->tok_entry[at->t0]], j->il, at->t0, at->nt, at->g, scores, qact, rows);
     }
 }
 

@@ -29,12 +29,19 @@ static void axpy_multi_ref(float *const *y, const float *a, int m, const float *
     for (int j = 0; j < m; j++) axpy_ref(y[j], a[j], x, n);
 }
 
-static const ops_table REF = {dot_ref, axpy_ref, dot_multi_ref, axpy_multi_ref};
+static void axpy_rows_ref(float *const *y, const float *const *w, const int32_t *cnt, int m, const float *const *x,
+                          int64_t n) {
+    for (int j = 0; j < m; j++)
+        for (int32_t p = 0; p < cnt[j]; p++) axpy_ref(y[j], w[j][p], x[p], n);
+}
+
+static const ops_table REF = {dot_ref, axpy_ref, dot_multi_ref, axpy_multi_ref, axpy_rows_ref};
 
 const ops_table *ops_ref(void) { return &REF; }
 
 const ops_table *ops_get(void) {
-    return quant_isa() >= QUANT_ISA_AVX2 ? ops_avx2_table() : &REF;
+    int isa = quant_isa();
+    return isa >= QUANT_ISA_AVX512 ? ops_avx512_table() : isa >= QUANT_ISA_AVX2 ? ops_avx2_table() : &REF;
 }
 
 const char *infer_simd_name(void) { return quant_isa_name(quant_isa()); }

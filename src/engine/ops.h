@@ -18,10 +18,19 @@ typedef struct {
     void (*dot_multi)(const float *const *q, int m, const float *k, int64_t n, float *out);
     /* y[j] += a[j] * x for j < m <= OPS_MULTI */
     void (*axpy_multi)(float *const *y, const float *a, int m, const float *x, int64_t n);
+    /* For j < m <= OPS_ROWS: y[j] += w[j][p] * x[p] for p = 0 .. cnt[j]-1 in
+     * that order, each step one multiply-add per element: exactly the values
+     * of cnt[j] axpy calls, with every x row loaded once for all j.  cnt
+     * must be non-decreasing in j. */
+    void (*axpy_rows)(float *const *y, const float *const *w, const int32_t *cnt, int m, const float *const *x,
+                      int64_t n);
 } ops_table;
+
+#define OPS_ROWS 8
 
 const ops_table *ops_get(void);    /* best for this CPU */
 const ops_table *ops_ref(void);    /* the plain C reference */
-const ops_table *ops_avx2_table(void); /* ops_avx2.c; call only after a CPUID check */
+const ops_table *ops_avx2_table(void);   /* ops_avx2.c; call only after a CPUID check */
+const ops_table *ops_avx512_table(void); /* ops_avx512.c; likewise */
 
 #endif

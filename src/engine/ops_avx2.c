@@ -73,6 +73,30 @@ static void axpy_multi_avx2(float *const *y, const float *a, int m, const float 
         for (int j = 0; j < m; j++) y[j][i] += a[j] * x[i];
 }
 
-static const ops_table AVX2 = {dot_avx2, axpy_avx2, dot_multi_avx2, axpy_multi_avx2};
+/* Eight columns at a time: the m accumulators stay in registers across all
+ * rows, so each x row is loaded once and each y element once.  The per-row
+ * step is axpy_avx2's fmadd(a, x, y), in row order, so results equal
+ * cnt[j] axpy calls exactly. */
+static void axpy_rows_avx2(float *const *y, const float *const *w, const int32_t *cnt, int m, const float *const *x,
+                           int64_t n) {
+    int32_t last = m ? cnt[m - 1] : 0;
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256 acc[OPS_ROWS];
+        for (int j = 0; j < m; j++) acc[j] = _mm256_loadu_ps(y[j] + c);
+        int first = 0;
+        for (int32_t p = 0; p < last; p++) {
+            while (cnt[first] <= p) first++;
+            __m256 vx = _mm256_loadu_ps(x[p] + c);
+            for (int j = first; j < m; j++) acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(w[j][p]), vx, acc[j]);
+        }
+        for (int j = 0; j < m; j++) _mm256_storeu_ps(y[j] + c, acc[j]);
+    }
+    for (; c < n; c++)
+        for (int j = 0; j < m; j++)
+            for (int32_t p = 0; p < cnt[j]; p++) y[j][c] += w[j][p] * x[p][c];
+}
+
+static const ops_table AVX2 = {dot_avx2, axpy_avx2, dot_multi_avx2, axpy_multi_avx2, axpy_rows_avx2};
 
 const ops_table *ops_avx2_table(void) { return &AVX2; }

@@ -291,6 +291,7 @@ typedef struct {
     size_t pool_n, pool_cap, used;
     char *err;
     size_t errlen;
+    int have_msg; /* err holds this call's message (else a failure is out of memory) */
 } bpe_state;
 
 #define WC_MIN_TEXT 4096 /* shorter texts do not repay the table */
@@ -414,6 +415,7 @@ static int split(bpe_state *st, int level, size_t ps, size_t pl) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(rc, msg, sizeof msg);
             snprintf(st->err, st->errlen, "tokenize: pre-tokenizer failed: %s", (char *)msg);
+            st->have_msg = 1;
             return -1;
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(st->md);
@@ -453,7 +455,9 @@ int bpe_encode(const infer_vocab *v, const char *text, size_t len, tok_out *o, c
         if (!st.slots || !st.pool) goto oom;
     }
     rc = split(&st, 0, 0, len);
-    if (rc < 0 && !err[0]) goto oom;
+    /* err may be NULL, or hold an older message: only our flag says
+     * whether this failure already wrote its own. */
+    if (rc < 0 && !st.have_msg) goto oom;
     goto done;
 oom:
     rc = -1;

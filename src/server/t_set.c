@@ -375,6 +375,10 @@ void sintercard_cmd(client *c) {
 
 void smove_cmd(client *c) {
     int err;
+    if (!db_lookup_write(c, c->argv[1])) { /* a missing source wins over types */
+        reply_ll(c, 0);
+        return;
+    }
     dict *src = get_set(c, c->argv[1], 1, &err);
     if (err) return;
     dict *dst = get_set(c, c->argv[2], 1, &err);

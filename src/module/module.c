@@ -1,0 +1,156 @@
+/* module.c - inferkv.so's entry points: configuration, command table,
+ * shutdown and unload.
+ *
+ *   redis-server --loadmodule inferkv.so [infer-models-dir DIR]
+ *       [infer-threads N] [infer-max-queue N] [infer-max-active N]
+ *       [infer-kv-memory BYTES] [infer-default-timeout MS]
+ *       [infer-max-loads N] [infer-nice N] [infer-default-max-tokens N]
+ *
+ * Only RedisModule_OnLoad and RedisModule_OnUnload are exported.  Unload is
+ * refused while any request or load is in flight; when it goes ahead every
+ * engine thread is joined first, so no thread runs module code once the
+ * server unmaps it.  On server shutdown the schedulers are stopped (their
+ * threads joined) before the process exits. */
+#include "mod.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+mod_state g_mod;
+
+static int parse_ll(const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    mod_config *c = &g_mod.cfg;
+    c->threads = 2;
+    c->max_queue = 64;
+    c->max_active = 16;
+    c->kv_bytes = 0;
+    c->default_timeout_ms = 0;
+    c->max_loads = 2;
+    c->nice = 5;
+    c->default_max_tokens = 128;
+    if (argc % 2) {
+        RedisModule_Log(ctx, "warning", "infer: module arguments come in pairs: option value");
+        return -1;
+    }
+    for (int i = 0; i < argc; i += 2) {
+        const char *k = RedisModule_StringPtrLen(argv[i], NULL);
+        const char *v = RedisModule_StringPtrLen(argv[i + 1], NULL);
+        long long n = 0;
+        int bad = 0;
+        if (!strcasecmp(k, "infer-models-dir")) {
+            char *real = realpath(v, NULL);
+            struct stat sb;
+            if (!real || stat(real, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+                RedisModule_Log(ctx, "warning", "infer: infer-models-dir %s is not a directory", v);
+                free(real);
+                return -1;
+            }
+            free(c->models_dir);
+            c->models_dir = real;
+        } else if (!strcasecmp(k, "infer-threads")) {
+            bad = parse_ll(v, 1, 256, &n);
+            c->threads = (int)n;
+        } else if (!strcasecmp(k, "infer-max-queue")) {
+            bad = parse_ll(v, 1, 1 << 20, &n);
+            c->max_queue = (int)n;
+        } else if (!strcasecmp(k, "infer-max-active")) {
+            bad = parse_ll(v, 1, 4096, &n);
+            c->max_active = (int)n;
+        } else if (!strcasecmp(k, "infer-kv-memory")) {
+            bad = parse_ll(v, 0, LLONG_MAX, &n);
+            c->kv_bytes = (uint64_t)n;
+        } else if (!strcasecmp(k, "infer-default-timeout")) {
+            bad = parse_ll(v, 0, 24LL * 3600 * 1000, &n);
+            c->default_timeout_ms = n;
+        } else if (!strcasecmp(k, "infer-max-loads")) {
+            bad = parse_ll(v, 1, 64, &n);
+            c->max_loads = (int)n;
+        } else if (!strcasecmp(k, "infer-nice")) {
+            bad = parse_ll(v, 0, 19, &n);
+            c->nice = (int)n;
+        } else if (!strcasecmp(k, "infer-default-max-tokens")) {
+            bad = parse_ll(v, 1, 1 << 20, &n);
+            c->default_max_tokens = (int)n;
+        } else {
+            RedisModule_Log(ctx, "warning", "infer: unknown module option %s", k);
+            return -1;
+        }
+        if (bad) {
+            RedisModule_Log(ctx, "warning", "infer: bad value '%s' for %s", v, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void on_shutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subevent, void *data) {
+    (void)ctx, (void)eid, (void)subevent, (void)data;
+    g_mod.shutting_down = 1;
+    mod_model_stop_all();
+}
+
+typedef struct cmd_def {
+    const char *name;
+    RedisModuleCmdFunc fn;
+    const char *flags;
+} cmd_def;
+
+static const cmd_def commands[] = {
+    {"infer.load", mod_cmd_load, "deny-script"},
+    {"infer.unload", mod_cmd_unload, "deny-script"},
+    {"infer.models", mod_cmd_models, "readonly"},
+    {"infer.generate", mod_cmd_generate, "readonly deny-script"},
+    {"infer.tokenize", mod_cmd_tokenize, "readonly"},
+    {"infer.detokenize", mod_cmd_detokenize, "readonly"},
+    {"infer.stats", mod_cmd_stats, "readonly"},
+};
+
+EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (inferkv_rm_init(ctx, "infer", 1, REDISMODULE_APIVER_1) != REDISMODULE_OK) return REDISMODULE_ERR;
+    memset(&g_mod, 0, sizeof g_mod);
+    if (load_config(ctx, argv, argc) < 0) {
+        free(g_mod.cfg.models_dir);
+        g_mod.cfg.models_dir = NULL;
+        return REDISMODULE_ERR;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (RedisModule_CreateCommand(ctx, commands[i].name, commands[i].fn, commands[i].flags, 0, 0, 0) !=
+            REDISMODULE_OK) {
+            RedisModule_Log(ctx, "warning", "infer: cannot register %s", commands[i].name);
+            return REDISMODULE_ERR;
+        }
+    }
+    RedisModuleEvent shutdown_ev = {REDISMODULE_EVENT_SHUTDOWN, 1};
+    RedisModule_SubscribeToServerEvent(ctx, shutdown_ev, on_shutdown);
+    RedisModule_Log(ctx, "notice", "infer: ready (models dir %s, %d threads per model, kernels %s)",
+                    g_mod.cfg.models_dir ? g_mod.cfg.models_dir : "(none: INFER.LOAD disabled)",
+                    g_mod.cfg.threads, infer_simd_name());
+    return REDISMODULE_OK;
+}
+
+EXPORT int RedisModule_OnUnload(RedisModuleCtx *ctx) {
+    if (g_mod.in_flight > 0) {
+        RedisModule_Log(ctx, "warning", "infer: unload refused: %d requests or loads in flight", g_mod.in_flight);
+        return REDISMODULE_ERR;
+    }
+    mod_model_free_all(); /* joins every scheduler and pool thread */
+    free(g_mod.cfg.models_dir);
+    g_mod.cfg.models_dir = NULL;
+    return REDISMODULE_OK;
+}
