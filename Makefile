@@ -8,7 +8,8 @@
 #   make            build everything into build/
 #   make test       run every suite (unit, then integration)
 #   make asan       build and run the unit tests under ASan + UBSan
-#   make fuzz       build the libFuzzer targets (clang)
+#   make tsan       build and run the engine's threaded tests under TSan
+#   make fuzz       build and briefly run the libFuzzer targets (clang)
 #   make bench      run the benchmarks, figures into bench/out/
 #   make run        start inferkv-server in the foreground (once it exists)
 
@@ -45,7 +46,7 @@ pic = $(patsubst %.c,$(BUILD)/obj-pic/%.o,$(1))
 TOOLS    := $(addprefix $(BUILD)/,$(TOOL_DIRS))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test unit integration asan fuzz bench run deps clean
+.PHONY: all test unit integration asan tsan fuzz bench run deps clean
 all: $(LIBCORE) $(LIBINFER) $(CLI) $(SERVER) $(MODULE) $(TOOLS) $(UNITS)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
@@ -110,6 +111,12 @@ unit: all
 asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 bash tests/run_all.sh build/asan unit
+
+# The threaded parts of the engine (thread pool, scheduler) under ThreadSanitizer.
+tsan:
+	$(MAKE) BUILD=build/tsan OPT=-O1 SANFLAGS="-fsanitize=thread" build/tsan/tests/test_sched build/tsan/tests/test_engine
+	TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/test_sched
+	TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/test_engine
 
 fuzz:
 	@bash tests/fuzz/build.sh

@@ -131,6 +131,13 @@ int spm_encode(const infer_vocab *v, const char *text, size_t len, int space_pre
     for (size_t i = 0; i < len; i++) elen += text[i] == ' ' ? 3 : 1;
     if (space_prefix) elen += 3;
     if (elen == 0) return 0;
+    /* Symbols are indexed by int32 and located by uint32 offsets: refuse a
+     * text whose escaped form would overflow them (infer_tokenize accepts
+     * 2 GiB, and each space triples) instead of wrapping an index. */
+    if (elen > (size_t)INT32_MAX) {
+        snprintf(err, errlen, "tokenize: text of %zu bytes is too long for SentencePiece", len);
+        return -1;
+    }
     char *t = malloc(elen);
     if (!t) goto oom;
     size_t p = 0;

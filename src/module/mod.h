@@ -41,6 +41,8 @@ typedef struct mod_model {
     infer_sched *sched;
     int refs;
     int registered;
+    int live;                                /* on the live list */
+    struct mod_model *live_prev, *live_next; /* every installed model not yet freed */
 } mod_model;
 
 typedef struct mod_totals {
@@ -52,6 +54,7 @@ typedef struct mod_state {
     mod_config cfg;
     mod_model *models[MOD_MAX_MODELS];
     int n_models;
+    mod_model *live; /* registered or replaced but still serving requests */
     int in_flight;     /* blocked clients of this module (requests + loads) */
     int loads_running;
     int shutting_down;

@@ -37,6 +37,11 @@ static void totals_add(mod_totals *t, const infer_sched_stats *st) {
 /* Stops the scheduler (joins its thread) and frees the rest.  Only called
  * with no request left on this model. */
 static void model_destroy(mod_model *m) {
+    if (m->live) { /* installed once: on the live list (main thread only) */
+        if (m->live_prev) m->live_prev->live_next = m->live_next;
+        else g_mod.live = m->live_next;
+        if (m->live_next) m->live_next->live_prev = m->live_prev;
+    }
     if (m->sched) {
         infer_sched_stats st;
         infer_sched_get_stats(m->sched, &st);
@@ -76,14 +81,18 @@ static int registry_install(mod_model *m, char *err, size_t errlen) {
     m->refs = 1;
     m->registered = 1;
     g_mod.models[g_mod.n_models++] = m;
+    m->live = 1;
+    m->live_prev = NULL;
+    m->live_next = g_mod.live;
+    if (g_mod.live) g_mod.live->live_prev = m;
+    g_mod.live = m;
     return 0;
 }
 
 void mod_model_stop_all(void) {
     /* server shutdown: end every request and join every engine thread, so
      * nothing runs while the process exits; the rest dies with it */
-    for (int i = 0; i < g_mod.n_models; i++) {
-        mod_model *m = g_mod.models[i];
+    for (mod_model *m = g_mod.live; m; m = m->live_next) {
         if (m->sched) infer_sched_free(m->sched);
         m->sched = NULL;
     }

@@ -79,7 +79,7 @@ static void free_value(kobj *o) {
     case OBJ_LIST: klist_free(o->ptr); break;
     case OBJ_SET: set_free(o); break;
     case OBJ_ZSET: zset_free(o->ptr); break;
-    case OBJ_HASH: dict_release(o->ptr); break;
+    case OBJ_HASH: hash_free(o); break;
     }
 }
 
@@ -146,11 +146,11 @@ const char *obj_enc_name(const kobj *o) {
     case ENC_HT: return "hashtable";
     case ENC_INTSET: return "intset";
     case ENC_SKIPLIST: return "skiplist";
+    case ENC_PACKED: return "listpack";
     default: return "unknown";
     }
 }
 
-static dict *hash_dup(dict *src);
 
 kobj *obj_dup(const kobj *o) {
     switch (o->type) {
@@ -175,33 +175,7 @@ kobj *obj_dup(const kobj *o) {
         if (!n) zset_free(z);
         return n;
     }
-    case OBJ_HASH: {
-        dict *d = hash_dup(o->ptr);
-        if (!d) return NULL;
-        kobj *n = obj_new(OBJ_HASH, ENC_HT, d);
-        if (!n) dict_release(d);
-        return n;
-    }
+    case OBJ_HASH: return hash_dup(o);
     }
     return NULL;
-}
-
-static dict *hash_dup(dict *src) {
-    dict *d = dict_create(src->type);
-    if (!d) return NULL;
-    dict_iter it;
-    dict_iter_init(&it, src, 0);
-    dict_entry *e;
-    while ((e = dict_next(&it))) {
-        dstr k = dstr_dup(e->key), v = dstr_dup(e->v.val);
-        if (!k || !v || dict_add(d, k, v) != DICT_OK) {
-            dstr_free(k);
-            dstr_free(v);
-            dict_iter_done(&it);
-            dict_release(d);
-            return NULL;
-        }
-    }
-    dict_iter_done(&it);
-    return d;
 }

@@ -112,17 +112,32 @@ void scan_generic(client *c, kobj *o, int first, unsigned long cursor) {
             goto syntax;
         }
     }
-    dict *d = !o ? c->db->keys : o->type == OBJ_ZSET ? zset_dict(o->ptr) : o->ptr;
     scan_out out = {NULL, 0, 0, !o ? 0 : o->type == OBJ_HASH ? 1 : o->type == OBJ_ZSET ? 2 : 0, 0};
+    if (o && o->type == OBJ_HASH && o->enc == ENC_PACKED) {
+        hash_iter it;
+        hp_entry e;
+        hash_iter_init(&it, o);
+        while (hash_iter_next(&it, &e)) {
+            push(&out, dstr_newlen(e.f, e.flen));
+            push(&out, dstr_newlen(e.v, e.vlen));
+        }
+        hash_iter_done(&it);
+        cursor = 0;
+        goto filter;
+    }
+    dict *d = !o ? c->db->keys : o->type == OBJ_ZSET ? zset_dict(o->ptr) : o->ptr;
     if (is_small(o, d)) {
         cursor = 0;
         do cursor = dict_scan(d, cursor, collect, &out);
         while (cursor && !out.oom);
     } else {
-        long long max_buckets = count * 10;
+        /* COUNT can be any positive long long: cap the arithmetic */
+        long long max_buckets = count > LLONG_MAX / 10 ? LLONG_MAX : count * 10;
+        size_t want = count > (long long)(SIZE_MAX / 4) ? SIZE_MAX / 2 : (size_t)count * (out.with_values ? 2 : 1);
         do cursor = dict_scan(d, cursor, collect, &out);
-        while (cursor && --max_buckets && (long long)out.n < count * (out.with_values ? 2 : 1) && !out.oom);
+        while (cursor && --max_buckets && out.n < want && !out.oom);
     }
+filter:;
     int step = out.with_values ? 2 : 1;
     size_t kept = 0;
     for (size_t i = 0; i < out.n; i += step) {

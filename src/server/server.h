@@ -36,6 +36,7 @@ enum obj_enc {
     ENC_HT = 4,     /* dict (hash field->value, set member->NULL) */
     ENC_INTSET = 5, /* sorted int64 array for sets of integers */
     ENC_SKIPLIST = 6,
+    ENC_PACKED = 7, /* small hash packed in one string (hpack.c) */
 };
 #define LRU_BITS 24
 #define LRU_MAX ((1 << LRU_BITS) - 1)
@@ -128,6 +129,35 @@ void zset_free(zset *z);
 size_t zset_len(const zset *z);
 zset *zset_dup(const zset *z);
 dict *zset_dict(zset *z); /* member -> score (e->v.d) */
+
+/* hpack.c: small hashes as one packed string */
+#define HPACK_MAX_ENTRIES 128
+#define HPACK_MAX_LEN 64
+typedef struct hp_entry {
+    const char *f, *v;
+    size_t flen, vlen;
+    size_t off, end; /* the entry's byte range in the buffer */
+} hp_entry;
+int hpack_fits(size_t flen, size_t vlen);
+int hpack_next(const dstr b, size_t *off, hp_entry *e);
+int hpack_find(const dstr b, const char *f, size_t flen, hp_entry *e);
+size_t hpack_count(const dstr b);
+dstr hpack_set(dstr b, const char *f, size_t flen, const char *v, size_t vlen, int *added);
+void hpack_delete(dstr b, const hp_entry *e);
+
+/* t_hash.c: the hash type over its two encodings */
+typedef struct hash_iter {
+    struct kobj *o;
+    size_t off;
+    dict_iter di;
+} hash_iter;
+void hash_iter_init(hash_iter *it, struct kobj *o);
+int hash_iter_next(hash_iter *it, hp_entry *e);
+void hash_iter_done(hash_iter *it);
+size_t hash_len(const struct kobj *o);
+void hash_free(struct kobj *o);
+struct kobj *hash_dup(const struct kobj *o);
+size_t hash_memory(struct kobj *o);
 
 /* set values are dicts (or intsets); t_set.c */
 void set_free(kobj *o);

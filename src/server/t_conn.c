@@ -453,16 +453,7 @@ static size_t obj_memory(kobj *o) {
         if (o->enc == ENC_RAW) n += dstr_alloc_size(o->ptr);
         break;
     case OBJ_LIST: n += klist_bytes(o->ptr); break;
-    case OBJ_HASH: {
-        dict *d = o->ptr;
-        n += dict_table_bytes(d);
-        dict_iter it;
-        dict_iter_init(&it, d, 0);
-        for (dict_entry *e; (e = dict_next(&it));)
-            n += sizeof *e + dstr_alloc_size(e->key) + dstr_alloc_size(e->v.val);
-        dict_iter_done(&it);
-        break;
-    }
+    case OBJ_HASH: n += hash_memory(o); break;
     default: n += 64 * (o->type == OBJ_SET ? set_len(o) : zset_len(o->ptr)); break;
     }
     return n;

@@ -1,4 +1,11 @@
-/* t_hash.c - hashes: a dict of field -> value strings, and their commands. */
+/* t_hash.c - hashes and their commands.
+ *
+ * A hash starts packed (hpack.c: one string, insertion order, like Redis's
+ * listpack, so small hashes reply fields in the same order Redis does) and
+ * becomes a dict of field -> value strings once it has more than
+ * HPACK_MAX_ENTRIES fields or a field or value longer than HPACK_MAX_LEN.
+ * It never converts back.  The hash_* layer below hides the encoding from
+ * the commands and from SCAN, COPY and MEMORY USAGE. */
 #include "server.h"
 
 #include <math.h>
@@ -6,48 +13,185 @@
 
 static const dict_type hash_type = {dict_hash_dstr, dict_eq_dstr, dict_free_dstr, dict_free_dstr};
 
-static dict *get_hash(client *c, const dstr key, int write, int *err) {
-    kobj *o = write ? db_lookup_write(c, key) : db_lookup_read(c, key);
-    *err = db_check_type(c, o, OBJ_HASH);
-    return o && !*err ? o->ptr : NULL;
+/* ------------------------------------------------------------ the type */
+
+size_t hash_len(const kobj *o) {
+    return o->enc == ENC_PACKED ? hpack_count(o->ptr) : dict_size(o->ptr);
 }
 
-static dict *get_or_create(client *c, const dstr key, int *err) {
-    dict *h = get_hash(c, key, 1, err);
-    if (h || *err) return h;
-    h = dict_create(&hash_type);
-    kobj *o = h ? obj_new(OBJ_HASH, ENC_HT, h) : NULL;
+void hash_free(kobj *o) {
+    if (o->enc == ENC_PACKED) dstr_free(o->ptr);
+    else dict_release(o->ptr);
+}
+
+size_t hash_memory(kobj *o) {
+    if (o->enc == ENC_PACKED) return dstr_alloc_size(o->ptr);
+    dict *d = o->ptr;
+    size_t n = dict_table_bytes(d);
+    dict_iter it;
+    dict_iter_init(&it, d, 0);
+    for (dict_entry *e; (e = dict_next(&it));)
+        n += sizeof *e + dstr_alloc_size(e->key) + dstr_alloc_size(e->v.val);
+    dict_iter_done(&it);
+    return n;
+}
+
+void hash_iter_init(hash_iter *it, kobj *o) {
+    it->o = o;
+    it->off = 0;
+    if (o->enc != ENC_PACKED) dict_iter_init(&it->di, o->ptr, 0);
+}
+
+int hash_iter_next(hash_iter *it, hp_entry *e) {
+    if (it->o->enc == ENC_PACKED) return hpack_next(it->o->ptr, &it->off, e);
+    dict_entry *de = dict_next(&it->di);
+    if (!de) return 0;
+    e->f = de->key;
+    e->flen = dstr_len(de->key);
+    e->v = de->v.val;
+    e->vlen = dstr_len(de->v.val);
+    return 1;
+}
+
+void hash_iter_done(hash_iter *it) {
+    if (it->o->enc != ENC_PACKED) dict_iter_done(&it->di);
+}
+
+static int hash_get(kobj *o, const dstr f, hp_entry *e) {
+    if (o->enc == ENC_PACKED) return hpack_find(o->ptr, f, dstr_len(f), e);
+    dstr v = dict_fetch(o->ptr, f);
+    if (!v) return 0;
+    e->f = f;
+    e->flen = dstr_len(f);
+    e->v = v;
+    e->vlen = dstr_len(v);
+    return 1;
+}
+
+/* Adds or replaces one field in a dict-encoded hash: 1 new, 0 updated,
+ * -1 OOM. */
+static int dict_set(dict *h, const char *f, size_t flen, const char *val, size_t vlen) {
+    dstr v = dstr_newlen(val, vlen);
+    if (!v) return -1;
+    dstr key = dstr_newlen(f, flen);
+    if (!key) {
+        dstr_free(v);
+        return -1;
+    }
+    dict_entry *existing;
+    dict_entry *e = dict_add_raw(h, key, &existing);
+    if (e) {
+        e->v.val = v;
+        return 1;
+    }
+    dstr_free(key);
+    if (!existing) {
+        dstr_free(v);
+        return -1;
+    }
+    dstr_free(existing->v.val);
+    existing->v.val = v;
+    return 0;
+}
+
+static int convert_to_dict(kobj *o) {
+    dict *d = dict_create(&hash_type);
+    if (!d) return ERR;
+    size_t off = 0;
+    hp_entry e;
+    while (hpack_next(o->ptr, &off, &e)) {
+        if (dict_set(d, e.f, e.flen, e.v, e.vlen) < 0) {
+            dict_release(d);
+            return ERR;
+        }
+    }
+    dstr_free(o->ptr);
+    o->ptr = d;
+    o->enc = ENC_HT;
+    return OK;
+}
+
+/* 1 new field, 0 updated, -1 OOM (the hash is left as it was). */
+static int hash_set(kobj *o, const char *f, size_t flen, const char *v, size_t vlen) {
+    if (o->enc == ENC_PACKED) {
+        hp_entry e;
+        int exists = hpack_find(o->ptr, f, flen, &e);
+        int fits = hpack_fits(flen, vlen) && (exists || hpack_count(o->ptr) < HPACK_MAX_ENTRIES);
+        if (fits) {
+            int added;
+            dstr n = hpack_set(o->ptr, f, flen, v, vlen, &added);
+            if (!n) return -1;
+            o->ptr = n;
+            return added;
+        }
+        if (convert_to_dict(o) != OK) return -1;
+    }
+    return dict_set(o->ptr, f, flen, v, vlen);
+}
+
+static int hash_del(kobj *o, const dstr f) {
+    if (o->enc == ENC_PACKED) {
+        hp_entry e;
+        if (!hpack_find(o->ptr, f, dstr_len(f), &e)) return 0;
+        hpack_delete(o->ptr, &e);
+        return 1;
+    }
+    return dict_delete(o->ptr, f) == DICT_OK;
+}
+
+kobj *hash_dup(const kobj *o) {
+    kobj *n;
+    if (o->enc == ENC_PACKED) {
+        dstr b = dstr_dup(o->ptr);
+        n = b ? obj_new(OBJ_HASH, ENC_PACKED, b) : NULL;
+        if (!n) dstr_free(b);
+        return n;
+    }
+    dict *d = dict_create(&hash_type);
+    n = d ? obj_new(OBJ_HASH, ENC_HT, d) : NULL;
+    if (!n) {
+        dict_release(d);
+        return NULL;
+    }
+    hash_iter it;
+    hp_entry e;
+    hash_iter_init(&it, (kobj *)o);
+    while (hash_iter_next(&it, &e)) {
+        if (dict_set(d, e.f, e.flen, e.v, e.vlen) < 0) {
+            hash_iter_done(&it);
+            obj_decref(n);
+            return NULL;
+        }
+    }
+    hash_iter_done(&it);
+    return n;
+}
+
+/* ------------------------------------------------------------ commands */
+
+static kobj *get_hash(client *c, const dstr key, int write, int *err) {
+    kobj *o = write ? db_lookup_write(c, key) : db_lookup_read(c, key);
+    *err = db_check_type(c, o, OBJ_HASH);
+    return *err ? NULL : o;
+}
+
+static kobj *get_or_create(client *c, const dstr key, int *err) {
+    kobj *o = get_hash(c, key, 1, err);
+    if (o || *err) return o;
+    dstr b = dstr_empty();
+    o = b ? obj_new(OBJ_HASH, ENC_PACKED, b) : NULL;
     if (!o || db_add(c->db, key, o) != OK) {
         if (o) obj_decref(o);
-        else dict_release(h);
+        else dstr_free(b);
         reply_error(c, "ERR out of memory");
         *err = 1;
         return NULL;
     }
-    return h;
+    return o;
 }
 
-/* Sets field to a copy of val.  1 if the field is new, 0 if updated, -1 OOM. */
-static int hash_set(dict *h, const dstr field, const char *val, size_t vlen) {
-    dstr v = dstr_newlen(val, vlen);
-    if (!v) return -1;
-    dict_entry *e = dict_find(h, field);
-    if (e) {
-        dstr_free(e->v.val);
-        e->v.val = v;
-        return 0;
-    }
-    dstr f = dstr_dup(field);
-    if (!f || dict_add(h, f, v) != DICT_OK) {
-        dstr_free(f);
-        dstr_free(v);
-        return -1;
-    }
-    return 1;
-}
-
-static void drop_if_empty(client *c, const dstr key, dict *h) {
-    if (dict_size(h) == 0) db_delete(c->db, key);
+static void drop_if_empty(client *c, const dstr key, kobj *h) {
+    if (hash_len(h) == 0) db_delete(c->db, key);
     else db_signal_modified(c->db, key);
 }
 
@@ -57,11 +201,12 @@ static void hset_generic(client *c, int reply_count) {
         return;
     }
     int err;
-    dict *h = get_or_create(c, c->argv[1], &err);
+    kobj *h = get_or_create(c, c->argv[1], &err);
     if (err) return;
     long long created = 0;
     for (int i = 2; i < c->argc; i += 2) {
-        int r = hash_set(h, c->argv[i], c->argv[i + 1], dstr_len(c->argv[i + 1]));
+        const dstr f = c->argv[i], v = c->argv[i + 1];
+        int r = hash_set(h, f, dstr_len(f), v, dstr_len(v));
         if (r < 0) {
             drop_if_empty(c, c->argv[1], h);
             reply_error(c, "ERR out of memory");
@@ -79,13 +224,14 @@ void hmset_cmd(client *c) { hset_generic(c, 0); }
 
 void hsetnx_cmd(client *c) {
     int err;
-    dict *h = get_or_create(c, c->argv[1], &err);
+    kobj *h = get_or_create(c, c->argv[1], &err);
     if (err) return;
-    if (dict_find(h, c->argv[2])) {
+    hp_entry e;
+    if (hash_get(h, c->argv[2], &e)) {
         reply_ll(c, 0);
         return;
     }
-    if (hash_set(h, c->argv[2], c->argv[3], dstr_len(c->argv[3])) < 0) {
+    if (hash_set(h, c->argv[2], dstr_len(c->argv[2]), c->argv[3], dstr_len(c->argv[3])) < 0) {
         drop_if_empty(c, c->argv[1], h);
         reply_error(c, "ERR out of memory");
         return;
@@ -96,72 +242,74 @@ void hsetnx_cmd(client *c) {
 
 void hget_cmd(client *c) {
     int err;
-    dict *h = get_hash(c, c->argv[1], 0, &err);
+    kobj *h = get_hash(c, c->argv[1], 0, &err);
     if (err) return;
-    dstr v = h ? dict_fetch(h, c->argv[2]) : NULL;
-    if (v) reply_bulk_dstr(c, v);
+    hp_entry e;
+    if (h && hash_get(h, c->argv[2], &e)) reply_bulk(c, e.v, e.vlen);
     else reply_null(c);
 }
 
 void hmget_cmd(client *c) {
     int err;
-    dict *h = get_hash(c, c->argv[1], 0, &err);
+    kobj *h = get_hash(c, c->argv[1], 0, &err);
     if (err) return;
     reply_array_len(c, c->argc - 2);
     for (int i = 2; i < c->argc; i++) {
-        dstr v = h ? dict_fetch(h, c->argv[i]) : NULL;
-        if (v) reply_bulk_dstr(c, v);
+        hp_entry e;
+        if (h && hash_get(h, c->argv[i], &e)) reply_bulk(c, e.v, e.vlen);
         else reply_null(c);
     }
 }
 
 void hdel_cmd(client *c) {
     int err;
-    dict *h = get_hash(c, c->argv[1], 1, &err);
+    kobj *h = get_hash(c, c->argv[1], 1, &err);
     if (err) return;
     long long n = 0;
-    for (int i = 2; h && i < c->argc; i++) n += dict_delete(h, c->argv[i]) == DICT_OK;
+    for (int i = 2; h && i < c->argc; i++) n += hash_del(h, c->argv[i]);
     if (h && n) drop_if_empty(c, c->argv[1], h);
     reply_ll(c, n);
 }
 
 void hlen_cmd(client *c) {
     int err;
-    dict *h = get_hash(c, c->argv[1], 0, &err);
-    if (!err) reply_ll(c, h ? (long long)dict_size(h) : 0);
+    kobj *h = get_hash(c, c->argv[1], 0, &err);
+    if (!err) reply_ll(c, h ? (long long)hash_len(h) : 0);
 }
 
 void hstrlen_cmd(client *c) {
     int err;
-    dict *h = get_hash(c, c->argv[1], 0, &err);
+    kobj *h = get_hash(c, c->argv[1], 0, &err);
     if (err) return;
-    dstr v = h ? dict_fetch(h, c->argv[2]) : NULL;
-    reply_ll(c, v ? (long long)dstr_len(v) : 0);
+    hp_entry e;
+    reply_ll(c, h && hash_get(h, c->argv[2], &e) ? (long long)e.vlen : 0);
 }
 
 void hexists_cmd(client *c) {
     int err;
-    dict *h = get_hash(c, c->argv[1], 0, &err);
-    if (!err) reply_ll(c, h && dict_find(h, c->argv[2]) ? 1 : 0);
+    kobj *h = get_hash(c, c->argv[1], 0, &err);
+    hp_entry e;
+    if (!err) reply_ll(c, h && hash_get(h, c->argv[2], &e) ? 1 : 0);
 }
 
 enum { H_KEYS = 1, H_VALS = 2 };
 
 static void getall_generic(client *c, int what) {
     int err;
-    dict *h = get_hash(c, c->argv[1], 0, &err);
+    kobj *h = get_hash(c, c->argv[1], 0, &err);
     if (err) return;
-    long n = h ? (long)dict_size(h) : 0;
+    long n = h ? (long)hash_len(h) : 0;
     if (what == (H_KEYS | H_VALS)) reply_map_len(c, n);
     else reply_array_len(c, n);
     if (!h) return;
-    dict_iter it;
-    dict_iter_init(&it, h, 0);
-    for (dict_entry *e; (e = dict_next(&it));) {
-        if (what & H_KEYS) reply_bulk_dstr(c, e->key);
-        if (what & H_VALS) reply_bulk_dstr(c, e->v.val);
+    hash_iter it;
+    hp_entry e;
+    hash_iter_init(&it, h);
+    while (hash_iter_next(&it, &e)) {
+        if (what & H_KEYS) reply_bulk(c, e.f, e.flen);
+        if (what & H_VALS) reply_bulk(c, e.v, e.vlen);
     }
-    dict_iter_done(&it);
+    hash_iter_done(&it);
 }
 
 void hkeys_cmd(client *c) { getall_generic(c, H_KEYS); }
@@ -172,10 +320,10 @@ void hincrby_cmd(client *c) {
     long long by, v = 0;
     if (arg_ll(c, c->argv[3], &by) != OK) return;
     int err;
-    dict *h = get_or_create(c, c->argv[1], &err);
+    kobj *h = get_or_create(c, c->argv[1], &err);
     if (err) return;
-    dstr cur = dict_fetch(h, c->argv[2]);
-    if (cur && !str_to_ll(cur, dstr_len(cur), &v)) {
+    hp_entry e;
+    if (hash_get(h, c->argv[2], &e) && !str_to_ll(e.v, e.vlen, &v)) {
         reply_error(c, "ERR hash value is not an integer");
         return;
     }
@@ -186,7 +334,7 @@ void hincrby_cmd(client *c) {
     v += by;
     char buf[LL_STR_SIZE];
     int n = ll_to_str(buf, sizeof buf, v);
-    if (hash_set(h, c->argv[2], buf, (size_t)n) < 0) {
+    if (hash_set(h, c->argv[2], dstr_len(c->argv[2]), buf, (size_t)n) < 0) {
         drop_if_empty(c, c->argv[1], h);
         reply_error(c, "ERR out of memory");
         return;
@@ -203,10 +351,10 @@ void hincrbyfloat_cmd(client *c) {
         return;
     }
     int err;
-    dict *h = get_or_create(c, c->argv[1], &err);
+    kobj *h = get_or_create(c, c->argv[1], &err);
     if (err) return;
-    dstr cur = dict_fetch(h, c->argv[2]);
-    if (cur && !str_to_ldouble(cur, dstr_len(cur), &v)) {
+    hp_entry e;
+    if (hash_get(h, c->argv[2], &e) && !str_to_ldouble(e.v, e.vlen, &v)) {
         reply_error(c, "ERR hash value is not a float");
         return;
     }
@@ -217,7 +365,7 @@ void hincrbyfloat_cmd(client *c) {
         reply_error(c, "ERR increment would produce NaN or Infinity");
         return;
     }
-    if (hash_set(h, c->argv[2], buf, (size_t)n) < 0) {
+    if (hash_set(h, c->argv[2], dstr_len(c->argv[2]), buf, (size_t)n) < 0) {
         drop_if_empty(c, c->argv[1], h);
         reply_error(c, "ERR out of memory");
         return;
@@ -226,10 +374,37 @@ void hincrbyfloat_cmd(client *c) {
     reply_bulk(c, buf, (size_t)n);
 }
 
-static void reply_pair(client *c, dict_entry *e, int withvalues) {
+static void reply_pair(client *c, const hp_entry *e, int withvalues) {
     if (withvalues && c->resp > 2) reply_array_len(c, 2);
-    reply_bulk_dstr(c, e->key);
-    if (withvalues) reply_bulk_dstr(c, e->v.val);
+    reply_bulk(c, e->f, e->flen);
+    if (withvalues) reply_bulk(c, e->v, e->vlen);
+}
+
+/* Snapshot of every entry (valid until the hash changes). */
+static hp_entry *entries_of(kobj *h, size_t *n) {
+    size_t cap = hash_len(h);
+    hp_entry *all = km_malloc((cap ? cap : 1) * sizeof *all);
+    if (!all) return NULL;
+    hash_iter it;
+    size_t k = 0;
+    hash_iter_init(&it, h);
+    while (k < cap && hash_iter_next(&it, &all[k])) k++;
+    hash_iter_done(&it);
+    *n = k;
+    return all;
+}
+
+static void random_entry(kobj *h, hp_entry *e) {
+    if (h->enc == ENC_PACKED) {
+        size_t target = rand_u64() % hpack_count(h->ptr), off = 0;
+        for (size_t i = 0; i <= target; i++) hpack_next(h->ptr, &off, e);
+        return;
+    }
+    dict_entry *de = dict_random(h->ptr);
+    e->f = de->key;
+    e->flen = dstr_len(de->key);
+    e->v = de->v.val;
+    e->vlen = dstr_len(de->v.val);
 }
 
 void hrandfield_cmd(client *c) {
@@ -248,44 +423,51 @@ void hrandfield_cmd(client *c) {
         }
     }
     int err;
-    dict *h = get_hash(c, c->argv[1], 0, &err);
+    kobj *h = get_hash(c, c->argv[1], 0, &err);
     if (err) return;
+    hp_entry e;
     if (!has_count) {
-        if (!h) reply_null(c);
-        else reply_bulk_dstr(c, dict_random(h)->key);
+        if (!h) {
+            reply_null(c);
+            return;
+        }
+        random_entry(h, &e);
+        reply_bulk(c, e.f, e.flen);
         return;
     }
     if (!h || count == 0) {
         reply_array_len(c, 0);
         return;
     }
-    size_t size = dict_size(h);
     if (count < 0) { /* repeats allowed */
         long n = (long)-count;
         reply_array_len(c, withvalues && c->resp == 2 ? n * 2 : n);
-        for (long i = 0; i < n && !(c->flags & CF_CLOSE_ASAP); i++) reply_pair(c, dict_random(h), withvalues);
+        for (long i = 0; i < n && !(c->flags & CF_CLOSE_ASAP); i++) {
+            random_entry(h, &e);
+            reply_pair(c, &e, withvalues);
+        }
         return;
     }
-    if ((size_t)count > size) count = (long long)size;
-    reply_array_len(c, withvalues && c->resp == 2 ? (long)count * 2 : (long)count);
-    /* Distinct fields: pick a random starting point in a snapshot of the
-     * entries and take `count` of them after a partial Fisher-Yates. */
-    dict_entry **all = km_malloc(size * sizeof *all);
+    size_t k;
+    hp_entry *all = entries_of(h, &k);
     if (!all) {
-        for (long long i = 0; i < count; i++) reply_pair(c, dict_random(h), withvalues);
+        reply_error(c, "ERR out of memory");
         return;
     }
-    dict_iter it;
-    size_t k = 0;
-    dict_iter_init(&it, h, 0);
-    for (dict_entry *e; (e = dict_next(&it)) && k < size;) all[k++] = e;
-    dict_iter_done(&it);
+    if ((size_t)count >= k) { /* the whole hash, in its order */
+        reply_array_len(c, withvalues && c->resp == 2 ? (long)k * 2 : (long)k);
+        for (size_t i = 0; i < k; i++) reply_pair(c, &all[i], withvalues);
+        km_free(all);
+        return;
+    }
+    /* distinct fields: a partial Fisher-Yates over the snapshot */
+    reply_array_len(c, withvalues && c->resp == 2 ? (long)count * 2 : (long)count);
     for (long long i = 0; i < count; i++) {
         size_t j = (size_t)i + rand_u64() % (k - (size_t)i);
-        dict_entry *t = all[i];
+        hp_entry t = all[i];
         all[i] = all[j];
         all[j] = t;
-        reply_pair(c, all[i], withvalues);
+        reply_pair(c, &all[i], withvalues);
     }
     km_free(all);
 }

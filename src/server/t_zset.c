@@ -386,9 +386,12 @@ static void range_by_score_or_lex(zsink *s, zset *z, zrange_req *q) {
     if (lex) x = q->rev ? zsl_last_in_lex(z->zsl, &q->lex) : zsl_first_in_lex(z->zsl, &q->lex);
     else x = q->rev ? zsl_last_in_range(z->zsl, &q->score) : zsl_first_in_range(z->zsl, &q->score);
     sink_begin(s, -1);
+    /* A negative offset skips everything and a negative limit means "all",
+     * which is what Redis's loops do with such values. */
     long long offset = q->offset, limit = q->limit;
-    while (x && offset--) x = q->rev ? x->backward : x->level[0].forward;
-    while (x && limit--) {
+    if (offset < 0) x = NULL;
+    for (; x && offset > 0; offset--) x = q->rev ? x->backward : x->level[0].forward;
+    for (; x && limit != 0; limit = limit > 0 ? limit - 1 : limit) {
         int in;
         if (lex) in = q->rev ? zsl_lex_gte_min(x->ele, &q->lex) : zsl_lex_lte_max(x->ele, &q->lex);
         else in = q->rev ? zsl_value_gte_min(x->score, &q->score) : zsl_value_lte_max(x->score, &q->score);
