@@ -294,6 +294,16 @@ static void swiglu_worker(void *arg, int ith, int nth) {
     }
 }
 
+/* Per-token stages of a few tokens cost microseconds: a pool dispatch (and
+ * the risk of waiting on a descheduled worker) would cost more than the
+ * work, so they run on the calling thread alone. */
+#define SMALL_BATCH 4
+
+static void run(infer_ctx *c, int parallel, tp_fn fn, void *arg) {
+    if (parallel) tp_run(c->tp, fn, arg);
+    else fn(arg, 0, 1);
+}
+
 /* ---- the pass --------------------------------------------------------------------- */
 
 static void compute_rope(infer_ctx *c, int32_t n) {
@@ -319,30 +329,33 @@ void forward_batch(infer_ctx *c, infer_seq *const *seq_of_entry, int32_t n, cons
                           c->x + (size_t)t * E, E);
     compute_rope(c, n);
     plan_attention(c, n);
+    /* attention work: query heads x positions attended, summed */
+    int64_t attn_work = 0;
+    for (int32_t t = 0; t < n; t++) attn_work += (int64_t)(c->tok_pos[t] + 1) * I->n_head;
 
     const float *pending = NULL; /* residual branch output not yet added into x */
     for (int il = 0; il < I->n_layer; il++) {
         const layer_weights *L = &m->layers[il];
         norm_job nj = {c, n, pending, L->attn_norm};
-        tp_run(c->tp, norm_worker, &nj);
+        run(c, n >= SMALL_BATCH, norm_worker, &nj);
 
         const weight *qkv_w[3] = {&L->wq, &L->wk, &L->wv};
         float *qkv_y[3] = {c->q, c->k, c->v};
         matmul_group(c, c->h, n, 3, qkv_w, qkv_y);
 
         qkv_job qj = {c, L, il, n, seq_of_entry};
-        tp_run(c->tp, qkv_post_worker, &qj);
-        tp_run(c->tp, attn_worker, &qj);
+        run(c, n >= SMALL_BATCH, qkv_post_worker, &qj);
+        run(c, attn_work >= 4096, attn_worker, &qj);
 
         matmul1(c, c->att, n, &L->wo, c->o);
         norm_job fj = {c, n, c->o, L->ffn_norm};
-        tp_run(c->tp, norm_worker, &fj);
+        run(c, n >= SMALL_BATCH, norm_worker, &fj);
 
         const weight *ff_w[2] = {&L->w_gate, &L->w_up};
         float *ff_y[2] = {c->ffa, c->ffb};
         matmul_group(c, c->h, n, 2, ff_w, ff_y);
         ffn_job sj = {c, n};
-        tp_run(c->tp, swiglu_worker, &sj);
+        run(c, n >= SMALL_BATCH, swiglu_worker, &sj);
         matmul1(c, c->ffa, n, &L->w_down, c->o);
         pending = c->o;
     }
