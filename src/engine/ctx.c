@@ -268,8 +268,8 @@ static void commit_tokens(infer_ctx *c, infer_seq *s, const int32_t *toks, int32
     for (int32_t b = first_full; b < s->len / c->bt; b++) {
         uint64_t parent = b ? s->bhash[b - 1] : 0;
         const int32_t *bt = s->toks + (size_t)b * c->bt;
-        s->bhash[b] = kv_chain_hash(parent, bt, c->bt);
-        kv_pool_register(&c->pool, s->blocks[b], parent, bt);
+        s->bhash[b] = kv_chain_hash(&c->pool, parent, bt);
+        kv_pool_register(&c->pool, s->blocks[b], b ? s->blocks[b - 1] : -1, parent, bt);
     }
 }
 
@@ -279,14 +279,14 @@ int32_t infer_seq_reuse_prefix(infer_seq *s, const int32_t *toks, int32_t n) {
     c->prompt_tokens += (uint64_t)n;
     /* Leave at least one token to compute: its logits are what the caller wants. */
     int32_t max_blocks = (n - 1) / c->bt;
-    if (max_blocks > c->max_seq_blocks) max_blocks = c->max_seq_blocks;
+    if (max_blocks > c->n_ctx / c->bt) max_blocks = c->n_ctx / c->bt;
     uint64_t parent = 0;
     for (int32_t b = 0; b < max_blocks; b++) {
         const int32_t *bt = toks + (size_t)b * c->bt;
-        int32_t blk = kv_pool_lookup(&c->pool, parent, bt);
+        int32_t blk = kv_pool_lookup(&c->pool, b ? s->blocks[b - 1] : -1, parent, bt);
         if (blk < 0) break;
         s->blocks[s->n_blocks++] = blk;
-        parent = kv_chain_hash(parent, bt, c->bt);
+        parent = kv_chain_hash(&c->pool, parent, bt);
         s->bhash[b] = parent;
         memcpy(s->toks + (size_t)b * c->bt, bt, (size_t)c->bt * sizeof *bt);
         s->len += c->bt;

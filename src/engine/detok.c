@@ -194,3 +194,6 @@ void infer_detok_free(infer_detok *d) {
     free(d->buf);
     free(d);
 }
+
+/* push renders at most max_len + 4 bytes after at most 3 held ones. */
+size_t infer_detok_max_bytes(const infer_vocab *v) { return (size_t)v->max_len + 8; }

@@ -65,13 +65,16 @@ int64_t infer_detokenize(const infer_vocab *v, const int32_t *ids, size_t n, uns
  * UTF-8 (a token may end in the middle of a character; its bytes are held
  * until the character completes).  `after_bos`: the stream starts right after
  * a BOS, so a SentencePiece leading space is dropped as the reference does.
- * push returns bytes written to out (cap >= 64 + longest token is always
- * enough), or -1 on a bad id.  flush returns held bytes of an incomplete
+ * push returns bytes written to out (cap >= infer_detok_max_bytes(v) is
+ * always enough), or -1 on a bad id or a too small cap.  flush returns held bytes of an incomplete
  * character at the end of generation (invalid UTF-8, emitted as is). */
 infer_detok *infer_detok_create(const infer_vocab *v, int after_bos);
 int infer_detok_push(infer_detok *d, int32_t id, char *out, size_t cap);
 int infer_detok_flush(infer_detok *d, char *out, size_t cap);
 void infer_detok_free(infer_detok *d);
+/* A buffer size with which infer_detok_push and infer_detok_flush never run
+ * out of room for this vocabulary (its longest token plus held bytes). */
+size_t infer_detok_max_bytes(const infer_vocab *v);
 
 /* Length of the longest prefix of s[0..len) that ends on a UTF-8 character
  * boundary (an incomplete trailing sequence is excluded). */

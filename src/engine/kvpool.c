@@ -7,6 +7,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 int kv_pool_init(kv_pool *p, int32_t n_blocks, int32_t bt) {
     memset(p, 0, sizeof *p);
@@ -19,16 +21,21 @@ int kv_pool_init(kv_pool *p, int32_t n_blocks, int32_t bt) {
     p->refs = calloc(n, sizeof *p->refs);
     p->hash = calloc(n, sizeof *p->hash);
     p->parent = calloc(n, sizeof *p->parent);
+    p->parent_gen = calloc(n, sizeof *p->parent_gen);
+    p->gen = calloc(n, sizeof *p->gen);
     p->toks = calloc(n * (size_t)bt, sizeof *p->toks);
     p->prev = malloc(n * sizeof *p->prev);
     p->next = malloc(n * sizeof *p->next);
     p->free_stack = malloc(n * sizeof *p->free_stack);
     p->table = malloc((size_t)cap * sizeof *p->table);
-    if (!p->refs || !p->hash || !p->parent || !p->toks || !p->prev || !p->next || !p->free_stack || !p->table) {
+    if (!p->refs || !p->hash || !p->parent || !p->parent_gen || !p->gen || !p->toks || !p->prev || !p->next ||
+        !p->free_stack || !p->table) {
         kv_pool_destroy(p);
         return -1;
     }
     memset(p->table, 0xff, (size_t)cap * sizeof *p->table);
+    if (getrandom(&p->seed, sizeof p->seed, GRND_NONBLOCK) != (ssize_t)sizeof p->seed)
+        p->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)p;
     for (int32_t i = 0; i < n_blocks; i++) {
         p->free_stack[i] = n_blocks - 1 - i; /* block 0 first */
         p->prev[i] = p->next[i] = -1;
@@ -39,18 +46,18 @@ int kv_pool_init(kv_pool *p, int32_t n_blocks, int32_t bt) {
 }
 
 void kv_pool_destroy(kv_pool *p) {
-    free(p->refs), free(p->hash), free(p->parent), free(p->toks);
+    free(p->refs), free(p->hash), free(p->parent), free(p->parent_gen), free(p->gen), free(p->toks);
     free(p->prev), free(p->next), free(p->free_stack), free(p->table);
     memset(p, 0, sizeof *p);
 }
 
 int32_t kv_pool_available(const kv_pool *p) { return p->n_free + p->n_cached; }
 
-uint64_t kv_chain_hash(uint64_t parent, const int32_t *toks, int32_t bt) {
-    /* 64-bit multiply-xorshift mixing of each token into the parent's hash;
-     * lookups verify content, so this only needs to spread well. */
-    uint64_t h = parent ^ 0x9e3779b97f4a7c15ull;
-    for (int32_t i = 0; i < bt; i++) {
+uint64_t kv_chain_hash(const kv_pool *p, uint64_t parent, const int32_t *toks) {
+    /* Multiply-xorshift mixing of each token into the keyed parent hash;
+     * lookups verify identity and content, so this only spreads buckets. */
+    uint64_t h = (parent ^ p->seed) * 0x9e3779b97f4a7c15ull;
+    for (int32_t i = 0; i < p->bt; i++) {
         h ^= (uint32_t)toks[i];
         h *= 0xbf58476d1ce4e5b9ull;
         h ^= h >> 31;
@@ -109,6 +116,7 @@ int32_t kv_pool_alloc(kv_pool *p) {
         return -1;
     }
     p->refs[b] = 1;
+    p->gen[b]++;
     return b;
 }
 
@@ -118,13 +126,18 @@ void kv_pool_release(kv_pool *p, int32_t b) {
     else p->free_stack[p->n_free++] = b;
 }
 
-int32_t kv_pool_lookup(kv_pool *p, uint64_t parent, const int32_t *toks) {
-    uint64_t h = kv_chain_hash(parent, toks, p->bt);
+static int same_block(const kv_pool *p, int32_t b, uint64_t h, int32_t parent_blk, const int32_t *toks) {
+    if (p->hash[b] != h || p->parent[b] != parent_blk) return 0;
+    if (parent_blk >= 0 && p->parent_gen[b] != p->gen[parent_blk]) return 0;
+    return memcmp(p->toks + (size_t)b * p->bt, toks, (size_t)p->bt * sizeof *toks) == 0;
+}
+
+int32_t kv_pool_lookup(kv_pool *p, int32_t parent_blk, uint64_t parent_hash, const int32_t *toks) {
+    uint64_t h = kv_chain_hash(p, parent_hash, toks);
     p->lookups++;
     for (uint32_t i = slot_of(p, h); p->table[i] >= 0; i = (i + 1) & p->table_mask) {
         int32_t b = p->table[i];
-        if (p->hash[b] == h && p->parent[b] == parent &&
-            memcmp(p->toks + (size_t)b * p->bt, toks, (size_t)p->bt * sizeof *toks) == 0) {
+        if (same_block(p, b, h, parent_blk, toks)) {
             if (p->refs[b] == 0) lru_unlink(p, b);
             p->refs[b]++;
             p->hits++;
@@ -134,18 +147,15 @@ int32_t kv_pool_lookup(kv_pool *p, uint64_t parent, const int32_t *toks) {
     return -1;
 }
 
-void kv_pool_register(kv_pool *p, int32_t b, uint64_t parent, const int32_t *toks) {
+void kv_pool_register(kv_pool *p, int32_t b, int32_t parent_blk, uint64_t parent_hash, const int32_t *toks) {
     if (p->hash[b]) return;
-    uint64_t h = kv_chain_hash(parent, toks, p->bt);
+    uint64_t h = kv_chain_hash(p, parent_hash, toks);
     uint32_t i = slot_of(p, h);
-    for (; p->table[i] >= 0; i = (i + 1) & p->table_mask) {
-        int32_t o = p->table[i];
-        if (p->hash[o] == h && p->parent[o] == parent &&
-            memcmp(p->toks + (size_t)o * p->bt, toks, (size_t)p->bt * sizeof *toks) == 0)
-            return; /* same content already indexed: b stays private */
-    }
+    for (; p->table[i] >= 0; i = (i + 1) & p->table_mask)
+        if (same_block(p, p->table[i], h, parent_blk, toks)) return; /* already indexed: b stays private */
     p->table[i] = b;
     p->hash[b] = h;
-    p->parent[b] = parent;
+    p->parent[b] = parent_blk;
+    p->parent_gen[b] = parent_blk >= 0 ? p->gen[parent_blk] : 0;
     memcpy(p->toks + (size_t)b * p->bt, toks, (size_t)p->bt * sizeof *toks);
 }

@@ -5,9 +5,15 @@
  * starts with the same tokens finds the chain of registered blocks and
  * shares them instead of recomputing.  A registered block whose last user
  * leaves stays cached (its K/V intact) on an LRU list and is evicted, least
- * recently used first, only when a fresh block is needed.  Lookups compare
- * the stored tokens and parent hash, so a hash collision can never hand a
- * sequence the wrong K/V. */
+ * recently used first, only when a fresh block is needed.
+ *
+ * A lookup matches only a block with the same tokens whose parent is the
+ * very block the caller already holds for the previous position (block
+ * index and allocation generation, so a parent evicted and reused for other
+ * content cannot match).  By induction from the first block, a reused chain
+ * holds exactly the K/V of the caller's tokens: hash collisions, accidental
+ * or crafted, cost at most a missed reuse.  The hash only picks a bucket;
+ * it is keyed per pool so that crafted collisions cannot flood one. */
 #ifndef INFER_KVPOOL_H
 #define INFER_KVPOOL_H
 
@@ -16,7 +22,11 @@
 typedef struct {
     int32_t n_blocks, bt;
     int32_t *refs;             /* users of each block */
-    uint64_t *hash, *parent;   /* registered blocks: chain hash and parent's; hash 0 = not registered */
+    uint64_t *hash;            /* registered blocks: chain hash; 0 = not registered */
+    int32_t *parent;           /* registered blocks: parent block index, -1 for a first block */
+    uint32_t *parent_gen;      /* ... and the parent's generation when registered */
+    uint32_t *gen;             /* bumped each time a block is (re)allocated */
+    uint64_t seed;             /* hash key */
     int32_t *toks;             /* registered blocks: their bt tokens */
     int32_t *prev, *next;      /* LRU list of cached blocks (refs 0, registered); -1 ends */
     int32_t lru_head, lru_tail, n_cached;
@@ -37,12 +47,14 @@ int32_t kv_pool_alloc(kv_pool *p);
 /* Drops one reference; at zero the block is cached if registered, else freed. */
 void kv_pool_release(kv_pool *p, int32_t b);
 
-uint64_t kv_chain_hash(uint64_t parent, const int32_t *toks, int32_t bt);
-/* The registered block holding toks after parent, with a reference taken
- * for the caller; -1 if none. */
-int32_t kv_pool_lookup(kv_pool *p, uint64_t parent, const int32_t *toks);
-/* Registers full block b (held by the caller) under its chain hash, unless
- * that content is already registered by another block. */
-void kv_pool_register(kv_pool *p, int32_t b, uint64_t parent, const int32_t *toks);
+/* The bucket hash of a block: its tokens chained onto the parent's hash. */
+uint64_t kv_chain_hash(const kv_pool *p, uint64_t parent_hash, const int32_t *toks);
+/* The registered block holding toks right after block parent_blk (-1: at
+ * the start), which the caller holds, with a reference taken for the
+ * caller; -1 if none. */
+int32_t kv_pool_lookup(kv_pool *p, int32_t parent_blk, uint64_t parent_hash, const int32_t *toks);
+/* Registers full block b (held by the caller, following parent_blk, also
+ * held) unless that content is already registered after that parent. */
+void kv_pool_register(kv_pool *p, int32_t b, int32_t parent_blk, uint64_t parent_hash, const int32_t *toks);
 
 #endif

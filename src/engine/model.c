@@ -133,6 +133,8 @@ static int bind_vec(infer_model *m, const char *name, int64_t n, int optional, f
     if (t->n_dims != 1 || t->ne[0] != n)
         return fail(err, errlen, "tensor %s has %u dims and %lld values, expected 1 dim of %lld", name,
                     t->n_dims, (long long)t->ne[0], (long long)n);
+    if ((uintptr_t)t->data % 4)
+        return fail(err, errlen, "tensor %s is not 4-byte aligned in the file", name);
     quant_dequant_row(t->type, t->data, *arena, n);
     *dst = *arena;
     *arena += n;

@@ -173,7 +173,9 @@ int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n) {
         s->cands_cap = n;
     }
     cand *c = s->cands;
-    for (int32_t i = 0; i < n; i++) c[i] = (cand){logits[i], i};
+    /* A NaN logit (a broken model, an fp overflow) would poison every
+     * comparison below: it counts as impossible instead. */
+    for (int32_t i = 0; i < n; i++) c[i] = (cand){isnan(logits[i]) ? -INFINITY : logits[i], i};
     apply_penalty(s, c, n);
 
     int32_t pick;
@@ -187,6 +189,11 @@ int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n) {
         float mx = c[0].logit;
         for (int32_t i = 1; i < m; i++)
             if (c[i].logit > mx) mx = c[i].logit;
+        if (mx == -INFINITY) { /* nothing is possible: take the lowest id */
+            pick = 0;
+            infer_sampler_accept(s, pick);
+            return pick;
+        }
         if (s->p.min_p > 0) {
             float thr = mx + s->p.temperature * logf(s->p.min_p);
             int32_t w = 0;

@@ -69,6 +69,10 @@ struct infer_sched {
     infer_batch_entry *batch;
     req **batch_req;
     infer_sched_stats st;
+    char *piece; /* detokenizer output, infer_detok_max_bytes long */
+    uint64_t finished;       /* requests finished so far (their blocks came back) */
+    uint64_t head_failed_at; /* `finished` when the queue head last failed to fit, +1; 0 = never */
+    size_t piece_cap;
     double rate_t0;
     uint64_t rate_tokens0;
 };
@@ -141,9 +145,8 @@ static int text_release(req *q, int final) {
 static void finish(infer_sched *s, req *q, int reason, const char *msg) {
     double t = now_s();
     if (reason == INFER_FINISH_STOP || reason == INFER_FINISH_LENGTH) {
-        char tail[64];
-        int n = q->detok ? infer_detok_flush(q->detok, tail, sizeof tail) : 0;
-        if (n > 0) text_append(q, tail, (size_t)n);
+        int n = q->detok ? infer_detok_flush(q->detok, s->piece, s->piece_cap) : 0;
+        if (n > 0) text_append(q, s->piece, (size_t)n);
         text_release(q, 1);
     }
     infer_request_stats rs = {0};
@@ -161,6 +164,7 @@ static void finish(infer_sched *s, req *q, int reason, const char *msg) {
         q->seq = NULL;
     }
     pthread_mutex_lock(&s->mu);
+    s->finished++;
     s->st.completed++;
     if (reason == INFER_FINISH_CANCELLED) s->st.cancelled++;
     if (reason == INFER_FINISH_TIMEOUT) s->st.timeouts++;
@@ -196,8 +200,6 @@ static int32_t outstanding_blocks(const infer_sched *s) {
     return n;
 }
 
-/* Moves queued requests into the active set while they fit.  Called with
- * mu held; may drop it around work that does not touch shared state. */
 /* Ends queued requests that were cancelled or ran out of time while
  * waiting.  Called with mu held; drops it around the callbacks. */
 static void sweep_queue(infer_sched *s) {
@@ -221,10 +223,15 @@ static void sweep_queue(infer_sched *s) {
     }
 }
 
+/* Moves queued requests into the active set while they fit.  Called with
+ * mu held.  A head that did not fit is tried again only once a request has
+ * finished (only that frees blocks) or nothing is active, so a waiting
+ * queue costs nothing per step. */
 static void admit(infer_sched *s) {
     sweep_queue(s);
     while (s->q_head && s->n_active < s->p.max_active) {
         req *q = s->q_head;
+        if (s->head_failed_at == s->finished + 1 && s->n_active > 0) return;
         char err[256];
         if (!q->seq && infer_seq_create(s->c, &q->seq, err, sizeof err) < 0) return; /* retry next step */
         if (q->seq->len == 0) q->fed = infer_seq_reuse_prefix(q->seq, q->prompt, q->r.n_prompt);
@@ -235,8 +242,10 @@ static void admit(infer_sched *s) {
             infer_seq_free(q->seq);
             q->seq = NULL;
             q->fed = 0;
+            s->head_failed_at = s->finished + 1;
             return;
         }
+        s->head_failed_at = 0;
         s->q_head = q->next;
         if (!s->q_head) s->q_tail = NULL;
         s->q_len--;
@@ -255,6 +264,7 @@ static void end(infer_sched *s, req *q, int reason, const char *msg) {
     finish(s, q, reason, msg);
 }
 
+/* Samples after a forward pass; returns 1 if the request finished. */
 static int after_logits(infer_sched *s, req *q, const float *logits) {
     int32_t n_vocab = s->c->m->info.n_vocab;
     const infer_vocab *v = s->c->m->vocab;
@@ -265,9 +275,12 @@ static int after_logits(infer_sched *s, req *q, const float *logits) {
         end(s, q, INFER_FINISH_STOP, NULL);
         return 1;
     }
-    char buf[512];
-    int n = infer_detok_push(q->detok, tok, buf, sizeof buf);
-    if (n > 0 && text_append(q, buf, (size_t)n) < 0) {
+    int n = infer_detok_push(q->detok, tok, s->piece, s->piece_cap);
+    if (n < 0) {
+        end(s, q, INFER_FINISH_ERROR, "detokenizer failed");
+        return 1;
+    }
+    if (n > 0 && text_append(q, s->piece, (size_t)n) < 0) {
         end(s, q, INFER_FINISH_ERROR, "out of memory");
         return 1;
     }
@@ -359,24 +372,17 @@ static void *sched_main(void *arg) {
         s->st.active = s->n_active;
         infer_ctx_kv_stats(s->c, &s->st.kv);
         if (s->n_active == 0) {
-            /* With nothing active, wake for new work, cancels, or the head
-             * request's deadline. */
-            if (s->q_head && s->q_head->deadline) {
-                double d = s->q_head->deadline;
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                double wait = d - now_s();
-                if (wait < 0) wait = 0;
-                ts.tv_sec += (time_t)wait;
-                ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
-                if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-            } else if (!s->q_head) {
+            /* Idle: sleep until new work or a cancel; with requests queued
+             * that did not fit (blocks held outside the scheduler), look
+             * again every 100 ms so their deadlines are still enforced. */
+            if (!s->q_head) {
                 pthread_cond_wait(&s->cv, &s->mu);
             } else {
-                /* queued but not admissible with nothing active cannot
-                 * happen (submit checks the pool); wait for news anyway */
-                pthread_cond_wait(&s->cv, &s->mu);
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 100 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
             }
             continue;
         }
@@ -417,8 +423,10 @@ int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **
     s->active = calloc((size_t)s->p.max_active, sizeof *s->active);
     s->batch = calloc((size_t)s->p.max_active, sizeof *s->batch);
     s->batch_req = calloc((size_t)s->p.max_active, sizeof *s->batch_req);
-    if (!s->active || !s->batch || !s->batch_req) {
-        free(s->active), free(s->batch), free(s->batch_req), free(s);
+    s->piece_cap = infer_detok_max_bytes(c->m->vocab);
+    s->piece = malloc(s->piece_cap);
+    if (!s->active || !s->batch || !s->batch_req || !s->piece) {
+        free(s->active), free(s->batch), free(s->batch_req), free(s->piece), free(s);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -430,7 +438,7 @@ int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **
         snprintf(err, errlen, "cannot start the scheduler thread: %s", strerror(rc));
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
-        free(s->active), free(s->batch), free(s->batch_req), free(s);
+        free(s->active), free(s->batch), free(s->batch_req), free(s->piece), free(s);
         return -1;
     }
     *out = s;
@@ -447,7 +455,7 @@ void infer_sched_free(infer_sched *s) {
     if (s->p.nice) infer_threadpool_set_nice(s->c->tp, 0);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
-    free(s->active), free(s->batch), free(s->batch_req);
+    free(s->active), free(s->batch), free(s->batch_req), free(s->piece);
     free(s);
 }
 

@@ -93,7 +93,7 @@ static void *worker(void *p) {
 infer_threadpool *infer_threadpool_create(int n_threads, char *err, size_t errlen) {
     if (n_threads <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n_threads = c > 0 ? (int)c : 1;
+        n_threads = c > 256 ? 256 : c > 0 ? (int)c : 1;
     }
     if (n_threads > 256) {
         snprintf(err, errlen, "thread count %d is above the limit of 256", n_threads);
@@ -163,7 +163,11 @@ void tp_run(infer_threadpool *tp, tp_fn fn, void *arg) {
     tp->fn = fn;
     tp->arg = arg;
     atomic_store(&tp->pending, tp->n - 1);
-    atomic_fetch_add_explicit(&tp->gen, 1, memory_order_release);
+    /* seq_cst, not release: this store and the load of `sleepers` below
+     * pair with the worker's increment of `sleepers` and load of `gen`
+     * (a store-buffer pattern); with weaker ordering both sides could read
+     * the old value and the worker would sleep through the region. */
+    atomic_fetch_add(&tp->gen, 1);
     if (atomic_load(&tp->sleepers) > 0) {
         pthread_mutex_lock(&tp->mu);
         pthread_cond_broadcast(&tp->wake);

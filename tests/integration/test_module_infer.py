@@ -100,6 +100,9 @@ class ModServer:
         return len(os.listdir("/proc/%d/task" % self.proc.pid))
 
     def stop(self):
+        if self.proc.poll() is not None and self.proc.returncode != 0:
+            print("redis-server exited with status %d; log tail:" % self.proc.returncode)
+            print("\n".join(self.log_text().splitlines()[-60:]))
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -578,6 +578,29 @@ static void test_sampler_repeat_penalty(void) {
     infer_sampler_free(s);
 }
 
+/* NaN logits count as impossible: never picked, never an out-of-range id,
+ * with the default (temperature, top-k, top-p, min-p) sampler. */
+static void test_sampler_nan(void) {
+    char err[256];
+    float logits[8] = {NAN, 0.1f, 0.3f, NAN, 0.2f, 0.0f, NAN, 0.05f};
+    infer_sampler_params p;
+    infer_sampler_defaults(&p);
+    p.seed = 3;
+    infer_sampler *s = infer_sampler_create(&p, err, sizeof err);
+    CHECK(s);
+    for (int i = 0; i < 200; i++) {
+        int32_t t = infer_sampler_sample(s, logits, 8);
+        CHECK(t >= 0 && t < 8 && !isnan(logits[t]));
+    }
+    float all_nan[4] = {NAN, NAN, NAN, NAN};
+    CHECK_EQ_INT(infer_sampler_sample(s, all_nan, 4), 0);
+    infer_sampler_free(s);
+    p.temperature = 0; /* greedy too */
+    s = infer_sampler_create(&p, err, sizeof err);
+    CHECK_EQ_INT(infer_sampler_sample(s, logits, 8), 2);
+    infer_sampler_free(s);
+}
+
 int main(void) {
     TEST_RUN(test_ref_llama_f16);
     TEST_RUN(test_ref_qwen2_f16);
@@ -598,5 +621,6 @@ int main(void) {
     TEST_RUN(test_sampler_greedy_and_seed);
     TEST_RUN(test_sampler_distribution);
     TEST_RUN(test_sampler_repeat_penalty);
+    TEST_RUN(test_sampler_nan);
     return TEST_DONE();
 }

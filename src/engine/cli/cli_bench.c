@@ -92,6 +92,26 @@ out:
     return t;
 }
 
+/* s as a JSON string literal (quotes, backslashes and control characters
+ * escaped), truncated to fit cap. */
+static void json_string(const char *s, char *out, size_t cap) {
+    size_t n = 0;
+    out[n++] = '"';
+    for (; *s && n + 8 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)ch;
+        } else if (ch < 0x20) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+        } else {
+            out[n++] = (char)ch;
+        }
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
 int cli_bench(int argc, char **argv) {
     const char *model = NULL;
     int64_t pp = 128, tg = 64, seqs = 4, threads = 0, reps = 3;
@@ -155,11 +175,13 @@ int cli_bench(int argc, char **argv) {
             "  pp%-5lld %10.1f tok/s\n  tg%-5lld %10.1f tok/s\n  agg%-4lld %10.1f tok/s (%lld seqs x %lld tokens)\n",
             model, I->arch, I->n_params / 1e6, I->ftype, infer_threadpool_size(tp), infer_simd_name(),
             (long long)pp, pp_s, (long long)tg, tg_s, (long long)seqs, agg_s, (long long)seqs, (long long)tg);
+    char model_json[512];
+    json_string(model, model_json, sizeof model_json);
     if (json)
-        printf("{\"model\":\"%s\",\"arch\":\"%s\",\"type\":\"%s\",\"params\":%llu,\"threads\":%d,\"kernels\":\"%s\","
+        printf("{\"model\":%s,\"arch\":\"%s\",\"type\":\"%s\",\"params\":%llu,\"threads\":%d,\"kernels\":\"%s\","
                "\"pp\":%lld,\"pp_tok_s\":%.2f,\"tg\":%lld,\"tg_tok_s\":%.2f,\"seqs\":%lld,\"agg_tok_s\":%.2f,"
                "\"reps\":%lld}\n",
-               model, I->arch, I->ftype, (unsigned long long)I->n_params, infer_threadpool_size(tp),
+               model_json, I->arch, I->ftype, (unsigned long long)I->n_params, infer_threadpool_size(tp),
                infer_simd_name(), (long long)pp, pp_s, (long long)tg, tg_s, (long long)seqs, agg_s,
                (long long)reps);
     rc = 0;

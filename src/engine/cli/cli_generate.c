@@ -153,6 +153,7 @@ static int run_generate(const gen_opts *o, infer_model *m, const char *prompt, s
     infer_seq *seq = NULL;
     infer_sampler *smp = NULL;
     infer_detok *dt = NULL;
+    char *out = NULL;
     if (!tp) goto fail;
     int64_t need = n_prompt + o->n_predict;
     infer_ctx_params cp = {0};
@@ -184,14 +185,23 @@ static int run_generate(const gen_opts *o, infer_model *m, const char *prompt, s
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
-    char out[4096];
+    size_t out_cap = infer_detok_max_bytes(v);
+    out = malloc(out_cap);
+    if (!out) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
     int64_t n_gen = 0;
     const int32_t n_vocab = infer_vocab_size(v);
     while (n_gen < o->n_predict) {
         int32_t tok = infer_sampler_sample(smp, infer_logits(ctx, 0, 0), n_vocab);
         n_gen++;
         if (infer_vocab_is_eog(v, tok)) break;
-        int w = infer_detok_push(dt, tok, out, sizeof out);
+        int w = infer_detok_push(dt, tok, out, out_cap);
+        if (w < 0) {
+            snprintf(err, sizeof err, "cannot detokenize token %d", tok);
+            goto fail;
+        }
         if (w > 0) {
             fwrite(out, 1, (size_t)w, stdout);
             fflush(stdout);
@@ -200,7 +210,7 @@ static int run_generate(const gen_opts *o, infer_model *m, const char *prompt, s
         infer_batch_entry e = {seq, &tok, 1, INFER_LOGITS_LAST};
         if (infer_decode(ctx, &e, 1, err, sizeof err) < 0) goto fail;
     }
-    int w = infer_detok_flush(dt, out, sizeof out);
+    int w = infer_detok_flush(dt, out, out_cap);
     if (w > 0) fwrite(out, 1, (size_t)w, stdout);
     fflush(stdout);
     double t2 = now_s();
@@ -211,6 +221,7 @@ static int run_generate(const gen_opts *o, infer_model *m, const char *prompt, s
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "error: %s\n", err);
+    free(out);
     infer_detok_free(dt);
     infer_sampler_free(smp);
     infer_seq_free(seq);
