@@ -40,11 +40,20 @@ bench() { # port pipeline -> csv on stdout
     nice redis-benchmark -h 127.0.0.1 -p "$1" -t "$TESTS" -n "$N" -c 50 -P "$2" --csv -q 2>/dev/null
 }
 
+# Each test runs on both servers back to back (alternating which goes
+# first), so that load from elsewhere on the machine hits both alike.
 for P in 1 16; do
     echo "== redis-benchmark -n $N -c 50 -P $P"
     redis-cli -p "$kv_port" flushall >/dev/null; redis-cli -p "$rd_port" flushall >/dev/null
-    bench "$kv_port" "$P" >"$tmp/kv_P$P.csv"
-    bench "$rd_port" "$P" >"$tmp/redis_P$P.csv"
+    i=0
+    for t in ${TESTS//,/ }; do
+        if [ $((i % 2)) -eq 0 ]; then order="$kv_port $rd_port"; else order="$rd_port $kv_port"; fi
+        for port in $order; do
+            if [ "$port" = "$kv_port" ]; then f="$tmp/kv_P$P.csv"; else f="$tmp/redis_P$P.csv"; fi
+            TESTS=$t bench "$port" "$P" | { if [ -s "$f" ]; then tail -n +2; else cat; fi; } >>"$f"
+        done
+        i=$((i + 1))
+    done
 done
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }

@@ -7,9 +7,12 @@
  * scheduler's callbacks run on the engine thread and only append to the
  * request's own buffer; on_done hands the request to the main thread with
  * RedisModule_UnblockClient, and the reply is written in gen_reply there.
- * A client that disconnects cancels its request. */
+ * A client that disconnects cancels its request.  STORE key writes the
+ * final text with SET from the reply callback (main thread), as the
+ * calling user (ACL-checked), propagated to replicas and the AOF. */
 #include "mod.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,8 @@ typedef struct gen_req {
     mod_model *m;   /* holds a reference until the request is freed */
     uint64_t id;
     int64_t timeout_ms;
+    char *store_key; /* STORE key (copied), or NULL */
+    size_t store_len;
     /* written by the engine thread before UnblockClient, read after */
     char *text;
     size_t len, cap;
@@ -94,6 +99,20 @@ static int gen_reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     default:
         break;
     }
+    if (r->store_key) {
+        errno = 0;
+        RedisModuleCallReply *rep =
+            RedisModule_Call(ctx, "SET", "!Cbb", r->store_key, r->store_len, r->text ? r->text : "", r->len);
+        if (!rep || RedisModule_CallReplyType(rep) == REDISMODULE_REPLY_ERROR) {
+            size_t el = 0;
+            const char *e = rep ? RedisModule_CallReplyStringPtr(rep, &el) : NULL;
+            if (!rep && errno == EACCES) e = "no permissions to write the key", el = strlen(e);
+            mod_reply_errorf(ctx, "ERR STORE failed: %.*s", e ? (int)(el > 200 ? 200 : el) : 0, e ? e : "");
+            if (rep) RedisModule_FreeCallReply(rep);
+            return REDISMODULE_OK;
+        }
+        RedisModule_FreeCallReply(rep);
+    }
     if (!mod_is_resp3(ctx)) return RedisModule_ReplyWithStringBuffer(ctx, r->text ? r->text : "", r->len);
     RedisModule_ReplyWithMap(ctx, 8);
     RedisModule_ReplyWithCString(ctx, "text");
@@ -129,6 +148,7 @@ static void gen_free(RedisModuleCtx *ctx, void *priv) {
     list_del(r);
     mod_model_unref(r->m);
     g_mod.in_flight--;
+    free(r->store_key);
     free(r->text);
     free(r);
 }
@@ -143,29 +163,39 @@ static void gen_disconnected(RedisModuleCtx *ctx, RedisModuleBlockedClient *bc) 
     }
 }
 
-/* Copies the string value of key into a fresh buffer (caller frees).
+/* Copies the string value of key into a fresh buffer (caller frees).  The
+ * value is read with GET run as the calling user, so the user's ACL key
+ * patterns apply (the command declares no key positions, and opening the
+ * key directly would bypass them) and a wrong type answers WRONGTYPE.
  * Replies the error and returns NULL when it cannot. */
 static char *copy_key(RedisModuleCtx *ctx, RedisModuleString *key, size_t *len) {
-    RedisModuleKey *k = RedisModule_OpenKey(ctx, key, REDISMODULE_READ);
-    int type = k ? RedisModule_KeyType(k) : REDISMODULE_KEYTYPE_EMPTY;
-    if (type == REDISMODULE_KEYTYPE_EMPTY) {
-        if (k) RedisModule_CloseKey(k);
+    errno = 0;
+    RedisModuleCallReply *rep = RedisModule_Call(ctx, "GET", "Cs", key);
+    if (!rep) {
+        /* the call is refused before running: EACCES is the ACL */
+        RedisModule_ReplyWithError(ctx, errno == EACCES ? "NOPERM this user has no permissions to access the key"
+                                                        : "ERR cannot read the key");
+        return NULL;
+    }
+    int type = RedisModule_CallReplyType(rep);
+    if (type == REDISMODULE_REPLY_NULL) {
+        RedisModule_FreeCallReply(rep);
         RedisModule_ReplyWithError(ctx, "ERR no such key");
         return NULL;
     }
-    if (type != REDISMODULE_KEYTYPE_STRING) {
-        RedisModule_CloseKey(k);
-        RedisModule_ReplyWithError(ctx, "WRONGTYPE Operation against a key holding the wrong kind of value");
+    size_t n = 0;
+    const char *p = RedisModule_CallReplyStringPtr(rep, &n);
+    if (type == REDISMODULE_REPLY_ERROR || type != REDISMODULE_REPLY_STRING || !p) {
+        mod_reply_errorf(ctx, "%.*s", p ? (int)(n > 300 ? 300 : n) : 3, p ? p : "ERR");
+        RedisModule_FreeCallReply(rep);
         return NULL;
     }
-    size_t n = 0;
-    const char *p = RedisModule_StringDMA(k, &n, REDISMODULE_READ);
     char *copy = malloc(n + 1);
     if (copy) {
         if (n) memcpy(copy, p, n);
         copy[n] = 0;
     }
-    RedisModule_CloseKey(k); /* no pointer into the key survives this */
+    RedisModule_FreeCallReply(rep); /* no pointer into the reply survives */
     if (!copy) {
         RedisModule_ReplyWithError(ctx, "ERR out of memory");
         return NULL;
@@ -260,6 +290,7 @@ typedef struct gen_opts {
     int n_stop;
     int chat;
     long long timeout_ms;
+    RedisModuleString *store;
 } gen_opts;
 
 static void opts_free(gen_opts *o) {
@@ -327,8 +358,10 @@ static int parse_opts(RedisModuleCtx *ctx, RedisModuleString **argv, int from, i
             c[sl] = 0;
             o->stop_copy[o->n_stop] = c;
             o->stop[o->n_stop++] = c;
-        } else if (mod_arg_is(a, "STREAM") || mod_arg_is(a, "STORE")) {
-            RedisModule_ReplyWithError(ctx, "ERR STREAM and STORE are not supported by the module yet");
+        } else if (mod_arg_is(a, "STORE")) {
+            o->store = v;
+        } else if (mod_arg_is(a, "STREAM")) {
+            RedisModule_ReplyWithError(ctx, "ERR STREAM is not supported by the module yet");
             return -1;
         } else {
             goto syntax;
@@ -365,6 +398,11 @@ int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_DENY_BLOCKING) {
         opts_free(&o);
         return RedisModule_ReplyWithError(ctx, "ERR INFER.GENERATE cannot run inside MULTI or a script");
+    }
+    int cf = RedisModule_GetContextFlags(ctx);
+    if (o.store && (cf & REDISMODULE_CTX_FLAGS_SLAVE) && (cf & REDISMODULE_CTX_FLAGS_READONLY)) {
+        opts_free(&o);
+        return RedisModule_ReplyWithError(ctx, "READONLY You can't write against a read only replica.");
     }
     if (src == 2 && o.chat) {
         opts_free(&o);
@@ -429,9 +467,21 @@ int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     }
     r->m = m;
     r->timeout_ms = o.timeout_ms;
+    if (o.store) {
+        size_t kl;
+        const char *k = RedisModule_StringPtrLen(o.store, &kl);
+        if (!(r->store_key = malloc(kl + 1))) {
+            free(r), free(ids);
+            opts_free(&o);
+            return RedisModule_ReplyWithError(ctx, "ERR out of memory");
+        }
+        memcpy(r->store_key, k, kl);
+        r->store_key[kl] = 0;
+        r->store_len = kl;
+    }
     r->bc = RedisModule_BlockClient(ctx, gen_reply, gen_timeout, gen_free, 0);
     if (!r->bc) {
-        free(r), free(ids);
+        free(r->store_key), free(r), free(ids);
         opts_free(&o);
         return RedisModule_ReplyWithError(ctx, "ERR cannot block the client");
     }
@@ -461,6 +511,7 @@ int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         g_mod.in_flight--;
         mod_model_unref(m);
         RedisModule_AbortBlock(r->bc);
+        free(r->store_key);
         free(r);
         return mod_reply_errorf(ctx, "ERR %s", err);
     }

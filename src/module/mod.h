@@ -76,10 +76,13 @@ int mod_cmd_models(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 /* generation (generate.c) */
 int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
-/* tokenizer and statistics commands (tokens.c) */
+/* tokenizer commands (tokens.c) */
 int mod_cmd_tokenize(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 int mod_cmd_detokenize(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+/* INFER.STATS and INFO infer (stats.c) */
 int mod_cmd_stats(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+void mod_info(RedisModuleInfoCtx *ctx, int for_crash_report);
 
 /* argument helpers (args.c) */
 int mod_arg_is(const RedisModuleString *s, const char *word);

@@ -136,6 +136,7 @@ EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int
             return REDISMODULE_ERR;
         }
     }
+    RedisModule_RegisterInfoFunc(ctx, mod_info);
     RedisModuleEvent shutdown_ev = {REDISMODULE_EVENT_SHUTDOWN, 1};
     RedisModule_SubscribeToServerEvent(ctx, shutdown_ev, on_shutdown);
     RedisModule_Log(ctx, "notice", "infer: ready (models dir %s, %d threads per model, kernels %s)",

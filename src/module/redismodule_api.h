@@ -18,19 +18,18 @@
 #define REDISMODULE_ERR 1
 #define REDISMODULE_APIVER_1 1
 
-/* OpenKey modes */
-#define REDISMODULE_READ (1 << 0)
-#define REDISMODULE_WRITE (1 << 1)
-
-/* KeyType results */
-#define REDISMODULE_KEYTYPE_EMPTY 0
-#define REDISMODULE_KEYTYPE_STRING 1
-
 /* GetContextFlags bits */
 #define REDISMODULE_CTX_FLAGS_LUA (1 << 0)
 #define REDISMODULE_CTX_FLAGS_MULTI (1 << 1)
+#define REDISMODULE_CTX_FLAGS_SLAVE (1 << 3)
+#define REDISMODULE_CTX_FLAGS_READONLY (1 << 4)
 #define REDISMODULE_CTX_FLAGS_DENY_BLOCKING (1 << 21)
 #define REDISMODULE_CTX_FLAGS_RESP3 (1 << 22)
+
+/* CallReplyType results */
+#define REDISMODULE_REPLY_STRING 0
+#define REDISMODULE_REPLY_ERROR 1
+#define REDISMODULE_REPLY_NULL 4
 
 /* Server events (SubscribeToServerEvent) */
 #define REDISMODULE_EVENT_SHUTDOWN 5
@@ -38,15 +37,16 @@
 /* Opaque server objects. */
 typedef struct RedisModuleCtx RedisModuleCtx;
 typedef struct RedisModuleString RedisModuleString;
-typedef struct RedisModuleKey RedisModuleKey;
 typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
+typedef struct RedisModuleInfoCtx RedisModuleInfoCtx;
 
 typedef struct RedisModuleEvent {
     uint64_t id;      /* REDISMODULE_EVENT_* */
     uint64_t dataver; /* version of the event's data structure */
 } RedisModuleEvent;
 
+typedef void (*RedisModuleInfoFunc)(RedisModuleInfoCtx *ctx, int for_crash_report);
 typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 typedef void (*RedisModuleDisconnectFunc)(RedisModuleCtx *ctx, RedisModuleBlockedClient *bc);
 typedef void (*RedisModuleFreePrivdataFunc)(RedisModuleCtx *ctx, void *privdata);
@@ -72,10 +72,6 @@ typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent e
     X(const char *, StringPtrLen, (const RedisModuleString *str, size_t *len))                     \
     X(int, StringToLongLong, (const RedisModuleString *str, long long *ll))                        \
     X(int, StringToDouble, (const RedisModuleString *str, double *d))                              \
-    X(RedisModuleKey *, OpenKey, (RedisModuleCtx * ctx, RedisModuleString * keyname, int mode))    \
-    X(void, CloseKey, (RedisModuleKey * kp))                                                       \
-    X(int, KeyType, (RedisModuleKey * kp))                                                         \
-    X(char *, StringDMA, (RedisModuleKey * key, size_t *len, int mode))                            \
     X(RedisModuleBlockedClient *, BlockClient,                                                     \
       (RedisModuleCtx * ctx, RedisModuleCmdFunc reply_callback, RedisModuleCmdFunc timeout_callback, \
        RedisModuleFreePrivdataFunc free_privdata, long long timeout_ms))                           \
@@ -87,6 +83,14 @@ typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent e
     X(int, GetContextFlagsAll, (void))                                                             \
     X(int, SubscribeToServerEvent,                                                                 \
       (RedisModuleCtx * ctx, RedisModuleEvent event, RedisModuleEventCallback callback))           \
+    X(RedisModuleCallReply *, Call, (RedisModuleCtx * ctx, const char *cmdname, const char *fmt, ...)) \
+    X(void, FreeCallReply, (RedisModuleCallReply * reply))                                         \
+    X(int, CallReplyType, (RedisModuleCallReply * reply))                                          \
+    X(const char *, CallReplyStringPtr, (RedisModuleCallReply * reply, size_t *len))               \
+    X(int, RegisterInfoFunc, (RedisModuleCtx * ctx, RedisModuleInfoFunc cb))                      \
+    X(int, InfoAddSection, (RedisModuleInfoCtx * ctx, const char *name))                          \
+    X(int, InfoAddFieldLongLong, (RedisModuleInfoCtx * ctx, const char *field, long long value))  \
+    X(int, InfoAddFieldDouble, (RedisModuleInfoCtx * ctx, const char *field, double value))       \
     X(void, Log, (RedisModuleCtx * ctx, const char *level, const char *fmt, ...))
 
 #define INFERKV_RM_DECLARE(ret, name, params) extern ret(*RedisModule_##name) params;

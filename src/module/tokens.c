@@ -1,8 +1,7 @@
-/* tokens.c - INFER.TOKENIZE, INFER.DETOKENIZE and INFER.STATS.
+/* tokens.c - INFER.TOKENIZE and INFER.DETOKENIZE.
  *
  * Tokenizing is cheap next to a forward pass, so these answer at once on
- * the main thread; statistics are read from the schedulers under their own
- * locks. */
+ * the main thread. */
 #include "mod.h"
 
 #include <stdlib.h>
@@ -75,66 +74,5 @@ int mod_cmd_detokenize(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     }
     RedisModule_ReplyWithStringBuffer(ctx, out, (size_t)need);
     free(out);
-    return REDISMODULE_OK;
-}
-
-/* INFER.STATS: totals over every model (freed ones included). */
-int mod_cmd_stats(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    (void)argv;
-    if (argc != 1) return RedisModule_WrongArity(ctx);
-    mod_totals t = g_mod.retired;
-    long long queued = 0, active = 0, kv_used = 0, kv_free = 0, kv_total = 0, kv_cached = 0;
-    unsigned long long lookups = 0, hits = 0;
-    double tps = 0;
-    for (int i = 0; i < g_mod.n_models; i++) {
-        mod_model *m = g_mod.models[i];
-        if (!m->sched) continue;
-        infer_sched_stats st;
-        infer_sched_get_stats(m->sched, &st);
-        t.submitted += st.submitted;
-        t.completed += st.completed;
-        t.rejected += st.rejected;
-        t.cancelled += st.cancelled;
-        t.timeouts += st.timeouts;
-        t.errors += st.errors;
-        t.prompt_tokens += st.prompt_tokens;
-        t.generated_tokens += st.generated_tokens;
-        queued += st.queued;
-        active += st.active;
-        tps += st.tokens_per_s;
-        kv_used += st.kv.blocks_used;
-        kv_free += st.kv.blocks_free;
-        kv_total += st.kv.blocks_total;
-        kv_cached += st.kv.blocks_cached;
-        lookups += st.kv.prefix_lookups;
-        hits += st.kv.prefix_hits;
-    }
-    RedisModule_ReplyWithMap(ctx, 20);
-#define FIELD_LL(k, val)                         \
-    RedisModule_ReplyWithCString(ctx, k);        \
-    RedisModule_ReplyWithLongLong(ctx, (long long)(val))
-    FIELD_LL("models", g_mod.n_models);
-    FIELD_LL("in_flight", g_mod.in_flight);
-    FIELD_LL("loads_running", g_mod.loads_running);
-    FIELD_LL("queued", queued);
-    FIELD_LL("active", active);
-    FIELD_LL("submitted", t.submitted);
-    FIELD_LL("completed", t.completed);
-    FIELD_LL("rejected", t.rejected);
-    FIELD_LL("refused", g_mod.refused);
-    FIELD_LL("cancelled", t.cancelled);
-    FIELD_LL("timeouts", t.timeouts);
-    FIELD_LL("errors", t.errors);
-    FIELD_LL("prompt_tokens", t.prompt_tokens);
-    FIELD_LL("generated_tokens", t.generated_tokens);
-    RedisModule_ReplyWithCString(ctx, "tokens_per_s");
-    RedisModule_ReplyWithDouble(ctx, tps);
-    FIELD_LL("kv_blocks_used", kv_used);
-    FIELD_LL("kv_blocks_cached", kv_cached);
-    FIELD_LL("kv_blocks_free", kv_free);
-    FIELD_LL("kv_blocks_total", kv_total);
-    RedisModule_ReplyWithCString(ctx, "prefix_hit_rate");
-    RedisModule_ReplyWithDouble(ctx, lookups ? (double)hits / (double)lookups : 0.0);
-#undef FIELD_LL
     return REDISMODULE_OK;
 }

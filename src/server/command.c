@@ -273,7 +273,7 @@ static const command *find_subcommand(const command *parent, const dstr sub) {
     return NULL;
 }
 
-dstr command_full_name(const command *cmd, char *buf, size_t cap) {
+const char *command_full_name(const command *cmd, char *buf, size_t cap) {
     snprintf(buf, cap, "%s", cmd->name);
     return buf;
 }

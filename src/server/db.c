@@ -147,6 +147,9 @@ int db_check_type(client *c, kobj *o, int type) {
     return 0;
 }
 
+/* Every write to a key passes here.  Today it only records that the
+ * running command wrote; WATCH and keyspace notifications (issue 5) hang
+ * off this one place. */
 void db_signal_modified(kdb *db, const dstr key) {
     (void)db;
     (void)key;

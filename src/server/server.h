@@ -173,7 +173,6 @@ enum client_flags {
     CF_UNIX = 1 << 4,
     CF_NO_EVICT = 1 << 5,
     CF_WRITE_HANDLER = 1 << 6,
-    CF_PROTECTED = 1 << 7, /* do not free now: a callback is running on it */
     CF_EXECUTING = 1 << 8,
 };
 
@@ -319,7 +318,7 @@ void commands_reset_stats(void);
 /* The whole table, for COMMAND and INFO. */
 command *command_table(size_t *n);
 void command_info_reply(client *c, const command *cmd);
-dstr command_full_name(const command *cmd, char *buf, size_t cap);
+const char *command_full_name(const command *cmd, char *buf, size_t cap);
 
 /* -------------------------------------------------------------- block.c */
 /* A command whose reply comes later (INFER.*, blocking pops) calls

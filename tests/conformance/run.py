@@ -46,7 +46,8 @@ MAX_ITEMS = 1 << 24      # ... or an aggregate with more elements
 MAX_DEPTH = 64           # ... or one nested deeper
 MAX_SCAN_CALLS = 100000  # @scan gives up after this many calls (a loop)
 
-MODIFIERS = ("sort", "ignore", "type-only", "len", "scan", "mask", "nowait", "replies")
+MODIFIERS = ("sort", "ignore", "type-only", "len", "scan", "mask", "nowait", "replies",
+             "fields", "has")
 BLOCK_WAIT = 1.0         # seconds @nowait waits for the server to block the client
 
 
@@ -166,13 +167,13 @@ def parse_corpus(path):
                         raise CorpusError("@%s given twice" % name)
                     if name == "sort" and rest not in ("", "pairs", "lines"):
                         raise CorpusError("@sort takes nothing, 'pairs' or 'lines'")
-                    if name == "mask" and not rest:
-                        raise CorpusError("@mask needs field names")
+                    if name in ("mask", "fields", "has") and not rest:
+                        raise CorpusError("@%s needs field names" % name)
                     if name == "replies" and not (rest.isdigit() and 1 <= int(rest) <= 1000):
                         raise CorpusError("@replies N, N in 1..1000")
-                    if name not in ("sort", "mask", "replies") and rest:
+                    if name not in ("sort", "mask", "replies", "fields", "has") and rest:
                         raise CorpusError("@%s takes no argument" % name)
-                    mods[name] = rest.split() if name == "mask" else rest
+                    mods[name] = rest.split() if name in ("mask", "fields", "has") else rest
                     continue
                 if mods and name not in ("read",):
                     raise CorpusError("modifiers must precede a command or @read")
@@ -197,6 +198,14 @@ def parse_corpus(path):
                         raise CorpusError("@raw BYTES [NREPLIES]")
                     steps.append(Step("raw", lineno, line, args=[a[0]],
                                       nreplies=int(a[1]) if len(a) == 2 else 1,
+                                      protos=protos))
+                elif name == "fill":
+                    a = rest.split()
+                    if len(a) not in (1, 2) or not all(x.isdigit() for x in a) \
+                            or not 1 <= int(a[0]) <= 64 << 20:
+                        raise CorpusError("@fill NBYTES [NREPLIES], NBYTES in 1..64M")
+                    steps.append(Step("raw", lineno, line, args=[b"x" * int(a[0])],
+                                      nreplies=int(a[1]) if len(a) == 2 else 0,
                                       protos=protos))
                 elif name == "read":
                     steps.append(Step("read", lineno, line, mods=mods, protos=protos))
@@ -422,6 +431,10 @@ def render(r):
         return "(ignored %s)" % ("error" if r[1] else "reply")
     if t == "masked":
         return "*"
+    if t == "fields":
+        return "(fields) " + ", ".join(
+            "%s=%s" % (f, "(missing)" if v is None else
+                       v if isinstance(v, str) else v.decode("latin-1")) for f, v in r[1])
     if t == "unexpected-reply":
         return "(a reply where none was due: %s)" % render(r[1])
     if t == "desync-after":
@@ -452,6 +465,8 @@ def normalise(r, mods):
         return ("ignored", r[0] in ("error", "blob-error"))
     if "type-only" in mods:
         return ("type", r[0])
+    if "fields" in mods or "has" in mods:
+        return info_fields(r, mods.get("fields", []), mods.get("has", []))
     if "len" in mods:
         if r[0] in ("array", "set", "map", "push"):
             return ("len", r[0], len(r[1]))
@@ -461,6 +476,21 @@ def normalise(r, mods):
     if "sort" in mods:
         r = sort_reply(r, mods["sort"])
     return r
+
+
+def info_fields(r, exact, present):
+    """INFO-style text reduced to the named fields: their values (@fields)
+    or only whether they are there (@has); other replies stay as they are."""
+    if r[0] not in ("bulk", "verbatim"):
+        return r
+    values = {}
+    for line in r[-1].split(b"\r\n"):
+        name, sep, value = line.partition(b":")
+        if sep and not line.startswith(b"#"):
+            values[name.decode("latin-1")] = value
+    out = [(f, values.get(f)) for f in exact]
+    out += [(f, "present" if f in values else None) for f in present]
+    return ("fields", tuple(out))
 
 
 def sort_reply(r, how):
@@ -846,6 +876,130 @@ def family_files(corpus, only):
     return fams
 
 
+class Recorder:
+    """Counts and keeps what one family's steps gave, per protocol: a reply
+    compared with the reference (a difference is kept with both replies), or
+    with --reference-only, a transcript and the replies that were lost."""
+
+    def __init__(self, famrep, fam, proto, reference_only, problems):
+        self.famrep, self.fam, self.proto = famrep, fam, proto
+        self.reference_only, self.problems = reference_only, problems
+        self.transcript = []
+
+    def __call__(self, st, cid, replies):
+        self.famrep["commands"] += 1
+        ref_raw, ref_norm = replies[0]
+        if self.reference_only:
+            self._reference(st, cid, ref_raw, ref_norm)
+            return
+        got_raw, got_norm = replies[1]
+        if ref_norm == got_norm:
+            self.famrep["identical"] += 1
+            return
+        self.famrep["differing"] += 1
+        normalised = ref_norm is not ref_raw or got_norm is not got_raw
+        self.famrep["differences"].append({
+            "line": st.lineno, "proto": self.proto, "client": cid, "command": st.text,
+            "redis": clip(render(ref_raw)), "inferkv": clip(render(got_raw)),
+            "normalised": {"redis": clip(render(ref_norm)), "inferkv": clip(render(got_norm))}
+            if normalised else None})
+
+    def _reference(self, st, cid, raw, norm):
+        self.transcript.append("%d [c%d] %s\n    %s" % (st.lineno, cid, st.text, render(raw)))
+        if norm is not raw:
+            self.transcript.append("    compared as: %s" % render(norm))
+        lost = raw[0] in LOST + ("desync-after", "scan-did-not-end", "unexpected-reply") or \
+            (raw[0] == "replies" and any(x[0] in LOST for x in raw[1]))
+        # A connection the step itself expects to lose is no problem.
+        expected = st.kind == "closed" or (st.kind == "raw" and raw[0] == "connection-closed")
+        if lost and not expected:
+            self.problems.append("%s.txt:%d RESP%d: %s -> %s"
+                                 % (self.fam, st.lineno, self.proto, st.text, render(raw)))
+        self.famrep["identical"] += not lost
+        self.famrep["differing"] += lost
+
+
+def run_family(opts, fam, proto, servers, famrep, problems):
+    """Starts the servers, runs one file in one protocol, stops them.
+    Returns the Recorder; raises Fatal when the run must stop."""
+    rec = Recorder(famrep, fam, proto, opts.reference_only, problems)
+    targets = []
+    try:
+        not_started = set()
+        for s in servers:
+            try:
+                s.start()
+            except Fatal as e:
+                # The reference must start; a server under test that does
+                # not start fails every command of the file.
+                if s is servers[0] or not opts.keep_going:
+                    raise
+                problems.append("%s RESP%d: %s" % (fam, proto, e))
+                not_started.add(s.name)
+        targets = [Target(s, proto) for s in servers]
+        for t in targets:
+            if t.server.name in not_started:
+                t.broken = "server did not start"
+        try:
+            run_file(os.path.join(opts.corpus, fam + ".txt"), fam, proto, targets, rec,
+                     problems.append)
+        except Fatal as e:
+            problems.append("%s RESP%d: %s" % (fam, proto, e))
+            if not opts.keep_going:
+                raise
+        dead = [s.name for s in servers if not s.alive() and s.name not in not_started]
+        if dead:
+            problems.append("%s RESP%d: %s exited during the file" % (fam, proto, ", ".join(dead)))
+            if not opts.keep_going:
+                raise Fatal("%s exited (use --keep-going to go on)" % ", ".join(dead))
+    finally:
+        for t in targets:
+            t.close_all()
+        for s in servers:
+            s.stop()
+    return rec
+
+
+def summary_text(opts, report, protos):
+    tot, stopped = report["totals"], report["stopped"]
+    lines = []
+    head = "reference check (redis-server alone)" if opts.reference_only else \
+        "conformance: %s vs redis-server" % opts.server
+    lines.append(head + ", protocols " + "+".join("RESP%d" % p for p in protos))
+    if stopped:
+        lines.append("INCOMPLETE RUN (%s): the numbers below cover only what ran" % stopped)
+    lines.append("%-16s %8s %10s %10s" % ("family", "commands", "identical", "differing"))
+    for fam, fr in report["families"].items():
+        lines.append("%-16s %8d %10d %10d" % (fam, fr["commands"], fr["identical"], fr["differing"]))
+    lines.append("%-16s %8d %10d %10d" % ("total", tot["commands"], tot["identical"],
+                                          tot["differing"]))
+    by_cmd = {}
+    for fam, fr in report["families"].items():
+        for d in fr["differences"][:opts.show]:
+            lines.append("")
+            lines.append("%s.txt:%d RESP%d [c%d] %s" % (fam, d["line"], d["proto"], d["client"],
+                                                       d["command"]))
+            # What was compared; the raw replies are in report.json.
+            shown = d["normalised"] or d
+            lines.append("  redis:   " + shown["redis"][:400])
+            lines.append("  inferkv: " + shown["inferkv"][:400])
+        if len(fr["differences"]) > opts.show:
+            lines.append("  ... %d more differences in %s (see report.json)"
+                         % (len(fr["differences"]) - opts.show, fam))
+        for d in fr["differences"]:
+            words = d["command"].split()
+            name = words[0].upper() if words and not words[0].startswith("@") else d["command"][:12]
+            by_cmd[name] = by_cmd.get(name, 0) + 1
+    if by_cmd:
+        top = sorted(by_cmd.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+        lines.append("")
+        lines.append("differing checks by command: " + ", ".join("%s %d" % kv for kv in top) +
+                     (", ..." if len(by_cmd) > 20 else ""))
+    for p in report["problems"]:
+        lines.append("problem: " + p)
+    return "\n".join(lines) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", help="run only these families (comma separated)")
@@ -885,101 +1039,31 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
 
     workdir = tempfile.mkdtemp(prefix="inferkv-conformance-")
-    redis = Server("redis-server", lambda p: [opts.redis, "--port", str(p), "--bind", "127.0.0.1",
-                                             "--save", "", "--appendonly", "no",
-                                             "--daemonize", "no"], workdir)
-    servers = [redis]
+    servers = [Server("redis-server", lambda p: [opts.redis, "--port", str(p), "--bind",
+                                                 "127.0.0.1", "--save", "", "--appendonly", "no",
+                                                 "--daemonize", "no"], workdir)]
     if not opts.reference_only:
-        servers.append(Server("inferkv-server", lambda p: [os.path.abspath(opts.server), "--port",
-                                                           str(p), "--bind", "127.0.0.1"],
+        server = os.path.abspath(opts.server)
+        servers.append(Server("inferkv-server",
+                              lambda p: [server, "--port", str(p), "--bind", "127.0.0.1"],
                               workdir))
-    os.makedirs(OUT, exist_ok=True)
     refdir = os.path.join(OUT, "reference")
-    if opts.reference_only:
-        os.makedirs(refdir, exist_ok=True)
+    os.makedirs(refdir if opts.reference_only else OUT, exist_ok=True)
 
     report = {"reference": "redis-server", "server": None if opts.reference_only else opts.server,
               "protocols": list(protos), "families": {}}
-    problems = []   # reference-only: lost replies, desyncs
-    status = 0
+    problems = []
     stopped = None   # why the run ended before the last file, if it did
+    status = 0
     try:
         for fam in fams:
-            path = os.path.join(opts.corpus, fam + ".txt")
             famrep = report["families"].setdefault(
                 fam, {"commands": 0, "identical": 0, "differing": 0, "differences": []})
             for proto in protos:
-                transcript = []
-
-                def record(st, cid, replies):
-                    famrep["commands"] += 1
-                    ref_raw, ref_norm = replies[0]
-                    if opts.reference_only:
-                        transcript.append("%d [c%d] %s\n    %s" % (st.lineno, cid, st.text,
-                                                                   render(ref_raw)))
-                        bad = ref_raw[0] in LOST + ("desync-after", "scan-did-not-end",
-                                                    "unexpected-reply") or \
-                            (ref_raw[0] == "replies" and any(x[0] in LOST for x in ref_raw[1]))
-                        if bad and not (st.kind == "closed" or
-                                        (st.kind == "raw" and ref_raw[0] == "connection-closed")):
-                            problems.append("%s.txt:%d RESP%d: %s -> %s"
-                                            % (fam, st.lineno, proto, st.text, render(ref_raw)))
-                        famrep["identical"] += not bad
-                        famrep["differing"] += bad
-                        return
-                    got_raw, got_norm = replies[1]
-                    if ref_norm == got_norm:
-                        famrep["identical"] += 1
-                    else:
-                        famrep["differing"] += 1
-                        famrep["differences"].append({
-                            "line": st.lineno, "proto": proto, "client": cid,
-                            "command": st.text, "redis": clip(render(ref_raw)),
-                            "inferkv": clip(render(got_raw)),
-                            "normalised": {"redis": clip(render(ref_norm)),
-                                           "inferkv": clip(render(got_norm))}
-                            if ref_norm is not ref_raw or got_norm is not got_raw else None})
-
-                targets = []
-                try:
-                    not_started = {}
-                    for s in servers:
-                        try:
-                            s.start()
-                        except Fatal as e:
-                            # The reference must start; the server under test
-                            # that does not start fails every command of the file.
-                            if s is redis or not opts.keep_going:
-                                raise
-                            problems.append("%s RESP%d: %s" % (fam, proto, e))
-                            not_started[s.name] = True
-                            status = 1
-                    targets = [Target(s, proto) for s in servers]
-                    for t in targets:
-                        if t.server.name in not_started:
-                            t.broken = "server did not start"
-                    try:
-                        run_file(path, fam, proto, targets, record, problems.append)
-                    except Fatal as e:
-                        problems.append("%s RESP%d: %s" % (fam, proto, e))
-                        status = 1
-                        if not opts.keep_going:
-                            raise
-                    dead = [s.name for s in servers if not s.alive() and s.name not in not_started]
-                    if dead:
-                        problems.append("%s RESP%d: %s exited during the file"
-                                        % (fam, proto, ", ".join(dead)))
-                        status = 1
-                        if not opts.keep_going:
-                            raise Fatal("%s exited (use --keep-going to go on)" % ", ".join(dead))
-                finally:
-                    for t in targets:
-                        t.close_all()
-                    for s in servers:
-                        s.stop()
+                rec = run_family(opts, fam, proto, servers, famrep, problems)
                 if opts.reference_only:
                     with open(os.path.join(refdir, "%s.resp%d.txt" % (fam, proto)), "w") as f:
-                        f.write("\n".join(transcript) + "\n")
+                        f.write("\n".join(rec.transcript) + "\n")
     except Fatal as e:
         print("fatal: %s" % e, file=sys.stderr)
         stopped = "fatal: %s" % e
@@ -997,50 +1081,11 @@ def main():
     for fr in report["families"].values():
         for k in tot:
             tot[k] += fr[k]
-    report["totals"] = tot
-    report["problems"] = problems
-    report["complete"] = stopped is None
-    report["stopped"] = stopped
-    name = "reference.json" if opts.reference_only else "report.json"
-    with open(os.path.join(OUT, name), "w") as f:
+    report.update(totals=tot, problems=problems, complete=stopped is None, stopped=stopped)
+    with open(os.path.join(OUT, "reference.json" if opts.reference_only else "report.json"),
+              "w") as f:
         json.dump(report, f, indent=1)
-
-    lines = []
-    head = "reference check (redis-server alone)" if opts.reference_only else \
-        "conformance: %s vs redis-server" % opts.server
-    lines.append(head + ", protocols " + "+".join("RESP%d" % p for p in protos))
-    if stopped:
-        lines.append("INCOMPLETE RUN (%s): the numbers below cover only what ran" % stopped)
-    lines.append("%-16s %8s %10s %10s" % ("family", "commands", "identical", "differing"))
-    for fam, fr in report["families"].items():
-        lines.append("%-16s %8d %10d %10d" % (fam, fr["commands"], fr["identical"], fr["differing"]))
-    lines.append("%-16s %8d %10d %10d" % ("total", tot["commands"], tot["identical"],
-                                          tot["differing"]))
-    for fam, fr in report["families"].items():
-        for d in fr["differences"][:opts.show]:
-            lines.append("")
-            lines.append("%s.txt:%d RESP%d [c%d] %s" % (fam, d["line"], d["proto"], d["client"],
-                                                       d["command"]))
-            lines.append("  redis:   " + d["redis"][:400])
-            lines.append("  inferkv: " + d["inferkv"][:400])
-        if len(fr["differences"]) > opts.show:
-            lines.append("  ... %d more differences in %s (see report.json)"
-                         % (len(fr["differences"]) - opts.show, fam))
-    by_cmd = {}
-    for fr in report["families"].values():
-        for d in fr["differences"]:
-            words = d["command"].split()
-            name = words[0].upper() if words and not words[0].startswith("@") else d["command"][:12]
-            by_cmd[name] = by_cmd.get(name, 0) + 1
-    if by_cmd:
-        top = sorted(by_cmd.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
-        lines.append("")
-        lines.append("differing checks by command: " +
-                     ", ".join("%s %d" % kv for kv in top) +
-                     (", ..." if len(by_cmd) > 20 else ""))
-    for p in problems:
-        lines.append("problem: " + p)
-    text = "\n".join(lines) + "\n"
+    text = summary_text(opts, report, protos)
     with open(os.path.join(OUT, "reference-summary.txt" if opts.reference_only
                            else "summary.txt"), "w") as f:
         f.write(text)
