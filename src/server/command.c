@@ -258,6 +258,17 @@ void commands_init(void) {
         if (!k || dict_add(commands, k, &table[i]) != DICT_OK) dstr_free(k);
         for (command *s = table[i].subcmds; s && s->name; s++) s->parent = &table[i];
     }
+    /* COMMAND INFO shows cmdmeta_gen.c while dispatch uses this table: say
+     * so loudly if they disagree (a command added without regenerating). */
+    for (size_t i = 0; i < TABLE_LEN; i++) {
+        for (const command *x = &table[i]; x && x->name; x = x == &table[i] ? table[i].subcmds : x + 1) {
+            long long arity;
+            if (!cmdmeta_arity(x->name, &arity))
+                log_msg(LL_WARNING, "COMMAND INFO has no entry for '%s': run tools/cmdmeta/gen_cmdmeta.py", x->name);
+            else if (arity != x->arity)
+                log_msg(LL_WARNING, "arity of '%s' is %d but COMMAND INFO says %lld", x->name, x->arity, arity);
+        }
+    }
 }
 
 const command *command_lookup(const dstr name) {
@@ -401,6 +412,8 @@ static void reply_acl(client *c, const command *cmd) {
 }
 
 void command_info_reply(client *c, const command *cmd) {
+    if (cmdmeta_reply(c, cmd->name)) return;
+    /* Not in cmdmeta_gen.c (regenerate it): what the table knows. */
     reply_array_len(c, 10);
     reply_bulk_cstr(c, cmd->name);
     reply_ll(c, cmd->arity);
@@ -540,6 +553,7 @@ void command_cmd(client *c) {
         reply_map_len(c, 0);
     } else if (arg_is(sub, "getkeys")) {
         const command *cmd = lookup_full(c->argv[2]);
+        if (cmd && cmd->subcmds && c->argc >= 4) cmd = find_subcommand(cmd, c->argv[3]);
         if (!cmd) {
             reply_error(c, "ERR Invalid command specified");
             return;

@@ -320,6 +320,18 @@ command *command_table(size_t *n);
 void command_info_reply(client *c, const command *cmd);
 const char *command_full_name(const command *cmd, char *buf, size_t cap);
 
+/* cmdmeta.c / cmdmeta_gen.c: COMMAND INFO entries as redis-server 7.0.15
+ * replies them (RESP3 text captured by tools/cmdmeta/gen_cmdmeta.py). */
+typedef struct cmdmeta_record {
+    const char *name;  /* top-level command, lower case */
+    const char *resp3; /* its whole COMMAND INFO entry */
+} cmdmeta_record;
+extern const cmdmeta_record cmdmeta_records[];
+extern const size_t cmdmeta_count;
+/* Replies the entry of "name" or "parent|sub"; 0 (nothing sent) if unknown. */
+int cmdmeta_reply(client *c, const char *full_name);
+int cmdmeta_arity(const char *full_name, long long *arity);
+
 /* -------------------------------------------------------------- block.c */
 /* A command whose reply comes later (INFER.*, blocking pops) calls
  * block_client and returns without replying.  The client's further input is
