@@ -59,6 +59,11 @@ void dstr_consume(dstr s, size_t n);
 void dstr_range(dstr s, size_t start, size_t len);
 /* Gives back unused capacity. */
 dstr dstr_shrink(dstr s);
+/* Bytes a fixed string of `len` bytes needs when built inside another
+ * allocation, and building it there (buf must hold dstr_embed_size(len)).
+ * Such a string must never be grown, shrunk or passed to dstr_free. */
+size_t dstr_embed_size(size_t len);
+dstr dstr_embed(void *buf, const void *p, size_t len);
 int dstr_cmp(const dstr a, const dstr b);
 void dstr_tolower(dstr s);
 
@@ -87,6 +92,7 @@ typedef struct dict {
     size_t used[2];
     long rehash_idx;    /* -1 when not rehashing */
     int pause_rehash;   /* > 0 while a safe iterator runs */
+    int embed_keys;     /* dict_create_embedded: keys live in their entry */
 } dict;
 
 typedef struct dict_iter {
@@ -103,6 +109,12 @@ typedef void dict_scan_fn(void *priv, dict_entry *e);
 #define DICT_ERR (-1)
 
 dict *dict_create(const dict_type *type);
+/* A dict of dstr keys that copies each added key into its entry's own
+ * allocation (one block instead of two: the keyspace holds millions of
+ * short keys).  dict_add / dict_add_raw then only read the caller's key,
+ * which stays the caller's; e->key points into the entry and lives exactly
+ * as long as it; the type's key_free is never called. */
+dict *dict_create_embedded(const dict_type *type);
 void dict_release(dict *d);
 void dict_clear(dict *d);
 size_t dict_size(const dict *d);

@@ -82,6 +82,13 @@ dict *dict_create(const dict_type *type) {
     reset_table(d, 1);
     d->rehash_idx = -1;
     d->pause_rehash = 0;
+    d->embed_keys = 0;
+    return d;
+}
+
+dict *dict_create_embedded(const dict_type *type) {
+    dict *d = dict_create(type);
+    if (d) d->embed_keys = 1;
     return d;
 }
 
@@ -94,7 +101,7 @@ size_t dict_table_bytes(const dict *d) {
 }
 
 static void free_entry(dict *d, dict_entry *e) {
-    if (d->type->key_free) d->type->key_free(e->key);
+    if (d->type->key_free && !d->embed_keys) d->type->key_free(e->key);
     if (d->type->val_free) d->type->val_free(e->v.val);
     km_free(e);
 }
@@ -251,10 +258,19 @@ dict_entry *dict_add_raw(dict *d, void *key, dict_entry **existing) {
     expand_if_needed(d);
     if (!d->table[0]) return NULL;
     int t = dict_is_rehashing(d) ? 1 : 0;
-    dict_entry *e = km_malloc(sizeof *e);
-    if (!e) return NULL;
+    dict_entry *e;
+    if (d->embed_keys) {
+        size_t klen = dstr_len(key);
+        if (klen > SIZE_MAX - sizeof *e - 32) return NULL;
+        e = km_malloc(sizeof *e + dstr_embed_size(klen));
+        if (!e) return NULL;
+        e->key = dstr_embed(e + 1, key, klen);
+    } else {
+        e = km_malloc(sizeof *e);
+        if (!e) return NULL;
+        e->key = key;
+    }
     size_t idx = d->type->hash(key) & tmask(d, t);
-    e->key = key;
     e->v.val = NULL;
     e->next = d->table[t][idx];
     d->table[t][idx] = e;

@@ -178,6 +178,18 @@ dstr dstr_shrink(dstr s) {
     return n;
 }
 
+size_t dstr_embed_size(size_t len) { return hdr_size(type_for(len)) + len + 1; }
+
+dstr dstr_embed(void *buf, const void *p, size_t len) {
+    int t = type_for(len);
+    dstr s = (char *)buf + hdr_size(t);
+    s[-1] = (char)t;
+    set_fields(s, len, len);
+    memcpy(s, p, len);
+    s[len] = '\0';
+    return s;
+}
+
 int dstr_cmp(const dstr a, const dstr b) {
     size_t la = dstr_len(a), lb = dstr_len(b);
     int c = memcmp(a, b, la < lb ? la : lb);

@@ -11,7 +11,9 @@
 
 #include <string.h>
 
-static const dict_type keyspace_type = {dict_hash_dstr, dict_eq_dstr, dict_free_dstr, obj_free_value};
+/* Keys are embedded in their dict entries (dict_create_embedded): one
+ * allocation per key instead of an entry plus a string. */
+static const dict_type keyspace_type = {dict_hash_dstr, dict_eq_dstr, NULL, obj_free_value};
 static const dict_type expires_type = {dict_hash_dstr, dict_eq_dstr, NULL, NULL};
 
 int db_init_all(char *err, size_t errlen) {
@@ -19,7 +21,7 @@ int db_init_all(char *err, size_t errlen) {
     if (!srv.dbs) goto oom;
     for (int i = 0; i < srv.dbnum; i++) {
         srv.dbs[i].id = i;
-        srv.dbs[i].keys = dict_create(&keyspace_type);
+        srv.dbs[i].keys = dict_create_embedded(&keyspace_type);
         srv.dbs[i].expires = dict_create(&expires_type);
         if (!srv.dbs[i].keys || !srv.dbs[i].expires) goto oom;
     }
@@ -73,12 +75,7 @@ kobj *db_lookup_write(client *c, const dstr key) {
 }
 
 int db_add(kdb *db, const dstr key, kobj *val) {
-    dstr k = dstr_dup(key);
-    if (!k) return ERR;
-    if (dict_add(db->keys, k, val) != DICT_OK) {
-        dstr_free(k);
-        return ERR;
-    }
+    if (dict_add(db->keys, key, val) != DICT_OK) return ERR; /* copies key */
     if (val->type == OBJ_LIST || val->type == OBJ_ZSET) block_signal_key(db, key);
     db_signal_modified(db, key);
     return OK;

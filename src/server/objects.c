@@ -7,6 +7,7 @@
  * structure (t_list.c, t_hash.c via dict, t_set.c, t_zset.c). */
 #include "server.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #define EMBSTR_MAX 44
@@ -22,14 +23,22 @@ kobj *obj_new(int type, int enc, void *ptr) {
     return o;
 }
 
-/* An embedded string: the dstr header and bytes follow the object.  The
- * 8-bit dstr header layout (len, alloc, type) is built here by dstr itself
- * on a copy, so we simply allocate object + dstr in one block. */
+/* An embedded string: one allocation holding the object's first eight
+ * bytes (type, encoding, LRU, refcount) followed by an 8-bit dstr header
+ * (len, alloc, type), the bytes and a NUL, placed where `ptr` would be.
+ * Dropping the pointer is what brings "key:123 -> val:123" objects down to
+ * the allocator's smallest class. */
+#define EMB_OFF offsetof(kobj, ptr)
+
+static char *emb_bytes(const kobj *o) { return (char *)o + EMB_OFF + 3; }
+
 static kobj *obj_embstr(const char *p, size_t len) {
-    size_t need = sizeof(kobj) + 3 + len + 1;
-    kobj *o = km_malloc(need);
+    size_t need = EMB_OFF + 3 + len + 1;
+    /* Never smaller than the struct, so that a stray read of o->ptr stays
+     * inside the block (the allocator's minimum is larger anyway). */
+    kobj *o = km_malloc(need < sizeof(kobj) ? sizeof(kobj) : need);
     if (!o) return NULL;
-    unsigned char *h = (unsigned char *)(o + 1);
+    unsigned char *h = (unsigned char *)o + EMB_OFF;
     h[0] = (unsigned char)len; /* len */
     h[1] = (unsigned char)len; /* alloc */
     h[2] = 0;                  /* 8-bit header type */
@@ -40,7 +49,6 @@ static kobj *obj_embstr(const char *p, size_t len) {
     o->enc = ENC_EMBSTR;
     o->lru = lru_clock_now();
     o->refcount = 1;
-    o->ptr = s;
     return o;
 }
 
@@ -97,6 +105,10 @@ const char *obj_str(const kobj *o, char buf[LL_STR_SIZE], size_t *len) {
         *len = (size_t)ll_to_str(buf, LL_STR_SIZE, (long long)(intptr_t)o->ptr);
         return buf;
     }
+    if (o->enc == ENC_EMBSTR) {
+        *len = (unsigned char)((const char *)o)[EMB_OFF];
+        return emb_bytes(o);
+    }
     *len = dstr_len(o->ptr);
     return o->ptr;
 }
@@ -129,7 +141,10 @@ int obj_get_ll(const kobj *o, long long *out) {
         *out = (long long)(intptr_t)o->ptr;
         return 1;
     }
-    return str_to_ll(o->ptr, dstr_len(o->ptr), out);
+    char buf[LL_STR_SIZE];
+    size_t len;
+    const char *p = obj_str(o, buf, &len);
+    return str_to_ll(p, len, out);
 }
 
 const char *obj_type_name(int type) {

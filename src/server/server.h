@@ -41,6 +41,11 @@ enum obj_enc {
 #define LRU_BITS 24
 #define LRU_MAX ((1 << LRU_BITS) - 1)
 
+/* An ENC_EMBSTR object has no `ptr`: its string (8-bit dstr header, bytes,
+ * NUL) starts where `ptr` would be, so that a 12-byte value plus header fits
+ * the allocator's 24-byte class.  Only objects.c reads string bytes (through
+ * obj_str / obj_get_ll); never read `ptr` of a string that is not ENC_RAW or
+ * ENC_INT. */
 typedef struct kobj {
     unsigned type : 4;
     unsigned enc : 4;

@@ -190,9 +190,20 @@ static kobj *get_or_create(client *c, const dstr key, int *err) {
     return o;
 }
 
+/* A packed buffer grows geometrically while a command adds fields; once the
+ * command is done, give the slack back (a small hash is rarely written
+ * again soon, and keyspaces of millions of them are where memory goes). */
+static void hash_compact(kobj *h) {
+    if (h->enc == ENC_PACKED) h->ptr = dstr_shrink(h->ptr);
+}
+
 static void drop_if_empty(client *c, const dstr key, kobj *h) {
-    if (hash_len(h) == 0) db_delete(c->db, key);
-    else db_signal_modified(c->db, key);
+    if (hash_len(h) == 0) {
+        db_delete(c->db, key);
+        return;
+    }
+    hash_compact(h);
+    db_signal_modified(c->db, key);
 }
 
 static void hset_generic(client *c, int reply_count) {
@@ -214,6 +225,7 @@ static void hset_generic(client *c, int reply_count) {
         }
         created += r;
     }
+    hash_compact(h);
     db_signal_modified(c->db, c->argv[1]);
     if (reply_count) reply_ll(c, created);
     else reply_ok(c);
@@ -236,6 +248,7 @@ void hsetnx_cmd(client *c) {
         reply_error(c, "ERR out of memory");
         return;
     }
+    hash_compact(h);
     db_signal_modified(c->db, c->argv[1]);
     reply_ll(c, 1);
 }
