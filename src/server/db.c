@@ -174,7 +174,8 @@ static void expire_scan_cb(void *priv, dict_entry *e) {
     if (ttl <= 0) {
         if (s->n < (int)(sizeof s->keys / sizeof s->keys[0])) s->keys[s->n++] = e->key;
     } else {
-        s->ttl_sum += ttl;
+        /* TTLs near LLONG_MAX (PXAT far in the future) would overflow. */
+        s->ttl_sum = ttl > LLONG_MAX - s->ttl_sum ? LLONG_MAX : s->ttl_sum + ttl;
         s->ttl_samples++;
     }
 }

@@ -477,7 +477,9 @@ void memory_cmd(client *c) {
             reply_null(c);
             return;
         }
-        reply_ll(c, (long long)(obj_memory(o) + sizeof(dict_entry) + dstr_len(c->argv[2]) + 4));
+        /* The key lives inside its dict entry (db.c): one block. */
+        dict_entry *de = dict_find(c->db->keys, c->argv[2]);
+        reply_ll(c, (long long)(obj_memory(o) + (de ? km_usable(de) : 0)));
     } else if (arg_is(c->argv[1], "help")) {
         reply_help(c, "MEMORY", help);
     } else {

@@ -175,10 +175,26 @@ static kobj *get_hash(client *c, const dstr key, int write, int *err) {
     return *err ? NULL : o;
 }
 
-static kobj *get_or_create(client *c, const dstr key, int *err) {
+/* Packed bytes that fields argv[first], argv[first+2], ... with their
+ * values will take, so that a new hash is allocated once at its final size:
+ * growing it field by field would leave freed odd-sized buffers behind for
+ * the allocator to hand out with slack.  0 when they will not stay packed. */
+static size_t packed_size_hint(client *c, int first) {
+    size_t n = 0;
+    if ((c->argc - first) / 2 > HPACK_MAX_ENTRIES) return 0;
+    for (int i = first; i + 1 < c->argc; i += 2) {
+        size_t fl = dstr_len(c->argv[i]), vl = dstr_len(c->argv[i + 1]);
+        if (!hpack_fits(fl, vl)) return 0;
+        n += 2 + fl + vl;
+    }
+    return n;
+}
+
+static kobj *get_or_create_sized(client *c, const dstr key, size_t hint, int *err) {
     kobj *o = get_hash(c, key, 1, err);
     if (o || *err) return o;
-    dstr b = dstr_empty();
+    dstr b = dstr_newlen(NULL, hint); /* capacity hint, length 0 below */
+    if (b) dstr_setlen(b, 0);
     o = b ? obj_new(OBJ_HASH, ENC_PACKED, b) : NULL;
     if (!o || db_add(c->db, key, o) != OK) {
         if (o) obj_decref(o);
@@ -188,6 +204,10 @@ static kobj *get_or_create(client *c, const dstr key, int *err) {
         return NULL;
     }
     return o;
+}
+
+static kobj *get_or_create(client *c, const dstr key, int *err) {
+    return get_or_create_sized(c, key, 0, err);
 }
 
 /* A packed buffer grows geometrically while a command adds fields; once the
@@ -212,7 +232,7 @@ static void hset_generic(client *c, int reply_count) {
         return;
     }
     int err;
-    kobj *h = get_or_create(c, c->argv[1], &err);
+    kobj *h = get_or_create_sized(c, c->argv[1], packed_size_hint(c, 2), &err);
     if (err) return;
     long long created = 0;
     for (int i = 2; i < c->argc; i += 2) {

@@ -5,6 +5,8 @@
 #include "test.h"
 #include "core.h"
 
+#include <string.h>
+
 static const dict_type str_type = {dict_hash_dstr, dict_eq_dstr, dict_free_dstr, NULL};
 
 static dstr key_n(int i) {
@@ -18,6 +20,44 @@ static int has(dict *d, int i) {
     int r = dict_find(d, k) != NULL;
     dstr_free(k);
     return r;
+}
+
+/* An embedded-key dict copies each key into its entry (one allocation):
+ * the caller keeps its own key, keys of every header width (short, >255
+ * bytes) survive rehashing intact, deleting frees the whole block (the
+ * byte count returns to where it started), and key_free is never called. */
+static int key_frees;
+static void count_free(void *p) { (void)p; key_frees++; }
+static const dict_type embed_type = {dict_hash_dstr, dict_eq_dstr, count_free, NULL};
+
+static void test_embedded_keys(void) {
+    size_t before = km_used();
+    dict *d = dict_create_embedded(&embed_type);
+    CHECK(d);
+    char big[300];
+    memset(big, 'x', sizeof big);
+    for (int i = 0; i < 2000; i++) {
+        dstr k = i % 100 == 0 ? dstr_newlen(big, 256 + (size_t)(i % 40)) : key_n(i);
+        if (i % 100 == 0) k[0] = (char)('a' + i / 100);
+        CHECK(dict_add(d, k, (void *)(intptr_t)i) == DICT_OK);
+        dict_entry *e = dict_find(d, k);
+        CHECK(e && e->key != (void *)k && dstr_cmp(e->key, k) == 0);
+        CHECK(((char *)e->key)[dstr_len(e->key)] == '\0');
+        dstr_free(k); /* still the caller's */
+    }
+    while (dict_is_rehashing(d)) dict_rehash(d, 100);
+    CHECK(dict_size(d) == 2000);
+    for (int i = 1; i < 2000; i++)
+        if (i % 100) CHECK(has(d, i));
+    dstr k = dstr_newlen(big, 256 + 100 % 40);
+    k[0] = 'b';
+    dict_entry *e = dict_find(d, k);
+    CHECK(e && dstr_len(e->key) == 256 + 100 % 40 && (intptr_t)e->v.val == 100);
+    CHECK(dict_delete(d, k) == DICT_OK);
+    dstr_free(k);
+    dict_release(d);
+    CHECK(key_frees == 0);
+    CHECKF(km_used() == before, "used %zu, was %zu", km_used(), before);
 }
 
 /* Every key stays findable while the table rehashes step by step. */
@@ -164,6 +204,7 @@ static void test_oom_is_clean(void) {
 }
 
 int main(void) {
+    TEST_RUN(test_embedded_keys);
     TEST_RUN(test_add_find_through_rehash);
     TEST_RUN(test_delete_and_shrink);
     TEST_RUN(test_iterator_delete);

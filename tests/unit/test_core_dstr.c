@@ -4,6 +4,7 @@
 #include "core.h"
 
 #include <limits.h>
+#include <string.h>
 
 /* Appends across the 8-bit -> 32-bit header switch keep the content. */
 static void test_dstr_grow_and_binary(void) {
@@ -108,7 +109,28 @@ static void test_glob(void) {
     CHECK(!gm("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", s)); /* returns, quickly */
 }
 
+/* A string built inside a caller's buffer reads like any dstr (length,
+ * bytes, NUL) with exactly dstr_embed_size bytes used, for short keys and
+ * for ones past the 8-bit header (the keyspace embeds keys this way). */
+static void test_dstr_embed(void) {
+    char buf[400];
+    char src[300];
+    for (size_t i = 0; i < sizeof src; i++) src[i] = (char)('a' + i % 26);
+    size_t lens[] = {0, 1, 12, 255, 256, 300};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        size_t len = lens[k], need = dstr_embed_size(len);
+        CHECK(need <= sizeof buf && need >= len + 1);
+        memset(buf, 0x5a, sizeof buf);
+        dstr s = dstr_embed(buf, src, len);
+        CHECK(s > buf && s + len + 1 == buf + need);
+        CHECK(dstr_len(s) == len && dstr_avail(s) == 0);
+        CHECK(memcmp(s, src, len) == 0 && s[len] == '\0');
+        CHECK((unsigned char)buf[need] == 0x5a); /* nothing written past it */
+    }
+}
+
 int main(void) {
+    TEST_RUN(test_dstr_embed);
     TEST_RUN(test_dstr_grow_and_binary);
     TEST_RUN(test_dstr_cmp_and_oom);
     TEST_RUN(test_str_to_ll);
