@@ -108,11 +108,14 @@ static void fuzz_tokenize(int which, unsigned flags, const char *s, size_t len) 
     infer_vocab *v = vocabs[which];
     if (!v) return;
     char err[256];
-    size_t cap = len + 8;
+    /* At most three ids per input byte, plus BOS/EOS: SentencePiece escapes
+     * a space as U+2581 (3 bytes), and after an invalid UTF-8 lead byte those
+     * bytes can all fall back to byte tokens. */
+    size_t cap = 3 * len + 8;
     int32_t *ids = malloc(sizeof(int32_t) * cap);
     if (!ids) return;
     int64_t n = infer_tokenize(v, s, len, flags & 3u, ids, cap, err, sizeof err);
-    if (n < 0 || (size_t)n > cap) abort(); /* at most one id per byte, plus BOS/EOS */
+    if (n < 0 || (size_t)n > cap) abort();
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= infer_vocab_size(v)) abort();
     int64_t need = infer_detokenize(v, ids, (size_t)n, flags >> 2 & 3u, NULL, 0, err, sizeof err);
