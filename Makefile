@@ -47,6 +47,9 @@ TOOLS    := $(addprefix $(BUILD)/,$(TOOL_DIRS))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all test unit integration asan tsan fuzz bench run deps clean
+# Test objects are intermediates of a pattern chain; keep them so that a
+# second `make` does not rebuild every test.
+.SECONDARY:
 all: $(LIBCORE) $(LIBINFER) $(CLI) $(SERVER) $(MODULE) $(TOOLS) $(UNITS)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
