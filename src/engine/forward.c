@@ -187,7 +187,7 @@ static void qkv_post_worker(void *arg, int ith, int nth) {
 
 /* Causal attention for one tile: up to ATT_TOKENS consecutive tokens of one
  * sequence times the query heads that share KV head g.  Every K and V row
- * is loaded once for the whole tile (ops dot_multi / axpy_multi), and each
+ * is loaded once for the whole tile (the f32 matrix kernel for scores, ops axpy_rows for the V sum), and each
  * query's arithmetic is the same as if it were alone, so tiling never
  * changes a value.  Token positions increase within a tile, so the queries
  * still attending at position p are a suffix of the tile. */

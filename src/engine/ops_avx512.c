@@ -1,16 +1,14 @@
-/* ops_avx512.c - AVX-512 version of the attention accumulation (axpy_rows);
- * the other primitives are AVX2's.  Only reached after ops_get's CPUID
- * check.
+/* ops_avx512.c - AVX-512 version of the attention accumulation (axpy_rows).
+ * Only reached after ops_get's CPUID check.
  *
  * axpy_rows is the P*V product of attention: four queries' outputs, 64
  * columns at a time, live in 16 zmm accumulators across every position, so
  * each V row chunk is loaded once for the four queries and each weight is
- * broadcast once per chunk.  Every element still gets one fused
- * multiply-add per position in position order: the same values as axpy. */
+ * broadcast once per chunk.  Every element gets one fused multiply-add per
+ * position in position order, as in the AVX2 version. */
 #include "ops.h"
 
 #include <immintrin.h>
-#include <pthread.h>
 
 static void axpy_rows_avx512(float *const *y, const float *const *w, const int32_t *cnt, int m, const float *const *x,
                              int64_t n) {
@@ -49,15 +47,6 @@ static void axpy_rows_avx512(float *const *y, const float *const *w, const int32
     }
 }
 
-static ops_table T512;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static const ops_table T512 = {axpy_rows_avx512};
 
-static void init(void) {
-    T512 = *ops_avx2_table();
-    T512.axpy_rows = axpy_rows_avx512;
-}
-
-const ops_table *ops_avx512_table(void) {
-    pthread_once(&once, init);
-    return &T512;
-}
+const ops_table *ops_avx512_table(void) { return &T512; }

@@ -27,6 +27,8 @@ struct infer_sampler {
     int32_t hist_n, hist_head;
     cand *cands;
     double *probs;
+    uint32_t *stamp; /* per token id: stamp_gen when penalised this call */
+    uint32_t stamp_gen;
     int32_t cands_cap;
 };
 
@@ -87,6 +89,7 @@ void infer_sampler_free(infer_sampler *s) {
     if (!s) return;
     free(s->cands);
     free(s->probs);
+    free(s->stamp);
     free(s);
 }
 
@@ -103,18 +106,21 @@ static int cmp_cand_desc(const void *a, const void *b) {
 }
 
 /* Penalises tokens seen in the window: positive logits divided, negative
- * multiplied, so a repeat always becomes less likely.  Each token once. */
+ * multiplied, so a repeat always becomes less likely.  Each token once: a
+ * token's stamp says whether this call has penalised it already, which keeps
+ * the work linear in the window. */
 static void apply_penalty(infer_sampler *s, cand *c, int32_t n) {
     if (s->p.repeat_penalty == 1.0f || s->hist_n == 0) return;
     int32_t win = s->p.repeat_last_n ? s->p.repeat_last_n : s->hist_n;
     if (win > s->hist_n) win = s->hist_n;
+    if (++s->stamp_gen == 0) { /* wrapped: old stamps could collide */
+        memset(s->stamp, 0, (size_t)s->cands_cap * sizeof *s->stamp);
+        s->stamp_gen = 1;
+    }
     for (int32_t i = 0; i < win; i++) {
         int32_t id = s->hist[(s->hist_head - 1 - i + HISTORY_CAP) % HISTORY_CAP];
-        if (id < 0 || id >= n) continue;
-        int seen = 0;
-        for (int32_t j = 0; j < i && !seen; j++)
-            seen = s->hist[(s->hist_head - 1 - j + HISTORY_CAP) % HISTORY_CAP] == id;
-        if (seen) continue;
+        if (id < 0 || id >= n || s->stamp[id] == s->stamp_gen) continue;
+        s->stamp[id] = s->stamp_gen;
         float *l = &c[id].logit;
         *l = *l > 0 ? *l / s->p.repeat_penalty : *l * s->p.repeat_penalty;
     }
@@ -160,10 +166,16 @@ int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n) {
     if (n <= 0) return -1;
     if (n > s->cands_cap) {
         cand *c = realloc(s->cands, (size_t)n * sizeof *c);
-        double *pr = c ? realloc(s->probs, (size_t)n * sizeof *pr) : NULL;
         if (c) s->cands = c;
+        double *pr = c ? realloc(s->probs, (size_t)n * sizeof *pr) : NULL;
         if (pr) s->probs = pr;
-        if (!c || !pr) { /* rather than fail mid-generation, fall back to argmax */
+        /* fresh zeroed stamps: stamp_gen never is 0 after its increment */
+        uint32_t *st = pr ? calloc((size_t)n, sizeof *st) : NULL;
+        if (st) {
+            free(s->stamp);
+            s->stamp = st;
+        }
+        if (!c || !pr || !st) { /* rather than fail mid-generation, fall back to argmax */
             int32_t best = 0;
             for (int32_t i = 1; i < n; i++)
                 if (logits[i] > logits[best]) best = i;

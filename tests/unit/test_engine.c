@@ -576,6 +576,14 @@ static void test_sampler_repeat_penalty(void) {
     infer_sampler_accept(s, 0);
     CHECK_EQ_INT(infer_sampler_sample(s, logits, 3), 1); /* 1.0/2 < 0.9 */
     infer_sampler_free(s);
+    /* a token repeated in the window is penalised once, not per repeat */
+    float two[2] = {1.0f, 0.4f};
+    p.repeat_last_n = 4096;
+    s = infer_sampler_create(&p, err, sizeof err);
+    CHECK(s);
+    for (int i = 0; i < 3000; i++) infer_sampler_accept(s, 0);
+    CHECK_EQ_INT(infer_sampler_sample(s, two, 2), 0); /* 1.0/2 > 0.4; twice would be 0.25 */
+    infer_sampler_free(s);
 }
 
 /* NaN logits count as impossible: never picked, never an out-of-range id,
