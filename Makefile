@@ -17,7 +17,7 @@ CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fno-strict-aliasing \
-              -Isrc -Isrc/core -Isrc/engine -MMD -MP
+              -Isrc -Isrc/core -Isrc/engine -Isrc/infercmd -MMD -MP
 CFLAGS  ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 LDLIBS  = -lpcre2-8 -lm -lpthread
@@ -27,6 +27,10 @@ ISA_AVX512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfm
 CORE_SRC   := $(wildcard src/core/*.c)
 ENGINE_SRC := $(wildcard src/engine/*.c)
 CLI_SRC    := $(wildcard src/engine/cli/*.c)
+# The INFER.* command front-end shared by inferkv-server and inferkv.so:
+# argument grammar, model registry and request lifecycle over libinfer,
+# with no server or module API types in it.
+INFERCMD_SRC := $(wildcard src/infercmd/*.c)
 SERVER_SRC := $(wildcard src/server/*.c)
 MODULE_SRC := $(wildcard src/module/*.c)
 TOOL_DIRS  := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
@@ -37,6 +41,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBCORE  := $(BUILD)/libcore.a
 LIBINFER := $(BUILD)/libinfer.a
+LIBINFERCMD := $(BUILD)/libinfercmd.a
 CLI      := $(BUILD)/inferkv-cli
 SERVER   := $(if $(SERVER_SRC),$(BUILD)/inferkv-server)
 MODULE   := $(if $(MODULE_SRC),$(BUILD)/inferkv.so)
@@ -50,7 +55,7 @@ UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 # Test objects are intermediates of a pattern chain; keep them so that a
 # second `make` does not rebuild every test.
 .SECONDARY:
-all: $(LIBCORE) $(LIBINFER) $(CLI) $(SERVER) $(MODULE) $(TOOLS) $(UNITS)
+all: $(LIBCORE) $(LIBINFER) $(LIBINFERCMD) $(CLI) $(SERVER) $(MODULE) $(TOOLS) $(UNITS)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(@D)
@@ -74,7 +79,7 @@ $(BUILD)/obj-pic/%.o: %.c
 
 # Only RedisModule_OnLoad/OnUnload are exported (-fvisibility=hidden plus
 # the module's own default-visibility attribute on them).
-$(BUILD)/inferkv.so: $(call pic,$(MODULE_SRC) $(ENGINE_SRC))
+$(BUILD)/inferkv.so: $(call pic,$(MODULE_SRC) $(INFERCMD_SRC) $(ENGINE_SRC))
 	$(CC) $(ALL_CFLAGS) -shared -fPIC -o $@ $^ $(LDLIBS)
 
 $(LIBCORE): $(call obj,$(CORE_SRC))
@@ -83,12 +88,15 @@ $(LIBCORE): $(call obj,$(CORE_SRC))
 $(LIBINFER): $(call obj,$(ENGINE_SRC))
 	@mkdir -p $(@D)
 	rm -f $@; ar rcs $@ $^
+$(LIBINFERCMD): $(call obj,$(INFERCMD_SRC))
+	@mkdir -p $(@D)
+	rm -f $@; ar rcs $@ $^
 
 $(CLI): $(call obj,$(CLI_SRC)) $(LIBINFER)
 	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(CLI_SRC)) $(LIBINFER) $(LDLIBS)
 
-$(BUILD)/inferkv-server: $(call obj,$(SERVER_SRC)) $(LIBINFER) $(LIBCORE)
-	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(SERVER_SRC)) $(LIBINFER) $(LIBCORE) $(LDLIBS)
+$(BUILD)/inferkv-server: $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBINFER) $(LIBCORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBINFER) $(LIBCORE) $(LDLIBS)
 
 define TOOL_RULE
 $(BUILD)/$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBINFER)
@@ -96,9 +104,9 @@ $(BUILD)/$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBINFER)
 endef
 $(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_RULE,$(t))))
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBINFER) $(LIBCORE)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBINFERCMD) $(LIBINFER) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBINFER) $(LIBCORE) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBINFERCMD) $(LIBINFER) $(LIBCORE) $(LDLIBS)
 
 # The test and run targets install missing Debian packages first, so that a
 # fresh machine needs nothing but `make test` / `make run`.

@@ -179,6 +179,8 @@ enum client_flags {
     CF_NO_EVICT = 1 << 5,
     CF_WRITE_HANDLER = 1 << 6,
     CF_EXECUTING = 1 << 8,
+    CF_MULTI = 1 << 9,    /* inside MULTI: commands are queued */
+    CF_IN_EXEC = 1 << 10, /* running EXEC's queue: blocking commands must not block */
 };
 
 typedef struct reply_block {
@@ -372,6 +374,27 @@ void config_init_defaults(void);
 /* ----------------------------------------------------------------- log.c */
 enum { LL_DEBUG, LL_VERBOSE, LL_NOTICE, LL_WARNING };
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --------------------------------------------------------------- notify.c */
+/* Keyspace notifications (notify-keyspace-events).  `type` is one of the
+ * NOTIFY_* classes; `event` the event name ("set", "xadd", "expired"...).
+ * Cheap when notifications are off. */
+enum {
+    NOTIFY_KEYSPACE = 1 << 0, /* K */
+    NOTIFY_KEYEVENT = 1 << 1, /* E */
+    NOTIFY_GENERIC = 1 << 2,  /* g */
+    NOTIFY_STRING = 1 << 3,   /* $ */
+    NOTIFY_LIST = 1 << 4,     /* l */
+    NOTIFY_SET = 1 << 5,      /* s */
+    NOTIFY_HASH = 1 << 6,     /* h */
+    NOTIFY_ZSET = 1 << 7,     /* z */
+    NOTIFY_EXPIRED = 1 << 8,  /* x */
+    NOTIFY_EVICTED = 1 << 9,  /* e */
+    NOTIFY_STREAM = 1 << 10,  /* t */
+    NOTIFY_KEY_MISS = 1 << 11, /* m */
+    NOTIFY_NEW = 1 << 12,     /* n */
+};
+void notify_keyspace_event(int type, const char *event, const dstr key, int dbid);
 
 /* ---------------------------------------------------------------- evict.c */
 /* Frees memory per maxmemory-policy.  OK if under the limit afterwards. */
