@@ -136,9 +136,10 @@ fuzz:
 bench: deps all
 	@bash bench/run_all.sh $(BUILD)
 
+# The server in the foreground with a demo model loaded as "demo"
+# (scripts/run-demo.sh: stories260K from ../shared, else a gguf-gen model).
 run: deps all
-	@if [ -x $(BUILD)/inferkv-server ]; then exec $(BUILD)/inferkv-server --bind 127.0.0.1 --port 6379; \
-	 else echo "inferkv-server is not built yet (see README: status)"; exit 1; fi
+	@bash scripts/run-demo.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

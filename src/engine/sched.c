@@ -134,7 +134,7 @@ static int text_release(req *q, int final) {
         while (upto > 0 && upto < q->text_len && ((unsigned char)q->text[upto] & 0xC0) == 0x80) upto--;
     }
     if (upto > 0 && q->r.on_text) q->r.on_text(q->r.ud, q->text, upto);
-    memmove(q->text, q->text + upto, q->text_len - upto);
+    if (upto > 0) memmove(q->text, q->text + upto, q->text_len - upto); /* text may still be NULL */
     q->text_len -= upto;
     if (matched) q->text_len = 0; /* the stop string and what follows are dropped */
     return matched;

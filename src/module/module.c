@@ -2,7 +2,7 @@
  * shutdown and unload.
  *
  *   redis-server --loadmodule inferkv.so [infer-models-dir DIR]
- *       [infer-threads N] [infer-max-queue N] [infer-max-active N]
+ *       [infer-threads N] [infer-max-queue N] [infer-max-batch N]
  *       [infer-kv-memory BYTES] [infer-default-timeout MS]
  *       [infer-max-loads N] [infer-nice N] [infer-default-max-tokens N]
  *
@@ -36,13 +36,13 @@ static int parse_ll(const char *s, long long lo, long long hi, long long *out) {
 
 static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     mod_config *c = &g_mod.cfg;
-    c->threads = 2;
-    c->max_queue = 64;
-    c->max_active = 16;
-    c->kv_bytes = 0;
+    c->load.threads = 2;
+    c->load.max_queue = 64;
+    c->load.max_active = 16;
+    c->load.kv_bytes = 0;
+    c->load.max_loads = 2;
+    c->load.nice = 5;
     c->default_timeout_ms = 0;
-    c->max_loads = 2;
-    c->nice = 5;
     c->default_max_tokens = 128;
     if (argc % 2) {
         RedisModule_Log(ctx, "warning", "infer: module arguments come in pairs: option value");
@@ -65,25 +65,25 @@ static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
             c->models_dir = real;
         } else if (!strcasecmp(k, "infer-threads")) {
             bad = parse_ll(v, 1, 256, &n);
-            c->threads = (int)n;
+            c->load.threads = (int)n;
         } else if (!strcasecmp(k, "infer-max-queue")) {
             bad = parse_ll(v, 1, 1 << 20, &n);
-            c->max_queue = (int)n;
-        } else if (!strcasecmp(k, "infer-max-active")) {
+            c->load.max_queue = (int)n;
+        } else if (!strcasecmp(k, "infer-max-batch") || !strcasecmp(k, "infer-max-active")) {
             bad = parse_ll(v, 1, 4096, &n);
-            c->max_active = (int)n;
+            c->load.max_active = (int)n;
         } else if (!strcasecmp(k, "infer-kv-memory")) {
             bad = parse_ll(v, 0, LLONG_MAX, &n);
-            c->kv_bytes = (uint64_t)n;
+            c->load.kv_bytes = (uint64_t)n;
         } else if (!strcasecmp(k, "infer-default-timeout")) {
             bad = parse_ll(v, 0, 24LL * 3600 * 1000, &n);
             c->default_timeout_ms = n;
         } else if (!strcasecmp(k, "infer-max-loads")) {
             bad = parse_ll(v, 1, 64, &n);
-            c->max_loads = (int)n;
+            c->load.max_loads = (int)n;
         } else if (!strcasecmp(k, "infer-nice")) {
             bad = parse_ll(v, 0, 19, &n);
-            c->nice = (int)n;
+            c->load.nice = (int)n;
         } else if (!strcasecmp(k, "infer-default-max-tokens")) {
             bad = parse_ll(v, 1, 1 << 20, &n);
             c->default_max_tokens = (int)n;
@@ -102,7 +102,7 @@ static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
 static void on_shutdown(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subevent, void *data) {
     (void)ctx, (void)eid, (void)subevent, (void)data;
     g_mod.shutting_down = 1;
-    mod_model_stop_all();
+    ic_stop_all(&g_mod.reg);
 }
 
 typedef struct cmd_def {
@@ -136,21 +136,27 @@ EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int
             return REDISMODULE_ERR;
         }
     }
+    if (!(g_mod.dctx = RedisModule_GetDetachedThreadSafeContext(ctx))) {
+        RedisModule_Log(ctx, "warning", "infer: cannot create a detached context");
+        return REDISMODULE_ERR;
+    }
     RedisModule_RegisterInfoFunc(ctx, mod_info);
     RedisModuleEvent shutdown_ev = {REDISMODULE_EVENT_SHUTDOWN, 1};
     RedisModule_SubscribeToServerEvent(ctx, shutdown_ev, on_shutdown);
     RedisModule_Log(ctx, "notice", "infer: ready (models dir %s, %d threads per model, kernels %s)",
                     g_mod.cfg.models_dir ? g_mod.cfg.models_dir : "(none: INFER.LOAD disabled)",
-                    g_mod.cfg.threads, infer_simd_name());
+                    g_mod.cfg.load.threads, infer_simd_name());
     return REDISMODULE_OK;
 }
 
 EXPORT int RedisModule_OnUnload(RedisModuleCtx *ctx) {
-    if (g_mod.in_flight > 0) {
-        RedisModule_Log(ctx, "warning", "infer: unload refused: %d requests or loads in flight", g_mod.in_flight);
+    if (g_mod.reg.in_flight > 0) {
+        RedisModule_Log(ctx, "warning", "infer: unload refused: %d requests or loads in flight", g_mod.reg.in_flight);
         return REDISMODULE_ERR;
     }
-    mod_model_free_all(); /* joins every scheduler and pool thread */
+    ic_free_all(&g_mod.reg); /* joins every scheduler and pool thread */
+    if (g_mod.dctx) RedisModule_FreeThreadSafeContext(g_mod.dctx);
+    g_mod.dctx = NULL;
     free(g_mod.cfg.models_dir);
     g_mod.cfg.models_dir = NULL;
     return REDISMODULE_OK;

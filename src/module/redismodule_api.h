@@ -31,6 +31,9 @@
 #define REDISMODULE_REPLY_ERROR 1
 #define REDISMODULE_REPLY_NULL 4
 
+/* Key-spec flags (ACLCheckKeyPermissions) */
+#define REDISMODULE_CMD_KEY_INSERT (1ULL << 6)
+
 /* Server events (SubscribeToServerEvent) */
 #define REDISMODULE_EVENT_SHUTDOWN 5
 
@@ -40,6 +43,7 @@ typedef struct RedisModuleString RedisModuleString;
 typedef struct RedisModuleBlockedClient RedisModuleBlockedClient;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef struct RedisModuleInfoCtx RedisModuleInfoCtx;
+typedef struct RedisModuleUser RedisModuleUser;
 
 typedef struct RedisModuleEvent {
     uint64_t id;      /* REDISMODULE_EVENT_* */
@@ -50,6 +54,7 @@ typedef void (*RedisModuleInfoFunc)(RedisModuleInfoCtx *ctx, int for_crash_repor
 typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 typedef void (*RedisModuleDisconnectFunc)(RedisModuleCtx *ctx, RedisModuleBlockedClient *bc);
 typedef void (*RedisModuleFreePrivdataFunc)(RedisModuleCtx *ctx, void *privdata);
+typedef void (*RedisModuleEventLoopOneShotFunc)(void *user_data);
 typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subevent,
                                          void *data);
 
@@ -78,6 +83,7 @@ typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent e
     X(int, UnblockClient, (RedisModuleBlockedClient * bc, void *privdata))                         \
     X(int, AbortBlock, (RedisModuleBlockedClient * bc))                                            \
     X(void *, GetBlockedClientPrivateData, (RedisModuleCtx * ctx))                                 \
+    X(RedisModuleBlockedClient *, GetBlockedClientHandle, (RedisModuleCtx * ctx))                 \
     X(void, SetDisconnectCallback, (RedisModuleBlockedClient * bc, RedisModuleDisconnectFunc cb))  \
     X(int, GetContextFlags, (RedisModuleCtx * ctx))                                                \
     X(int, GetContextFlagsAll, (void))                                                             \
@@ -91,7 +97,18 @@ typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent e
     X(int, InfoAddSection, (RedisModuleInfoCtx * ctx, const char *name))                          \
     X(int, InfoAddFieldLongLong, (RedisModuleInfoCtx * ctx, const char *field, long long value))  \
     X(int, InfoAddFieldDouble, (RedisModuleInfoCtx * ctx, const char *field, double value))       \
-    X(void, Log, (RedisModuleCtx * ctx, const char *level, const char *fmt, ...))
+    X(void, Log, (RedisModuleCtx * ctx, const char *level, const char *fmt, ...))                  \
+    X(int, EventLoopAddOneShot, (RedisModuleEventLoopOneShotFunc func, void *user_data))           \
+    X(RedisModuleCtx *, GetDetachedThreadSafeContext, (RedisModuleCtx * ctx))                      \
+    X(void, FreeThreadSafeContext, (RedisModuleCtx * ctx))                                         \
+    X(int, SelectDb, (RedisModuleCtx * ctx, int newid))                                            \
+    X(int, GetSelectedDb, (RedisModuleCtx * ctx))                                                  \
+    X(RedisModuleString *, CreateString, (RedisModuleCtx * ctx, const char *ptr, size_t len))      \
+    X(void, FreeString, (RedisModuleCtx * ctx, RedisModuleString *str))                            \
+    X(RedisModuleString *, GetCurrentUserName, (RedisModuleCtx * ctx))                             \
+    X(RedisModuleUser *, GetModuleUserFromUserName, (RedisModuleString * name))                    \
+    X(int, ACLCheckKeyPermissions, (RedisModuleUser * user, RedisModuleString *key, int flags))    \
+    X(int, FreeModuleUser, (RedisModuleUser * user))
 
 #define INFERKV_RM_DECLARE(ret, name, params) extern ret(*RedisModule_##name) params;
 INFERKV_RM_FUNCS(INFERKV_RM_DECLARE)

@@ -27,6 +27,13 @@
 #define BIG_ARG (32 * 1024)
 #define MAX_ACCEPTS_PER_CALL 1000
 #define MAX_WRITE_PER_EVENT (1024 * 1024)
+/* A written-out reply block up to this size (reply.c's standard block) is
+ * kept, emptied, as the client's next block.  Freeing and reallocating it
+ * on every write made glibc grow and trim the heap top over and over when
+ * many clients are written at once (pub/sub fan-out, many benchmark
+ * clients): each trim is an munmap with a TLB shootdown. */
+#define KEEP_BLOCK_MAX (16 * 1024)
+#define KEEP_BLOCK_MIN 64 /* smaller blocks are deferred-length headers */
 
 static uint64_t id_hash(const void *k) { return (uint64_t)(uintptr_t)k * 0x9e3779b97f4a7c15ULL; }
 static int id_eq(const void *a, const void *b) { return a == b; }
@@ -137,6 +144,8 @@ void client_free(client *c) {
         if (c->bstate.on_cancel) c->bstate.on_cancel(c);
         unblock_client(c);
     }
+    multi_client_release(c);
+    pubsub_client_release(c);
     if (c->fd >= 0) {
         ev_del(srv.el, c->fd, EV_READ | EV_WRITE);
         close(c->fd);
@@ -285,7 +294,7 @@ static void read_handler(evloop *el, int fd, void *priv, int mask) {
  * client lives, -1 when it was freed (write error). */
 static int write_to_client(client *c) {
     size_t total = 0;
-    while (c->reply_head && total < MAX_WRITE_PER_EVENT) {
+    while (c->reply_bytes > 0 && total < MAX_WRITE_PER_EVENT) {
         struct iovec iov[16];
         int cnt = 0;
         size_t off = c->sent_in_head;
@@ -299,10 +308,7 @@ static int write_to_client(client *c) {
             cnt++;
             off = 0;
         }
-        if (cnt == 0) {
-            reply_free_blocks(c);
-            break;
-        }
+        if (cnt == 0) break; /* only deferred headers not filled in yet */
         ssize_t n = writev(c->fd, iov, cnt);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
@@ -319,6 +325,10 @@ static int write_to_client(client *c) {
             if (b->size == 0 && b->used == 0 && b->next == NULL) break; /* unfilled deferred */
             left -= b->used - c->sent_in_head;
             c->sent_in_head = 0;
+            if (b->next == NULL && b->size >= KEEP_BLOCK_MIN && b->size <= KEEP_BLOCK_MAX) {
+                b->used = 0; /* the tail stays, empty, for the next reply */
+                break;
+            }
             c->reply_head = b->next;
             km_free(b);
             if (!c->reply_head) c->reply_tail = NULL;
@@ -330,7 +340,7 @@ static int write_to_client(client *c) {
 }
 
 static void after_write(client *c) {
-    if (c->reply_head) {
+    if (c->reply_bytes > 0) {
         if (!(c->flags & CF_WRITE_HANDLER)) {
             if (ev_add(srv.el, c->fd, EV_WRITE, write_handler, c) == 0)
                 c->flags |= CF_WRITE_HANDLER;
@@ -372,6 +382,8 @@ void clients_cron(void) {
             client_free_async(c);
             continue;
         }
+        /* an idle client gives its kept (empty) reply block back */
+        if (c->reply_bytes == 0 && c->reply_head && srv.now_ms - c->last_ms > 2000) reply_free_blocks(c);
         if (c->qb_pos == 0 && dstr_len(c->querybuf) == 0 && dstr_avail(c->querybuf) > 32 * 1024 &&
             srv.now_ms - c->last_ms > 2000) {
             c->querybuf = dstr_shrink(c->querybuf);
@@ -541,10 +553,14 @@ void net_close_listeners(void) {
 
 dstr client_info_line(dstr s, client *c) {
     char flags[16], *f = flags;
+    /* Redis's letters, in Redis's order */
+    if (c->flags & CF_PUBSUB) *f++ = 'P';
+    if (c->flags & CF_MULTI) *f++ = 'x';
     if (c->flags & CF_BLOCKED) *f++ = 'b';
+    if (multi_dirty(c)) *f++ = 'd';
     if (c->flags & CF_CLOSE_AFTER_REPLY) *f++ = 'c';
-    if (c->flags & CF_UNIX) *f++ = 'U';
     if (c->flags & CF_CLOSE_ASAP) *f++ = 'A';
+    if (c->flags & CF_UNIX) *f++ = 'U';
     if (c->flags & CF_NO_EVICT) *f++ = 'e';
     if (f == flags) *f++ = 'N';
     *f = '\0';
@@ -558,11 +574,13 @@ dstr client_info_line(dstr s, client *c) {
     size_t oll = 0;
     for (reply_block *b = c->reply_head; b; b = b->next) oll++;
     return dstr_catfmt(s,
-        "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d sub=0 psub=0 "
-        "ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=%zu obl=%zu "
+        "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d sub=%zu psub=%zu "
+        "ssub=%zu multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=%zu obl=%zu "
         "oll=%zu omem=%zu tot-mem=%zu events=%s cmd=%s user=default redir=-1 resp=%d",
         (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
         (srv.now_ms - c->ctime_ms) / 1000, (srv.now_ms - c->last_ms) / 1000, flags, c->db->id,
+        pubsub_client_count(c, 0), pubsub_client_count(c, 1), pubsub_client_count(c, 2),
+        multi_queue_len(c),
         dstr_len(c->querybuf) - c->qb_pos, dstr_avail(c->querybuf), dstr_alloc_size(c->querybuf),
         c->qb_peak, obl, oll, c->reply_bytes,
         sizeof *c + dstr_alloc_size(c->querybuf) + c->reply_bytes, events, cmdname, c->resp);

@@ -70,6 +70,7 @@ static cfg table[] = {
     {"proto-max-bulk-len", NULL, K_MEM, &srv.proto_max_bulk_len, 1024 * 1024, LLONG_MAX, 0, NULL, NULL, NULL},
     {"client-query-buffer-limit", NULL, K_MEM, &srv.client_query_buffer_limit, 1024 * 1024, LLONG_MAX, 0, NULL, NULL, NULL},
     {"client-output-buffer-limit", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, set_obuf, get_obuf},
+    {"notify-keyspace-events", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, notify_config_set, notify_config_get},
     {"maxmemory", NULL, K_MEM, &srv.maxmemory, 0, LLONG_MAX, 0, NULL, NULL, NULL},
     {"maxmemory-policy", NULL, K_ENUM, &srv.maxmemory_policy, 0, 0, 0, policy_names, NULL, NULL},
     {"maxmemory-samples", NULL, K_INT, &srv.maxmemory_samples, 1, 64, 0, NULL, NULL, NULL},
@@ -99,6 +100,16 @@ static cfg table[] = {
     {"slowlog-log-slower-than", NULL, K_LL, &compat_ll[0], -1, LLONG_MAX, 0, NULL, NULL, NULL},
     {"slowlog-max-len", NULL, K_LL, &compat_ll[1], 0, LONG_MAX, 0, NULL, NULL, NULL},
     {"enable-debug-command", NULL, K_STR, &compat_str[1], 0, 0, IMMUTABLE, NULL, NULL, NULL},
+    /* INFER.* (t_infer.c) */
+    {"infer-threads", NULL, K_INT, &infer_cfg.threads, 0, 256, 0, NULL, NULL, NULL},
+    {"infer-max-queue", NULL, K_INT, &infer_cfg.max_queue, 1, 1 << 20, 0, NULL, NULL, NULL},
+    {"infer-max-batch", NULL, K_INT, &infer_cfg.max_batch, 1, 4096, 0, NULL, NULL, NULL},
+    {"infer-kv-memory", NULL, K_MEM, &infer_cfg.kv_memory, 0, LLONG_MAX, 0, NULL, NULL, NULL},
+    {"infer-default-timeout", NULL, K_LL, &infer_cfg.default_timeout, 0, 24LL * 3600 * 1000, 0, NULL, NULL, NULL},
+    {"infer-default-max-tokens", NULL, K_INT, &infer_cfg.default_max_tokens, 1, 1 << 20, 0, NULL, NULL, NULL},
+    {"infer-max-loads", NULL, K_INT, &infer_cfg.max_loads, 1, 64, 0, NULL, NULL, NULL},
+    {"infer-nice", NULL, K_INT, &infer_cfg.nice, 0, 19, 0, NULL, NULL, NULL},
+    {"infer-models-dir", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, infer_set_models_dir, infer_get_models_dir},
 };
 #define NCFG (sizeof table / sizeof table[0])
 
@@ -479,7 +490,7 @@ static int apply_value(cfg *x, const char *val, char *err, size_t errlen) {
     dstr *words = NULL;
     int wc = 1;
     const char **argv = argv1;
-    if (x->kind == K_SPECIAL && strcmp(x->name, "dir") != 0) {
+    if (x->kind == K_SPECIAL && strcmp(x->name, "dir") != 0 && strcmp(x->name, "infer-models-dir") != 0) {
         wc = resp_split_args(val, strlen(val), &words);
         if (wc < 0) wc = 0;
         argv = (const char **)words;

@@ -51,6 +51,7 @@ int db_expire_if_needed(kdb *db, const dstr key) {
     if (when < 0 || when > srv.now_ms) return 0;
     srv.stat_expiredkeys++;
     db_delete(db, key);
+    notify_keyspace_event(NOTIFY_EXPIRED, "expired", key, db->id);
     return 1;
 }
 
@@ -63,10 +64,18 @@ kobj *db_lookup(kdb *db, const dstr key, int flags) {
     return o;
 }
 
-kobj *db_lookup_read(client *c, const dstr key) {
-    kobj *o = db_lookup(c->db, key, LOOKUP_NONE);
-    if (o) srv.stat_keyspace_hits++;
-    else srv.stat_keyspace_misses++;
+kobj *db_lookup_read(client *c, const dstr key) { return db_lookup_read_flags(c, key, LOOKUP_NONE); }
+
+/* A read lookup: counts the hit or miss and raises "keymiss", as Redis's
+ * lookupKeyRead does for every read command (EXISTS, TYPE, TTL included). */
+kobj *db_lookup_read_flags(client *c, const dstr key, int flags) {
+    kobj *o = db_lookup(c->db, key, flags);
+    if (o) {
+        srv.stat_keyspace_hits++;
+    } else {
+        srv.stat_keyspace_misses++;
+        notify_keyspace_event(NOTIFY_KEY_MISS, "keymiss", key, c->db->id);
+    }
     return o;
 }
 
@@ -76,8 +85,10 @@ kobj *db_lookup_write(client *c, const dstr key) {
 
 int db_add(kdb *db, const dstr key, kobj *val) {
     if (dict_add(db->keys, key, val) != DICT_OK) return ERR; /* copies key */
-    if (val->type == OBJ_LIST || val->type == OBJ_ZSET) block_signal_key(db, key);
+    if (val->type == OBJ_LIST || val->type == OBJ_ZSET || val->type == OBJ_STREAM)
+        block_signal_key(db, key);
     db_signal_modified(db, key);
+    notify_keyspace_event(NOTIFY_NEW, "new", key, db->id);
     return OK;
 }
 
@@ -144,13 +155,12 @@ int db_check_type(client *c, kobj *o, int type) {
     return 0;
 }
 
-/* Every write to a key passes here.  Today it only records that the
- * running command wrote; WATCH and keyspace notifications (issue 5) hang
- * off this one place. */
+/* Every write to a key passes here: it records that the running command
+ * wrote and invalidates the WATCHes on the key (t_multi.c).  Keyspace
+ * notifications are sent by the commands, which know the event's name. */
 void db_signal_modified(kdb *db, const dstr key) {
-    (void)db;
-    (void)key;
     srv.executing_db_modified = 1;
+    multi_touch_key(db, key);
 }
 
 /* ---------------------------------------------------------- active expiry */

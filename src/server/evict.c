@@ -67,8 +67,9 @@ int evict_if_needed(void) {
         dstr copy = dstr_dup(key);
         if (!copy) return ERR;
         db_delete(db, copy);
-        dstr_free(copy);
         srv.stat_evictedkeys++;
+        notify_keyspace_event(NOTIFY_EVICTED, "evicted", copy, db->id);
+        dstr_free(copy);
     }
     return OK;
 }

@@ -87,21 +87,23 @@ static dstr sec_persistence(dstr s) {
 }
 
 static dstr sec_stats(dstr s) {
-    long long ops = 0;
+    long long ops = 0, channels, patterns, shard;
     for (int i = 0; i < 16; i++) ops += srv.stat_ops_sec[i];
+    pubsub_totals(&channels, &patterns, &shard);
     return dstr_catfmt(s,
         "# Stats\r\ntotal_connections_received:%lld\r\ntotal_commands_processed:%lld\r\n"
         "instantaneous_ops_per_sec:%lld\r\ntotal_net_input_bytes:%lld\r\ntotal_net_output_bytes:%lld\r\n"
         "rejected_connections:%lld\r\nexpired_keys:%lld\r\nexpired_stale_perc:%.2f\r\n"
         "expire_cycle_cpu_milliseconds:%lld\r\nevicted_keys:%lld\r\nevicted_clients:%lld\r\n"
-        "keyspace_hits:%lld\r\nkeyspace_misses:%lld\r\npubsub_channels:0\r\npubsub_patterns:0\r\n"
+        "keyspace_hits:%lld\r\nkeyspace_misses:%lld\r\npubsub_channels:%lld\r\npubsub_patterns:%lld\r\n"
+        "pubsubshard_channels:%lld\r\n"
         "total_error_replies:%lld\r\nclient_query_buffer_limit_disconnections:%lld\r\n"
         "client_output_buffer_limit_disconnections:%lld\r\n",
         srv.stat_numconnections, srv.stat_numcommands, ops / 16, srv.stat_net_input_bytes,
         srv.stat_net_output_bytes, srv.stat_rejected_conn, srv.stat_expiredkeys,
         (double)srv.stat_expired_stale_perc_x100 / 100.0, srv.stat_expire_cycle_time_used / 1000,
         srv.stat_evictedkeys, srv.stat_evicted_clients, srv.stat_keyspace_hits, srv.stat_keyspace_misses,
-        srv.stat_total_error_replies, srv.stat_client_qbuf_limit_disconnections,
+        channels, patterns, shard, srv.stat_total_error_replies, srv.stat_client_qbuf_limit_disconnections,
         srv.stat_client_outbuf_limit_disconnections);
 }
 
@@ -159,6 +161,7 @@ static const section sections[] = {
     {"persistence", sec_persistence, 1}, {"stats", sec_stats, 1},
     {"replication", sec_replication, 1}, {"cpu", sec_cpu, 1},
     {"commandstats", sec_commandstats, 0}, {"keyspace", sec_keyspace, 1},
+    {"infer", infer_info_section, 0},
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 

@@ -4,8 +4,9 @@
  * fits a long long is kept in the pointer itself (no allocation), a short
  * string is allocated in the same block as its object (one allocation, one
  * cache line), a long one in its own dstr.  Aggregates point at their own
- * structure (t_list.c, t_hash.c via dict, t_set.c, t_zset.c). */
+ * structure (t_list.c, t_hash.c via dict, t_set.c, t_zset.c, stream.c). */
 #include "server.h"
+#include "stream.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -88,6 +89,7 @@ static void free_value(kobj *o) {
     case OBJ_SET: set_free(o); break;
     case OBJ_ZSET: zset_free(o->ptr); break;
     case OBJ_HASH: hash_free(o); break;
+    case OBJ_STREAM: stream_free(o->ptr); break;
     }
 }
 
@@ -148,8 +150,8 @@ int obj_get_ll(const kobj *o, long long *out) {
 }
 
 const char *obj_type_name(int type) {
-    static const char *names[] = {"string", "list", "set", "zset", "hash"};
-    return type >= 0 && type <= OBJ_HASH ? names[type] : "none";
+    static const char *names[] = {"string", "list", "set", "zset", "hash", "none", "stream"};
+    return type >= 0 && type <= OBJ_STREAM ? names[type] : "none";
 }
 
 const char *obj_enc_name(const kobj *o) {
@@ -162,10 +164,13 @@ const char *obj_enc_name(const kobj *o) {
     case ENC_INTSET: return "intset";
     case ENC_SKIPLIST: return "skiplist";
     case ENC_PACKED: return "listpack";
+    case ENC_STREAM: return "stream";
     default: return "unknown";
     }
 }
 
+
+size_t obj_stream_memory(const kobj *o) { return stream_memory(o->ptr); }
 
 kobj *obj_dup(const kobj *o) {
     switch (o->type) {
@@ -191,6 +196,13 @@ kobj *obj_dup(const kobj *o) {
         return n;
     }
     case OBJ_HASH: return hash_dup(o);
+    case OBJ_STREAM: {
+        stream *s = stream_dup(o->ptr);
+        if (!s) return NULL;
+        kobj *n = obj_new(OBJ_STREAM, ENC_STREAM, s);
+        if (!n) stream_free(s);
+        return n;
+    }
     }
     return NULL;
 }

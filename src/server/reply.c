@@ -44,7 +44,8 @@ static void link_block(client *c, reply_block *b) {
 #define REPLY_ABSOLUTE_MAX (1ULL << 30)
 
 static void check_output_limit(client *c) {
-    const obuf_limit *l = &srv.obuf_normal;
+    /* a subscribed client is of the pubsub class, as in Redis */
+    const obuf_limit *l = (c->flags & CF_PUBSUB) ? &srv.obuf_pubsub : &srv.obuf_normal;
     if (c->reply_bytes > REPLY_ABSOLUTE_MAX) goto over;
     if (l->hard && c->reply_bytes > l->hard) goto over;
     if (l->soft && c->reply_bytes > l->soft) {

@@ -27,7 +27,7 @@
 #define ERR (-1)
 
 /* ------------------------------------------------------------ objects.c */
-enum obj_type { OBJ_STRING = 0, OBJ_LIST = 1, OBJ_SET = 2, OBJ_ZSET = 3, OBJ_HASH = 4 };
+enum obj_type { OBJ_STRING = 0, OBJ_LIST = 1, OBJ_SET = 2, OBJ_ZSET = 3, OBJ_HASH = 4, OBJ_STREAM = 6 };
 enum obj_enc {
     ENC_RAW = 0,    /* string in its own dstr */
     ENC_INT = 1,    /* string that is a long long held in ptr */
@@ -37,6 +37,7 @@ enum obj_enc {
     ENC_INTSET = 5, /* sorted int64 array for sets of integers */
     ENC_SKIPLIST = 6,
     ENC_PACKED = 7, /* small hash packed in one string (hpack.c) */
+    ENC_STREAM = 8, /* stream.c: id-ordered nodes of entries */
 };
 #define LRU_BITS 24
 #define LRU_MAX ((1 << LRU_BITS) - 1)
@@ -71,6 +72,7 @@ int obj_get_ll(const kobj *o, long long *out);
 const char *obj_type_name(int type);
 const char *obj_enc_name(const kobj *o);
 kobj *obj_dup(const kobj *o);                 /* deep copy, NULL on OOM */
+size_t obj_stream_memory(const kobj *o);      /* bytes held by a stream value */
 
 /* ------------------------------------------------------------------ db.c */
 typedef struct kdb {
@@ -88,6 +90,7 @@ typedef struct kdb {
 struct client;
 kobj *db_lookup(kdb *db, const dstr key, int flags);
 kobj *db_lookup_read(struct client *c, const dstr key);
+kobj *db_lookup_read_flags(struct client *c, const dstr key, int flags);
 kobj *db_lookup_write(struct client *c, const dstr key);
 /* Adds a key that must not exist; takes the object.  OK or ERR (OOM). */
 int db_add(kdb *db, const dstr key, kobj *val);
@@ -181,6 +184,7 @@ enum client_flags {
     CF_EXECUTING = 1 << 8,
     CF_MULTI = 1 << 9,    /* inside MULTI: commands are queued */
     CF_IN_EXEC = 1 << 10, /* running EXEC's queue: blocking commands must not block */
+    CF_PUBSUB = 1 << 11,  /* has subscribed: RESP2 subscribed mode, pubsub obuf class */
 };
 
 typedef struct reply_block {
@@ -223,6 +227,8 @@ typedef struct client {
     struct client *pw_next;         /* pending-write list */
     struct client *free_next;       /* async-free list */
     long long total_cmds;
+    struct pubsub_client *ps;  /* t_pubsub.c: subscriptions; NULL if none ever */
+    struct multi_client *mx;   /* t_multi.c: MULTI queue and WATCHed keys */
 } client;
 
 client *client_create(int fd, int is_unix);
@@ -395,6 +401,38 @@ enum {
     NOTIFY_NEW = 1 << 12,     /* n */
 };
 void notify_keyspace_event(int type, const char *event, const dstr key, int dbid);
+/* The notify-keyspace-events option (config.c's table calls these). */
+int notify_config_set(const char **argv, int argc, char *err, size_t errlen);
+dstr notify_config_get(dstr out);
+
+/* ------------------------------------------------------------ t_pubsub.c */
+/* Sends message to every subscriber of channel and of a matching pattern;
+ * returns how many received it. */
+long long pubsub_publish(const char *chan, size_t clen, const char *msg, size_t mlen);
+/* Subscriptions of the client: kind 0 channels, 1 patterns, 2 shard channels. */
+size_t pubsub_client_count(const client *c, int kind);
+/* Drops every subscription, silently (RESET and client_free). */
+void pubsub_client_release(client *c);
+/* INFO stats: channels, patterns, shard channels with subscribers. */
+void pubsub_totals(long long *channels, long long *patterns, long long *shard_channels);
+/* RESP2 subscribed mode: 1 if cmd may run while c is subscribed. */
+int pubsub_command_allowed(const client *c, const struct command *cmd);
+
+/* ------------------------------------------------------------- t_multi.c */
+/* Queues the command in c->argv when c is inside MULTI; 1 if it did (the
+ * dispatcher then only runs MULTI/EXEC/DISCARD/WATCH/... itself). */
+int multi_maybe_queue(client *c);
+void multi_flag_error(client *c);     /* a queued command was rejected */
+/* EXEC refused before running: discard, reply "EXECABORT ... because of: err". */
+void multi_exec_abort(client *c, const char *err);
+int multi_queued_denyoom(const client *c); /* a queued command is CMD_DENYOOM */
+void multi_client_release(client *c); /* discard MULTI, unwatch */
+/* WATCH hooks: a key was modified, a db was flushed, two dbs swapped. */
+void multi_touch_key(kdb *db, const dstr key);
+void multi_touch_db(kdb *db);
+void multi_touch_swapped(int a, int b);
+int multi_queue_len(const client *c);  /* -1 outside MULTI (CLIENT LIST multi=) */
+int multi_dirty(const client *c);      /* a WATCHed key changed (CLIENT LIST 'd') */
 
 /* ---------------------------------------------------------------- evict.c */
 /* Frees memory per maxmemory-policy.  OK if under the limit afterwards. */
@@ -527,11 +565,61 @@ DECL(zinter_cmd); DECL(zdiff_cmd); DECL(zunionstore_cmd); DECL(zinterstore_cmd);
 DECL(zdiffstore_cmd); DECL(zintercard_cmd); DECL(zrandmember_cmd);
 DECL(zrangestore_cmd); DECL(zscan_cmd);
 
+/* t_pubsub.c */
+DECL(subscribe_cmd); DECL(unsubscribe_cmd); DECL(psubscribe_cmd); DECL(punsubscribe_cmd);
+DECL(ssubscribe_cmd); DECL(sunsubscribe_cmd); DECL(publish_cmd); DECL(spublish_cmd);
+DECL(pubsub_cmd);
+/* t_multi.c */
+DECL(multi_cmd); DECL(exec_cmd); DECL(discard_cmd); DECL(watch_cmd); DECL(unwatch_cmd);
+
+/* t_stream.c: streams and consumer groups */
+DECL(xadd_cmd); DECL(xlen_cmd); DECL(xrange_cmd); DECL(xrevrange_cmd); DECL(xread_cmd);
+DECL(xreadgroup_cmd); DECL(xdel_cmd); DECL(xtrim_cmd); DECL(xack_cmd); DECL(xpending_cmd);
+DECL(xclaim_cmd); DECL(xautoclaim_cmd); DECL(xsetid_cmd); DECL(xgroup_cmd); DECL(xinfo_cmd);
+/* Appends one entry with an auto id to the stream at key (created if
+ * missing), exactly as XADD key * f1 v1 ... would: wakes blocked readers,
+ * signals WATCH and notifications.  OK, or ERR with a message in err
+ * (WRONGTYPE, OOM).  Event loop only.  fields[0 .. 2*nfields) alternate
+ * field, value (lens the same): nfields counts pairs, at least 1. */
+int stream_append_auto(kdb *db, const dstr key, const char *const *fields, const size_t *lens,
+                       int nfields, char *err, size_t errlen);
+
 /* t_block.c: blocking pops */
 DECL(blpop_cmd); DECL(brpop_cmd); DECL(blmove_cmd); DECL(brpoplpush_cmd); DECL(blmpop_cmd);
 DECL(bzpopmin_cmd); DECL(bzpopmax_cmd); DECL(bzmpop_cmd);
-void block_signal_key(kdb *db, const dstr key);  /* a list/zset key was created */
+void block_signal_key(kdb *db, const dstr key);  /* a key got data: serve its waiters */
+/* Streams: block c on keys; when one is signalled, serve(c, db, key, priv)
+ * runs for each waiter in arrival order and returns 1 once it replied (the
+ * client is then unblocked), 0 to keep waiting.  free_priv releases priv
+ * (on serve, timeout, disconnect, or at once if c may not block). */
+typedef int block_serve_fn(client *c, kdb *db, const dstr key, void *priv);
+void block_on_keys_custom(client *c, const dstr *keys, int nkeys, long long deadline_ms,
+                          block_serve_fn *serve, void (*free_priv)(void *priv), void *priv);
+/* CLIENT UNBLOCK: answers a client blocked with a timeout as on timeout, or
+ * with the UNBLOCKED error; 1 if target was such a client. */
+int block_unblock_by_request(client *target, int with_error);
 void block_handle_ready_keys(void);               /* serve waiters of such keys */
+
+/* t_infer.c: INFER.* over libinfercmd.  The settings are config.c rows
+ * (infer-*); thread, queue, batch and KV settings apply to models loaded
+ * after a change, the default timeout to requests submitted after it. */
+typedef struct infer_settings {
+    int threads;                /* compute threads per model (0: CPUs) */
+    int max_queue;              /* requests waiting per model */
+    int max_batch;              /* sequences stepping together per model */
+    long long kv_memory;        /* KV budget per model in bytes (0: engine default) */
+    long long default_timeout;  /* ms, 0: none */
+    dstr models_dir;            /* resolved directory; NULL: INFER.LOAD refused */
+    int default_max_tokens;     /* MAXTOKENS when a request gives none */
+    int max_loads;              /* INFER.LOADs running at once */
+    int nice;                   /* engine threads' nice value (loaded models) */
+} infer_settings;
+extern infer_settings infer_cfg;
+int infer_set_models_dir(const char **argv, int argc, char *err, size_t errlen);
+dstr infer_get_models_dir(dstr out);
+dstr infer_info_section(dstr s); /* INFO infer */
+DECL(infer_load_cmd); DECL(infer_unload_cmd); DECL(infer_models_cmd); DECL(infer_generate_cmd);
+DECL(infer_tokenize_cmd); DECL(infer_detokenize_cmd); DECL(infer_stats_cmd);
 #undef DECL
 
 /* scan.c: the cursor walk shared by SCAN/HSCAN/SSCAN/ZSCAN. */

@@ -8,7 +8,15 @@
  * created (a waiter always waits on a missing key), so db_add() calls
  * block_signal_key(); after the command that created the key, the waiters
  * are taken in order and their saved command is simply run again - it now
- * finds data and replies.  Timeouts answer a null array, as Redis does. */
+ * finds data and replies.  Timeouts answer a null array, as Redis does.
+ *
+ * Streams get data without a key being created (XADD to an existing
+ * stream), and what a waiter is owed depends on ids it saved when it
+ * blocked, so XREAD/XREADGROUP register a serve callback instead
+ * (block_on_keys_custom): t_stream.c calls block_signal_key() on every
+ * XADD and the callback decides, per waiter in arrival order, whether
+ * there is something to deliver.  Inside EXEC (CF_IN_EXEC) nothing blocks:
+ * the command answers as if its timeout had passed. */
 #include "server.h"
 #include "zset.h"
 
@@ -25,6 +33,10 @@ typedef struct bpop {
     int nkeys;
     dstr *keys;
     const command *cmd;
+    /* streams: a serve callback and its state instead of a re-run */
+    block_serve_fn *serve;
+    void (*free_priv)(void *priv);
+    void *priv;
 } bpop;
 
 typedef struct ready_key {
@@ -92,6 +104,7 @@ static void remove_waiter(int dbid, const dstr key, uint64_t id) {
 
 static void bpop_free(bpop *b) {
     if (!b) return;
+    if (b->free_priv) b->free_priv(b->priv);
     for (int i = 0; i < b->nkeys; i++) dstr_free(b->keys[i]);
     km_free(b->keys);
     km_free(b);
@@ -114,27 +127,65 @@ static void on_timeout(client *c) {
 
 static void on_cancel(client *c) { forget(c); }
 
+/* One timer wakes the loop at the earliest deadline registered since it
+ * was last armed; before-sleep then answers every client whose deadline
+ * passed (block_check_timeouts), and the server cron wakes the loop for
+ * the others, as often as Redis checks its own timeouts.  A timer per
+ * blocked client would outlive the client's wait: a client served long
+ * before its deadline (BLPOP k 100000, then LPUSH k x, in a loop) left a
+ * timer behind each time, and the event loop walks its whole timer list
+ * on every turn. */
+#define WAKE_MAX_DELAY_MS (24LL * 3600 * 1000) /* later deadlines: the cron */
+static long long wake_id = -1;
+static long long wake_due; /* ms deadline the armed timer is for */
+
 static long long wake_timer(evloop *el, long long id, void *priv) {
     (void)el; (void)id; (void)priv;
+    wake_id = -1;
     return -1; /* only wakes the loop; before-sleep checks the deadlines */
 }
 
-/* Blocks on argv[first .. first + nkeys) (every step-th argument). */
-static void block_on_keys(client *c, int first, int nkeys, long long deadline) {
+static void arm_wake_timer(long long deadline) {
+    if (wake_id >= 0 && wake_due <= deadline) return;
+    if (wake_id >= 0) ev_del_timer(srv.el, wake_id);
+    long long delay = deadline - srv.now_ms;
+    if (delay < 0) delay = 0;
+    if (delay > WAKE_MAX_DELAY_MS) delay = WAKE_MAX_DELAY_MS;
+    wake_id = ev_add_timer(srv.el, delay, wake_timer, NULL);
+    wake_due = srv.now_ms + delay;
+}
+
+/* Inside EXEC a blocking command answers at once, as on timeout
+ * (BLMOVE/BRPOPLPUSH there answer a null bulk, as Redis does). */
+static int deny_blocking(client *c) {
+    if (!(c->flags & CF_IN_EXEC)) return 0;
+    if (c->cmd && (!strcmp(c->cmd->name, "blmove") || !strcmp(c->cmd->name, "brpoplpush"))) reply_null(c);
+    else reply_null_array(c);
+    return 1;
+}
+
+static void register_block(client *c, const dstr *keys, int nkeys, long long deadline,
+                           block_serve_fn *serve, void (*free_priv)(void *), void *priv) {
     bpop *b = km_calloc(sizeof *b);
     if (b) b->keys = km_calloc(sizeof(dstr) * (size_t)nkeys);
-    if (!b || !b->keys) goto oom;
+    if (!b || !b->keys) {
+        if (free_priv) free_priv(priv);
+        goto oom;
+    }
     b->dbid = c->db->id;
     b->cmd = c->cmd;
+    b->serve = serve;
+    b->free_priv = free_priv;
+    b->priv = priv;
     for (int i = 0; i < nkeys; i++) {
-        b->keys[i] = dstr_dup(c->argv[first + i]);
+        b->keys[i] = dstr_dup(keys[i]);
         if (!b->keys[i]) goto oom;
         b->nkeys = i + 1;
         if (add_waiter(b->dbid, b->keys[i], c->id) != OK) goto oom;
     }
     block_client(c, deadline, on_timeout, on_cancel, b);
     if (!(c->flags & CF_BLOCKED)) goto oom;
-    if (deadline) ev_add_timer(srv.el, deadline - srv.now_ms, wake_timer, NULL);
+    if (deadline) arm_wake_timer(deadline);
     return;
 oom:
     if (b) {
@@ -144,6 +195,34 @@ oom:
     if (!(c->flags & CF_BLOCKED)) reply_error(c, "ERR out of memory blocking the client");
 }
 
+/* Blocks on argv[first .. first + nkeys). */
+static void block_on_keys(client *c, int first, int nkeys, long long deadline) {
+    if (deny_blocking(c)) return;
+    register_block(c, c->argv + first, nkeys, deadline, NULL, NULL, NULL);
+}
+
+void block_on_keys_custom(client *c, const dstr *keys, int nkeys, long long deadline_ms,
+                          block_serve_fn *serve, void (*free_priv)(void *priv), void *priv) {
+    if (deny_blocking(c)) {
+        if (free_priv) free_priv(priv);
+        return;
+    }
+    register_block(c, keys, nkeys, deadline_ms, serve, free_priv, priv);
+}
+
+int block_unblock_by_request(client *target, int with_error) {
+    if (!target || !(target->flags & CF_BLOCKED) || !target->bstate.on_timeout) return 0;
+    if (with_error) {
+        if (target->bstate.on_cancel) target->bstate.on_cancel(target);
+        reply_error(target, "UNBLOCKED client unblocked via CLIENT UNBLOCK");
+        client_reset_args(target);
+    } else {
+        target->bstate.on_timeout(target);
+    }
+    unblock_client(target);
+    return 1;
+}
+
 /* Timeout argument in seconds (float); 0 means forever.  Absolute ms. */
 static int parse_timeout(client *c, const dstr s, long long *deadline) {
     long double t;
@@ -151,24 +230,33 @@ static int parse_timeout(client *c, const dstr s, long long *deadline) {
         reply_error(c, "ERR timeout is not a float or out of range");
         return ERR;
     }
-    t *= 1000.0L;
+    t = ceill(t * 1000.0L);
     if (t < 0) {
         reply_error(c, "ERR timeout is negative");
         return ERR;
     }
-    if (t > (long double)LLONG_MAX / 2) {
+    if (!(t < 9223372036854775808.0L)) { /* does not fit a long long (inf too) */
         reply_error(c, "ERR timeout is out of range");
         return ERR;
     }
-    long long ms = (long long)ceill(t);
-    *deadline = ms > 0 ? srv.now_ms + ms : 0;
+    long long ms = (long long)t;
+    /* Redis 7.0 blocks for good when now + timeout overflows */
+    *deadline = ms > 0 && ms <= LLONG_MAX - srv.now_ms ? srv.now_ms + ms : 0;
     return OK;
 }
+
+/* While serve_key() re-runs a waiter's command for one signalled key, only
+ * that key is looked at: Redis 7.0 serves a waiter from the key that got
+ * data (BLPOP a b, then RPUSH b 1 and RPUSH a 2 in one MULTI: b is
+ * served), and never fails it on another of its keys that meanwhile
+ * became a value of another type. */
+static dstr serving_key;
 
 /* First key in argv[first .. first+n) holding data of `type`; WRONGTYPE
  * replies and returns -2; -1 when all are empty. */
 static int first_ready(client *c, int first, int n, int type) {
     for (int i = 0; i < n; i++) {
+        if (serving_key && dict_eq_dstr(serving_key, c->argv[first + i]) == 0) continue;
         kobj *o = db_lookup_write(c, c->argv[first + i]);
         if (!o) continue;
         if (db_check_type(c, o, type)) return -2;
@@ -201,7 +289,13 @@ static void bpop_generic(client *c, int max_or_head, int type) {
     reply_bulk_dstr(c, x->ele);
     reply_double(c, x->score);
     zset_remove(z, x->ele);
-    if (zset_len(z) == 0) db_delete(c->db, c->argv[k]);
+    notify_keyspace_event(NOTIFY_ZSET, max_or_head ? "zpopmax" : "zpopmin", c->argv[k], c->db->id);
+    if (zset_len(z) == 0) {
+        db_delete(c->db, c->argv[k]);
+        notify_keyspace_event(NOTIFY_GENERIC, "del", c->argv[k], c->db->id);
+    } else {
+        db_signal_modified(c->db, c->argv[k]);
+    }
 }
 
 void blpop_cmd(client *c) { bpop_generic(c, 1, OBJ_LIST); }
@@ -283,6 +377,10 @@ void bzmpop_cmd(client *c) { bmpop_generic(c, OBJ_ZSET); }
 void block_signal_key(kdb *db, const dstr key) {
     dict *d = db_waiters(db->id, 0);
     if (!d || !dict_find(d, key)) return;
+    /* a run of writes to one key (XADDs in a MULTI) queues it once */
+    if (ready_tail && ready_tail->dbid == db->id && dstr_len(ready_tail->key) == dstr_len(key) &&
+        memcmp(ready_tail->key, key, dstr_len(key)) == 0)
+        return;
     ready_key *r = km_malloc(sizeof *r);
     if (!r) return; /* the waiters then wake at their timeout */
     r->dbid = db->id;
@@ -297,12 +395,17 @@ void block_signal_key(kdb *db, const dstr key) {
     ready_tail = r;
 }
 
-static int key_has_data(kdb *db, const dstr key) {
+/* Whether key holds what the waiter's command pops: a sorted set for the
+ * BZ* commands, a list for the others.  A key that got a value of the
+ * other type leaves the waiter blocked, as in Redis 7.0. */
+static int key_has_data(kdb *db, const dstr key, const command *cmd) {
     kobj *o = db_lookup(db, key, LOOKUP_NOTOUCH);
-    return o && (o->type == OBJ_LIST || o->type == OBJ_ZSET);
+    int zset = cmd->proc == bzpopmin_cmd || cmd->proc == bzpopmax_cmd || cmd->proc == bzmpop_cmd;
+    return o && o->type == (zset ? OBJ_ZSET : OBJ_LIST);
 }
 
-/* Re-runs the saved command of each waiter on a key that got data. */
+/* Serves the waiters of a key that got data, in the order they blocked:
+ * a stream waiter's callback decides; a pop re-runs its saved command. */
 static void serve_key(int dbid, const dstr key) {
     kdb *db = db_get(dbid);
     dict *d = db_waiters(dbid, 0);
@@ -312,17 +415,28 @@ static void serve_key(int dbid, const dstr key) {
     uint64_t *ids = km_malloc(n * sizeof *ids);
     if (!ids) return;
     memcpy(ids, w->ids, n * sizeof *ids);
-    for (size_t i = 0; i < n && key_has_data(db, key); i++) {
+    for (size_t i = 0; i < n; i++) {
         client *c = client_by_id(ids[i]);
-        if (!c || !(c->flags & CF_BLOCKED) || !c->bstate.priv) continue;
-        const command *cmd = ((bpop *)c->bstate.priv)->cmd;
+        if (!c || !(c->flags & CF_BLOCKED) || !c->bstate.priv || c->bstate.on_timeout != on_timeout) continue;
+        bpop *b = c->bstate.priv;
+        if (b->serve) {
+            if (!b->serve(c, db, key, b->priv)) continue;
+            forget(c);
+            unblock_client(c);
+            client_reset_args(c);
+            continue;
+        }
+        const command *cmd = b->cmd;
+        if (!key_has_data(db, key, cmd)) continue;
         forget(c);
         unblock_client(c);
         kdb *saved = c->db;
         c->db = db;
         c->cmd = cmd;
         c->flags |= CF_EXECUTING;
+        serving_key = key;
         cmd->proc(c);
+        serving_key = NULL;
         c->flags &= ~CF_EXECUTING;
         c->cmd = NULL;
         if (!(c->flags & CF_BLOCKED)) client_reset_args(c);

@@ -14,6 +14,14 @@ void ping_cmd(client *c) {
         reply_error(c, "ERR wrong number of arguments for 'ping' command");
         return;
     }
+    if ((c->flags & CF_PUBSUB) && c->resp == 2) {
+        /* RESP2 subscribed mode: replies look like messages */
+        reply_array_len(c, 2);
+        reply_bulk_cstr(c, "pong");
+        if (c->argc == 2) reply_bulk_dstr(c, c->argv[1]);
+        else reply_bulk(c, "", 0);
+        return;
+    }
     if (c->argc == 2) reply_bulk_dstr(c, c->argv[1]);
     else reply_status(c, "PONG");
 }
@@ -51,6 +59,7 @@ void swapdb_cmd(client *c) {
         reply_error(c, "ERR DB index is out of range");
         return;
     }
+    multi_touch_swapped((int)a, (int)b);
     reply_ok(c);
 }
 
@@ -65,13 +74,17 @@ static int flush_flags_ok(client *c) {
 
 void flushdb_cmd(client *c) {
     if (!flush_flags_ok(c)) return;
+    multi_touch_db(c->db);
     db_flush(c->db);
     reply_ok(c);
 }
 
 void flushall_cmd(client *c) {
     if (!flush_flags_ok(c)) return;
-    for (int i = 0; i < srv.dbnum; i++) db_flush(&srv.dbs[i]);
+    for (int i = 0; i < srv.dbnum; i++) {
+        multi_touch_db(&srv.dbs[i]);
+        db_flush(&srv.dbs[i]);
+    }
     reply_ok(c);
 }
 
@@ -191,6 +204,8 @@ void hello_cmd(client *c) {
 }
 
 void reset_cmd(client *c) {
+    multi_client_release(c);
+    pubsub_client_release(c); /* silently, as Redis */
     c->db = &srv.dbs[0];
     c->resp = 2;
     dstr_free(c->name);
@@ -236,8 +251,9 @@ void bgsave_cmd(client *c) {
 /* ---------------------------------------------------------------- CLIENT */
 
 static int type_matches(client *x, const char *type) {
-    (void)x; /* replicas and pub/sub clients arrive with later issues */
-    return !strcasecmp(type, "normal");
+    /* replicas arrive with a later issue */
+    if (!strcasecmp(type, "pubsub")) return (x->flags & CF_PUBSUB) != 0;
+    return !strcasecmp(type, "normal") && !(x->flags & CF_PUBSUB);
 }
 
 static void client_list(client *c) {
@@ -392,7 +408,8 @@ void client_cmd(client *c) {
         "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Return clients of specified type.",
         "    * ID <client-id> [<client-id> ...]", "      Return clients of specified IDs only.",
         "NO-EVICT (ON|OFF)", "    Protect current client connection from eviction.",
-        "SETNAME <name>", "    Assign the name <name> to the current connection.", NULL};
+        "SETNAME <name>", "    Assign the name <name> to the current connection.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.", NULL};
     const dstr sub = c->argv[1];
     if (arg_is(sub, "id")) {
         reply_ll(c, (long long)c->id);
@@ -422,6 +439,20 @@ void client_cmd(client *c) {
             return;
         }
         reply_ok(c);
+    } else if (arg_is(sub, "unblock") && (c->argc == 3 || c->argc == 4)) {
+        int with_error = 0;
+        if (c->argc == 4) {
+            if (arg_is(c->argv[3], "error")) {
+                with_error = 1;
+            } else if (!arg_is(c->argv[3], "timeout")) {
+                reply_error(c, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+                return;
+            }
+        }
+        long long id;
+        if (arg_ll(c, c->argv[2], &id) != OK) return;
+        client *target = id > 0 ? client_by_id((uint64_t)id) : NULL;
+        reply_ll(c, block_unblock_by_request(target, with_error));
     } else if (arg_is(sub, "help")) {
         reply_help(c, "CLIENT", help);
     } else {
@@ -454,6 +485,7 @@ static size_t obj_memory(kobj *o) {
         break;
     case OBJ_LIST: n += klist_bytes(o->ptr); break;
     case OBJ_HASH: n += hash_memory(o); break;
+    case OBJ_STREAM: n += obj_stream_memory(o); break;
     default: n += 64 * (o->type == OBJ_SET ? set_len(o) : zset_len(o->ptr)); break;
     }
     return n;

@@ -220,6 +220,7 @@ static void hash_compact(kobj *h) {
 static void drop_if_empty(client *c, const dstr key, kobj *h) {
     if (hash_len(h) == 0) {
         db_delete(c->db, key);
+        notify_keyspace_event(NOTIFY_GENERIC, "del", key, c->db->id);
         return;
     }
     hash_compact(h);
@@ -247,6 +248,7 @@ static void hset_generic(client *c, int reply_count) {
     }
     hash_compact(h);
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_HASH, "hset", c->argv[1], c->db->id);
     if (reply_count) reply_ll(c, created);
     else reply_ok(c);
 }
@@ -270,6 +272,7 @@ void hsetnx_cmd(client *c) {
     }
     hash_compact(h);
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_HASH, "hset", c->argv[1], c->db->id);
     reply_ll(c, 1);
 }
 
@@ -300,7 +303,10 @@ void hdel_cmd(client *c) {
     if (err) return;
     long long n = 0;
     for (int i = 2; h && i < c->argc; i++) n += hash_del(h, c->argv[i]);
-    if (h && n) drop_if_empty(c, c->argv[1], h);
+    if (h && n) {
+        notify_keyspace_event(NOTIFY_HASH, "hdel", c->argv[1], c->db->id);
+        drop_if_empty(c, c->argv[1], h);
+    }
     reply_ll(c, n);
 }
 
@@ -373,6 +379,7 @@ void hincrby_cmd(client *c) {
         return;
     }
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_HASH, "hincrby", c->argv[1], c->db->id);
     reply_ll(c, v);
 }
 
@@ -404,6 +411,7 @@ void hincrbyfloat_cmd(client *c) {
         return;
     }
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_HASH, "hincrbyfloat", c->argv[1], c->db->id);
     reply_bulk(c, buf, (size_t)n);
 }
 

@@ -9,7 +9,9 @@ void del_cmd(client *c) {
     long long n = 0;
     for (int i = 1; i < c->argc; i++) {
         db_expire_if_needed(c->db, c->argv[i]);
-        n += db_delete(c->db, c->argv[i]);
+        if (!db_delete(c->db, c->argv[i])) continue;
+        notify_keyspace_event(NOTIFY_GENERIC, "del", c->argv[i], c->db->id);
+        n++;
     }
     reply_ll(c, n);
 }
@@ -18,12 +20,12 @@ void unlink_cmd(client *c) { del_cmd(c); }
 
 void exists_cmd(client *c) {
     long long n = 0;
-    for (int i = 1; i < c->argc; i++) n += db_lookup(c->db, c->argv[i], LOOKUP_NOTOUCH) != NULL;
+    for (int i = 1; i < c->argc; i++) n += db_lookup_read_flags(c, c->argv[i], LOOKUP_NOTOUCH) != NULL;
     reply_ll(c, n);
 }
 
 void type_cmd(client *c) {
-    kobj *o = db_lookup(c->db, c->argv[1], LOOKUP_NOTOUCH);
+    kobj *o = db_lookup_read_flags(c, c->argv[1], LOOKUP_NOTOUCH);
     reply_status(c, o ? obj_type_name(o->type) : "none");
 }
 
@@ -54,6 +56,8 @@ static void rename_generic(client *c, int nx) {
         return;
     }
     if (ttl >= 0) db_set_expire(c->db, c->argv[2], ttl);
+    notify_keyspace_event(NOTIFY_GENERIC, "rename_from", c->argv[1], c->db->id);
+    notify_keyspace_event(NOTIFY_GENERIC, "rename_to", c->argv[2], c->db->id);
     if (nx) reply_ll(c, 1);
     else reply_ok(c);
 }
@@ -156,11 +160,13 @@ static void expire_generic(client *c, long long basetime_ms, long long unit_ms) 
     }
     if (when <= srv.now_ms) {
         db_delete(c->db, c->argv[1]);
+        notify_keyspace_event(NOTIFY_GENERIC, "del", c->argv[1], c->db->id);
         reply_ll(c, 1);
         return;
     }
     db_set_expire(c->db, c->argv[1], when);
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_GENERIC, "expire", c->argv[1], c->db->id);
     reply_ll(c, 1);
     return;
 no:
@@ -176,7 +182,7 @@ void expireat_cmd(client *c) { expire_generic(c, 0, 1000); }
 void pexpireat_cmd(client *c) { expire_generic(c, 0, 1); }
 
 static void ttl_generic(client *c, int ms, int absolute) {
-    if (!db_lookup(c->db, c->argv[1], LOOKUP_NOTOUCH)) {
+    if (!db_lookup_read_flags(c, c->argv[1], LOOKUP_NOTOUCH)) {
         reply_ll(c, -2);
         return;
     }
@@ -201,12 +207,18 @@ void persist_cmd(client *c) {
         reply_ll(c, 0);
         return;
     }
-    reply_ll(c, db_remove_expire(c->db, c->argv[1]));
+    if (!db_remove_expire(c->db, c->argv[1])) {
+        reply_ll(c, 0);
+        return;
+    }
+    db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_GENERIC, "persist", c->argv[1], c->db->id);
+    reply_ll(c, 1);
 }
 
 void touch_cmd(client *c) {
     long long n = 0;
-    for (int i = 1; i < c->argc; i++) n += db_lookup(c->db, c->argv[i], LOOKUP_NONE) != NULL;
+    for (int i = 1; i < c->argc; i++) n += db_lookup_read(c, c->argv[i]) != NULL;
     reply_ll(c, n);
 }
 
@@ -253,6 +265,7 @@ void copy_cmd(client *c) {
     }
     long long ttl = db_get_expire(c->db, c->argv[1]);
     if (ttl >= 0) db_set_expire(dst, c->argv[2], ttl);
+    notify_keyspace_event(NOTIFY_GENERIC, "copy_to", c->argv[2], dst->id);
     reply_ll(c, 1);
 }
 
@@ -282,6 +295,8 @@ void move_cmd(client *c) {
         return;
     }
     if (ttl >= 0) db_set_expire(dst, c->argv[1], ttl);
+    notify_keyspace_event(NOTIFY_GENERIC, "move_from", c->argv[1], c->db->id);
+    notify_keyspace_event(NOTIFY_GENERIC, "move_to", c->argv[1], dst->id);
     reply_ll(c, 1);
 }
 

@@ -125,9 +125,14 @@ static klist *create_list(client *c, const dstr key) {
     return l;
 }
 
+/* After the command's own event: an emptied list is deleted ("del"). */
 static void delete_if_empty(client *c, const dstr key, klist *l) {
-    if (l->len == 0) db_delete(c->db, key);
-    else db_signal_modified(c->db, key);
+    if (l->len == 0) {
+        db_delete(c->db, key);
+        notify_keyspace_event(NOTIFY_GENERIC, "del", key, c->db->id);
+    } else {
+        db_signal_modified(c->db, key);
+    }
 }
 
 static void push_generic(client *c, int head, int only_existing) {
@@ -151,6 +156,7 @@ static void push_generic(client *c, int head, int only_existing) {
         }
     }
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_LIST, head ? "lpush" : "rpush", c->argv[1], c->db->id);
     reply_ll(c, (long long)l->len);
     return;
 oom:
@@ -178,6 +184,7 @@ void list_pop_reply(client *c, const dstr key, klist *l, int head, long long cou
             dstr_free(s);
         }
     }
+    notify_keyspace_event(NOTIFY_LIST, head ? "lpop" : "rpop", key, c->db->id);
     delete_if_empty(c, key, l);
 }
 
@@ -275,6 +282,7 @@ void lset_cmd(client *c) {
     dstr_free(l->buf[k]);
     l->buf[k] = s;
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_LIST, "lset", c->argv[1], c->db->id);
     reply_ok(c);
 }
 
@@ -302,6 +310,7 @@ void linsert_cmd(client *c) {
             return;
         }
         db_signal_modified(c->db, c->argv[1]);
+        notify_keyspace_event(NOTIFY_LIST, "linsert", c->argv[1], c->db->id);
         reply_ll(c, (long long)l->len);
         return;
     }
@@ -337,7 +346,10 @@ void lrem_cmd(client *c) {
             }
         }
     }
-    if (removed) delete_if_empty(c, c->argv[1], l);
+    if (removed) {
+        notify_keyspace_event(NOTIFY_LIST, "lrem", c->argv[1], c->db->id);
+        delete_if_empty(c, c->argv[1], l);
+    }
     reply_ll(c, removed);
 }
 
@@ -366,6 +378,7 @@ void ltrim_cmd(client *c) {
     }
     for (long long i = 0; i < ltrim; i++) dstr_free(pop(l, 1));
     for (long long i = 0; i < rtrim; i++) dstr_free(pop(l, 0));
+    notify_keyspace_event(NOTIFY_LIST, "ltrim", c->argv[1], c->db->id);
     delete_if_empty(c, c->argv[1], l);
     reply_ok(c);
 }
@@ -459,6 +472,8 @@ void list_move(client *c, const dstr srckey, const dstr dstkey, int from_head, i
     reply_bulk_dstr(c, r);
     dstr_free(r);
     db_signal_modified(c->db, dstkey);
+    notify_keyspace_event(NOTIFY_LIST, to_head ? "lpush" : "rpush", dstkey, c->db->id);
+    notify_keyspace_event(NOTIFY_LIST, from_head ? "lpop" : "rpop", srckey, c->db->id);
     delete_if_empty(c, srckey, src);
 }
 

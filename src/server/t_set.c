@@ -81,13 +81,21 @@ void sadd_cmd(client *c) {
         }
         added += r;
     }
-    db_signal_modified(c->db, c->argv[1]);
+    if (added) {
+        db_signal_modified(c->db, c->argv[1]);
+        notify_keyspace_event(NOTIFY_SET, "sadd", c->argv[1], c->db->id);
+    }
     reply_ll(c, added);
 }
 
+/* After the command's own event: an emptied set is deleted ("del"). */
 static void drop_if_empty(client *c, const dstr key, dict *s) {
-    if (dict_size(s) == 0) db_delete(c->db, key);
-    else db_signal_modified(c->db, key);
+    if (dict_size(s) == 0) {
+        db_delete(c->db, key);
+        notify_keyspace_event(NOTIFY_GENERIC, "del", key, c->db->id);
+    } else {
+        db_signal_modified(c->db, key);
+    }
 }
 
 void srem_cmd(client *c) {
@@ -96,7 +104,10 @@ void srem_cmd(client *c) {
     if (err) return;
     long long n = 0;
     for (int i = 2; s && i < c->argc; i++) n += dict_delete(s, c->argv[i]) == DICT_OK;
-    if (s && n) drop_if_empty(c, c->argv[1], s);
+    if (s && n) {
+        notify_keyspace_event(NOTIFY_SET, "srem", c->argv[1], c->db->id);
+        drop_if_empty(c, c->argv[1], s);
+    }
     reply_ll(c, n);
 }
 
@@ -162,6 +173,7 @@ void spop_cmd(client *c) {
         reply_bulk_dstr(c, e->key);
         dict_delete(s, e->key);
     }
+    notify_keyspace_event(NOTIFY_SET, "spop", c->argv[1], c->db->id);
     drop_if_empty(c, c->argv[1], s);
 }
 
@@ -318,7 +330,7 @@ static void algebra_cmd(client *c, int op, int store) {
     long long card = (long long)dict_size(res);
     if (card == 0) {
         dict_release(res);
-        db_delete(c->db, c->argv[1]);
+        if (db_delete(c->db, c->argv[1])) notify_keyspace_event(NOTIFY_GENERIC, "del", c->argv[1], c->db->id);
     } else {
         kobj *o = obj_new(OBJ_SET, ENC_HT, res);
         if (!o || db_set(c->db, c->argv[1], o, 0) != OK) {
@@ -327,6 +339,9 @@ static void algebra_cmd(client *c, int op, int store) {
             reply_error(c, "ERR out of memory");
             return;
         }
+        static const char *events[] = {[OP_INTER] = "sinterstore", [OP_UNION] = "sunionstore",
+                                       [OP_DIFF] = "sdiffstore"};
+        notify_keyspace_event(NOTIFY_SET, events[op], c->argv[1], c->db->id);
     }
     reply_ll(c, card);
 }
@@ -391,22 +406,29 @@ void smove_cmd(client *c) {
         reply_ll(c, 1);
         return;
     }
-    if (!dst) {
-        kobj *o = new_set_obj(&dst);
-        if (!o || db_add(c->db, c->argv[2], o) != OK) {
-            obj_decref(o);
-            reply_error(c, "ERR out of memory");
-            return;
-        }
+    /* Redis's order of events: srem (and del) on the source, then the
+     * destination is created (new) and gets sadd.  The member is added to
+     * the destination set before it is removed, so OOM loses nothing. */
+    kobj *newdst = NULL;
+    if (!dst && !(newdst = new_set_obj(&dst))) {
+        reply_error(c, "ERR out of memory");
+        return;
     }
     if (add_member(dst, c->argv[3], dstr_len(c->argv[3])) < 0) {
-        drop_if_empty(c, c->argv[2], dst);
+        if (newdst) obj_decref(newdst);
         reply_error(c, "ERR out of memory");
         return;
     }
     dict_delete(src, c->argv[3]);
+    notify_keyspace_event(NOTIFY_SET, "srem", c->argv[1], c->db->id);
     drop_if_empty(c, c->argv[1], src);
+    if (newdst && db_add(c->db, c->argv[2], newdst) != OK) {
+        obj_decref(newdst);
+        reply_error(c, "ERR out of memory");
+        return;
+    }
     db_signal_modified(c->db, c->argv[2]);
+    notify_keyspace_event(NOTIFY_SET, "sadd", c->argv[2], c->db->id);
     reply_ll(c, 1);
 }
 

@@ -116,7 +116,11 @@ static void set_generic(client *c, int flags, const dstr key, const dstr val, lo
         return;
     }
     if (store_string(c, c->db, key, val, dstr_len(val), flags & SET_KEEPTTL) != OK) return;
-    if (when >= 0) db_set_expire(c->db, key, when);
+    notify_keyspace_event(NOTIFY_STRING, "set", key, c->db->id);
+    if (when >= 0) {
+        db_set_expire(c->db, key, when);
+        notify_keyspace_event(NOTIFY_GENERIC, "expire", key, c->db->id);
+    }
     if (!(flags & SET_GET)) reply_ok(c);
 }
 
@@ -134,7 +138,9 @@ void setnx_cmd(client *c) {
         reply_ll(c, 0);
         return;
     }
-    if (store_string(c, c->db, c->argv[1], c->argv[2], dstr_len(c->argv[2]), 0) == OK) reply_ll(c, 1);
+    if (store_string(c, c->db, c->argv[1], c->argv[2], dstr_len(c->argv[2]), 0) != OK) return;
+    notify_keyspace_event(NOTIFY_STRING, "set", c->argv[1], c->db->id);
+    reply_ll(c, 1);
 }
 
 static void setex_generic(client *c, int unit_flag) {
@@ -167,8 +173,10 @@ static void mset_generic(client *c, int nx) {
                 return;
             }
     }
-    for (int i = 1; i < c->argc; i += 2)
+    for (int i = 1; i < c->argc; i += 2) {
         if (store_string(c, c->db, c->argv[i], c->argv[i + 1], dstr_len(c->argv[i + 1]), 0) != OK) return;
+        notify_keyspace_event(NOTIFY_STRING, "set", c->argv[i], c->db->id);
+    }
     if (nx) reply_ll(c, 1);
     else reply_ok(c);
 }
@@ -187,6 +195,7 @@ void getdel_cmd(client *c) {
     }
     reply_bulk_obj(c, o);
     db_delete(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_GENERIC, "del", c->argv[1], c->db->id);
 }
 
 void getex_cmd(client *c) {
@@ -202,11 +211,19 @@ void getex_cmd(client *c) {
     }
     if (exarg && expire_ms(c, flags, exarg, &when) != OK) return;
     reply_bulk_obj(c, o);
+    const dstr key = c->argv[1];
     if (when >= 0) {
-        if (when <= srv.now_ms) db_delete(c->db, c->argv[1]);
-        else db_set_expire(c->db, c->argv[1], when);
-    } else if (flags & SET_PERSIST) {
-        db_remove_expire(c->db, c->argv[1]);
+        if (when <= srv.now_ms) {
+            db_delete(c->db, key);
+            notify_keyspace_event(NOTIFY_GENERIC, "del", key, c->db->id);
+        } else {
+            db_set_expire(c->db, key, when);
+            db_signal_modified(c->db, key);
+            notify_keyspace_event(NOTIFY_GENERIC, "expire", key, c->db->id);
+        }
+    } else if ((flags & SET_PERSIST) && db_remove_expire(c->db, key)) {
+        db_signal_modified(c->db, key);
+        notify_keyspace_event(NOTIFY_GENERIC, "persist", key, c->db->id);
     }
 }
 
@@ -238,7 +255,9 @@ void append_cmd(client *c) {
     if (cur && check_size(c, obj_strlen(cur) + dstr_len(add)) != OK) return;
     dict_entry *de = raw_for_update(c, &missing);
     if (missing) {
-        if (store_string(c, c->db, c->argv[1], add, dstr_len(add), 0) == OK) reply_ll(c, (long long)dstr_len(add));
+        if (store_string(c, c->db, c->argv[1], add, dstr_len(add), 0) != OK) return;
+        notify_keyspace_event(NOTIFY_STRING, "append", c->argv[1], c->db->id);
+        reply_ll(c, (long long)dstr_len(add));
         return;
     }
     if (!de) return;
@@ -250,6 +269,7 @@ void append_cmd(client *c) {
     }
     o->ptr = n;
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_STRING, "append", c->argv[1], c->db->id);
     reply_ll(c, (long long)dstr_len(n));
 }
 
@@ -278,6 +298,7 @@ static void incr_generic(client *c, long long by) {
         reply_error(c, "ERR out of memory");
         return;
     }
+    notify_keyspace_event(NOTIFY_STRING, "incrby", c->argv[1], c->db->id);
     reply_ll(c, v);
 }
 
@@ -325,6 +346,7 @@ void incrbyfloat_cmd(client *c) {
         return;
     }
     if (store_string(c, c->db, c->argv[1], out, (size_t)n, 1) != OK) return;
+    notify_keyspace_event(NOTIFY_STRING, "incrbyfloat", c->argv[1], c->db->id);
     reply_bulk(c, out, (size_t)n);
 }
 
@@ -401,6 +423,7 @@ void setrange_cmd(client *c) {
     }
     memcpy((char *)s->ptr + off, val, dstr_len(val));
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_STRING, "setrange", c->argv[1], c->db->id);
     reply_ll(c, (long long)dstr_len(s->ptr));
 }
 
@@ -440,6 +463,7 @@ void setbit_cmd(client *c) {
     if (!de) return;
     kobj *s = de->v.val;
     size_t byte = (size_t)(off >> 3), cur = dstr_len(s->ptr);
+    int changed = !o || byte >= cur; /* created or grown counts as a change */
     if (byte >= cur) {
         dstr n = dstr_reserve(s->ptr, byte + 1 - cur);
         if (!n) {
@@ -455,7 +479,11 @@ void setbit_cmd(client *c) {
     int old = (*p >> bit) & 1;
     if (b[0] == '1') *p |= (unsigned char)(1 << bit);
     else *p &= (unsigned char)~(1 << bit);
-    db_signal_modified(c->db, c->argv[1]);
+    /* Redis 7.0 neither signals nor notifies a bit set to what it was */
+    if (changed || old != b[0] - '0') {
+        db_signal_modified(c->db, c->argv[1]);
+        notify_keyspace_event(NOTIFY_STRING, "setbit", c->argv[1], c->db->id);
+    }
     reply_ll(c, old);
 }
 

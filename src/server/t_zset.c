@@ -30,9 +30,14 @@ static zset *create_zset(client *c, const dstr key) {
     return z;
 }
 
+/* After the command's own event: an emptied zset is deleted ("del"). */
 static void drop_if_empty(client *c, const dstr key, zset *z) {
-    if (zset_len(z) == 0) db_delete(c->db, key);
-    else db_signal_modified(c->db, key);
+    if (zset_len(z) == 0) {
+        db_delete(c->db, key);
+        notify_keyspace_event(NOTIFY_GENERIC, "del", key, c->db->id);
+    } else {
+        db_signal_modified(c->db, key);
+    }
 }
 
 /* Score bounds: "(1.5" exclusive, "-inf", "+inf"; parsed like Redis
@@ -183,6 +188,8 @@ static void zadd_generic(client *c, int flags) {
     for (int k = 0; k < elements; k++) {
         int r = zadd_one(z, flags, scores[k], c->argv[i + k * 2 + 1], &last);
         if (r == -1) {
+            if (added || updated)
+                notify_keyspace_event(NOTIFY_ZSET, (flags & ZA_INCR) ? "zincr" : "zadd", c->argv[1], c->db->id);
             drop_if_empty(c, c->argv[1], z);
             reply_error(c, "ERR resulting score is not a number (NaN)");
             goto done;
@@ -196,7 +203,10 @@ static void zadd_generic(client *c, int flags) {
         if (r == 2) updated++;
         if (r) applied = 1;
     }
-    drop_if_empty(c, c->argv[1], z);
+    if (added || updated)
+        notify_keyspace_event(NOTIFY_ZSET, (flags & ZA_INCR) ? "zincr" : "zadd", c->argv[1], c->db->id);
+    /* no change, no signal: a WATCH on the key survives, as in Redis */
+    if (zset_len(z) == 0 || added || updated) drop_if_empty(c, c->argv[1], z);
     if (flags & ZA_INCR) {
         if (applied) reply_double(c, last);
         else reply_null(c);
@@ -232,6 +242,7 @@ void zincrby_cmd(client *c) {
         return;
     }
     db_signal_modified(c->db, c->argv[1]);
+    notify_keyspace_event(NOTIFY_ZSET, "zincr", c->argv[1], c->db->id);
     reply_double(c, out);
 }
 
@@ -241,7 +252,10 @@ void zrem_cmd(client *c) {
     if (err) return;
     long long n = 0;
     for (int i = 2; z && i < c->argc; i++) n += zset_remove(z, c->argv[i]);
-    if (z && n) drop_if_empty(c, c->argv[1], z);
+    if (z && n) {
+        notify_keyspace_event(NOTIFY_ZSET, "zrem", c->argv[1], c->db->id);
+        drop_if_empty(c, c->argv[1], z);
+    }
     reply_ll(c, n);
 }
 
@@ -318,7 +332,8 @@ static void sink_emit(zsink *s, const dstr ele, double score) {
     if (s->withscores) reply_double(s->c, score);
 }
 
-static void sink_end(zsink *s, const dstr dstkey) {
+/* event: the keyspace event of a store ("zrangestore", "zunionstore"...). */
+static void sink_end(zsink *s, const dstr dstkey, const char *event) {
     client *c = s->c;
     if (!s->store) {
         if (s->deferred)
@@ -333,7 +348,7 @@ static void sink_end(zsink *s, const dstr dstkey) {
     long long n = s->dst ? (long long)zset_len(s->dst) : 0;
     if (n == 0) {
         zset_free(s->dst);
-        db_delete(c->db, dstkey);
+        if (db_delete(c->db, dstkey)) notify_keyspace_event(NOTIFY_GENERIC, "del", dstkey, c->db->id);
     } else {
         kobj *o = obj_new(OBJ_ZSET, ENC_SKIPLIST, s->dst);
         if (!o || db_set(c->db, dstkey, o, 0) != OK) {
@@ -342,6 +357,7 @@ static void sink_end(zsink *s, const dstr dstkey) {
             reply_error(c, "ERR out of memory");
             return;
         }
+        notify_keyspace_event(NOTIFY_ZSET, event, dstkey, c->db->id);
     }
     reply_ll(c, n);
 }
@@ -458,7 +474,7 @@ static void zrange_generic(client *c, int first, int store_key, int type, int re
     if (!z) {
         if (store_key) {
             sink_begin(&s, -1);
-            sink_end(&s, c->argv[store_key]);
+            sink_end(&s, c->argv[store_key], "zrangestore");
         } else {
             reply_array_len(c, 0);
         }
@@ -466,7 +482,7 @@ static void zrange_generic(client *c, int first, int store_key, int type, int re
     }
     if (q.type == ZR_RANK) range_by_rank(&s, z, &q);
     else range_by_score_or_lex(&s, z, &q);
-    sink_end(&s, store_key ? c->argv[store_key] : NULL);
+    sink_end(&s, store_key ? c->argv[store_key] : NULL, "zrangestore");
 out:
     if (q.type == ZR_LEX) free_lex(&q.lex);
 }
@@ -579,7 +595,12 @@ static void zremrange_generic(client *c, int type) {
         x = next;
     }
     free_lex(&lr);
-    if (removed) drop_if_empty(c, c->argv[1], z);
+    if (removed) {
+        static const char *events[] = {[ZR_RANK] = "zremrangebyrank", [ZR_SCORE] = "zremrangebyscore",
+                                       [ZR_LEX] = "zremrangebylex"};
+        notify_keyspace_event(NOTIFY_ZSET, events[type], c->argv[1], c->db->id);
+        drop_if_empty(c, c->argv[1], z);
+    }
     reply_ll(c, removed);
 }
 
@@ -605,6 +626,7 @@ void zset_pop_reply(client *c, const dstr key, zset *z, int max, long long count
         zset_remove(z, x->ele);
         dstr_free(ele);
     }
+    if (n > 0) notify_keyspace_event(NOTIFY_ZSET, max ? "zpopmax" : "zpopmin", key, c->db->id);
     drop_if_empty(c, key, z);
 }
 
@@ -851,7 +873,9 @@ static void zsetop_generic(client *c, int nk_index, int dst, int op) {
     if (dst) {
         s.dst = cb.out;
         s.count = cb.out ? (long)zset_len(cb.out) : 0;
-        sink_end(&s, c->argv[dst]);
+        static const char *events[] = {[ZOP_UNION] = "zunionstore", [ZOP_INTER] = "zinterstore",
+                                       [ZOP_DIFF] = "zdiffstore"};
+        sink_end(&s, c->argv[dst], events[op]);
         return;
     }
     if (cb.oom) {

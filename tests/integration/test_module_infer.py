@@ -243,8 +243,41 @@ def test_basic(srv):
     e = err_of(lambda: lim.execute_command("INFER.GENERATE", "s", "Once", "MAXTOKENS", 5))
     check(e is not None and "no permissions" in e, "ACL -infer.generate keeps the user from generating")
     c.execute_command("ACL", "DELUSER", "limited")
-    e = err_of(lambda: c.execute_command("INFER.GENERATE", "s", "Once", "STREAM", "st"))
-    check(e is not None and "STREAM" in e, "STREAM refused with a clear error (not implemented)")
+    # STREAM: the pieces XADDed as produced, then a final entry; written on the main thread
+    a = c.execute_command("INFER.GENERATE", "s", "Once upon a time", "MAXTOKENS", 40, "TEMPERATURE", 0,
+                          "STREAM", "st")
+    ents = c.xrange("st")
+    pieces = [f[b"text"] for _, f in ents if b"text" in f]
+    check(a == gen(c, "Once upon a time", 40) and b"".join(pieces) == a and len(pieces) > 1 and
+          ents[-1][1].get(b"finish") == b"length", "STREAM entries concatenate to the reply, then finish=length")
+    # live: a reader blocked on the stream gets the first pieces while generation still runs
+    seen = {}
+    done = threading.Event()
+
+    def reader():
+        seen["got"] = srv.client().xread({"live": "0-0"}, block=30000)
+        seen["done_then"] = done.is_set()
+
+    rt = threading.Thread(target=reader)
+    rt.start()
+    time.sleep(0.2)  # the reader is blocked before the first XADD
+    t0 = time.time()
+    ans = gen(c, "Once upon a time", 1500, "STREAM", "live")
+    done.set()
+    rt.join(60)
+    live = [f[b"text"] for _, f in c.xrange("live") if b"text" in f]
+    check(seen.get("got") and seen["done_then"] is False and b"".join(live) == ans,
+          "XREAD BLOCK reader saw STREAM pieces before the %.0f ms generation ended" % ((time.time() - t0) * 1000))
+    c.set("notastream", "x")
+    e = err_of(lambda: c.execute_command("INFER.GENERATE", "s", "Once", "STREAM", "notastream"))
+    check(e is not None and e.startswith("WRONGTYPE"), "STREAM into a string key: WRONGTYPE (%s)" % e)
+    c.execute_command("ACL", "SETUSER", "limited", "on", "nopass", "~allowed:*", "+@all")
+    e = err_of(lambda: lim.execute_command("INFER.GENERATE", "s", "Once", "MAXTOKENS", 5, "STREAM", "other"))
+    check(e is not None and "permissions" in e and not c.exists("other"),
+          "STREAM into a key the user may not write is refused (%s)" % e)
+    lim.execute_command("INFER.GENERATE", "s", "Once", "MAXTOKENS", 5, "STREAM", "allowed:st")
+    check(c.xlen("allowed:st") >= 2, "STREAM into a permitted key works")
+    c.execute_command("ACL", "DELUSER", "limited")
     p = c.pipeline(transaction=True)
     p.execute_command("INFER.GENERATE", "s", "hi", "MAXTOKENS", 5)
     res = p.execute(raise_on_error=False)

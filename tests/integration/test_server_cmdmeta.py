@@ -70,6 +70,12 @@ def main():
                 b.call("HELLO", proto)
                 for name in names:
                     got = a.call("COMMAND", "INFO", name)
+                    if name.startswith("infer."):
+                        # redis-server has no INFER.*: ours must still be a
+                        # real entry, in the @infer category.
+                        check(got[1][0][0] == "*" and b"@infer" in repr(got).encode(),
+                              "COMMAND INFO %s (RESP%d): %r" % (name, proto, got))
+                        continue
                     want = b.call("COMMAND", "INFO", name)
                     want = ("*", [strip_unimplemented_subs(want[1][0], ours)])
                     got = ("*", [strip_unimplemented_subs(got[1][0], ours)])

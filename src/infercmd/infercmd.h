@@ -1,0 +1,291 @@
+/* infercmd.h - the INFER.* command front-end shared by inferkv-server and
+ * inferkv.so.
+ *
+ * Both front-ends speak the same INFER.* language over the same engine;
+ * everything that does not depend on how a reply is written or how a
+ * client is blocked lives here, so the two never drift apart:
+ *   - argument grammar: INFER.LOAD, INFER.GENERATE options, INFER.DETOKENIZE
+ *     ids, each range-checked, with the error texts clients see;
+ *   - TOKENSKEY decoding (little-endian uint32, byte by byte) and prompt
+ *     tokenization (CHAT templates included);
+ *   - model paths confined to infer-models-dir;
+ *   - the model registry: names -> reference-counted models, swap on
+ *     reload, the live list of models still serving requests, totals;
+ *   - model loading on a thread of its own;
+ *   - the request lifecycle over infer_sched, with the answer collected and,
+ *     for streaming, handed over in pieces of complete UTF-8;
+ *   - statistics aggregation for INFER.STATS and INFO infer.
+ * No server or module API type appears here.  Arguments arrive as
+ * (pointer, length) pairs.  Error texts are whole Redis error lines
+ * ("ERR ...", "TIMEOUT ...") without the leading '-'.
+ *
+ * Threads: the registry, models and requests are touched only on the
+ * front-end's main thread, except the request fields and callbacks marked
+ * "engine thread" and the load thread's work on its own ic_load. */
+#ifndef INFERKV_INFERCMD_H
+#define INFERKV_INFERCMD_H
+
+#include "infer.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IC_MAX_MODELS 64           /* registered names */
+#define IC_NAME_MAX 128            /* model name bytes + NUL */
+#define IC_MAX_ALIASES 8
+#define IC_MAX_STOP 16
+#define IC_MAX_STOP_LEN 256
+#define IC_MAX_TIMEOUT_MS (24LL * 3600 * 1000)
+#define IC_MAX_CONTEXT (1 << 20)
+#define IC_ERRLEN 512
+
+typedef struct ic_arg {
+    const char *ptr;
+    size_t len;
+} ic_arg;
+
+/* ---- numbers (args.c) ----------------------------------------------------
+ * Strict decimal parsing: optional '-', digits, nothing else. */
+int ic_parse_ll(const ic_arg *a, long long *out);
+int ic_parse_u64(const ic_arg *a, uint64_t *out);
+int ic_parse_double(const ic_arg *a, double *out); /* finite only */
+int ic_arg_is(const ic_arg *a, const char *word);  /* case-insensitive */
+/* Integer in [lo, hi], else "ERR <what> must be an integer between lo and hi". */
+int ic_arg_ll(const ic_arg *a, const char *what, long long lo, long long hi, long long *out, char *err,
+              size_t errlen);
+int ic_arg_double(const ic_arg *a, const char *what, double lo, double hi, double *out, char *err,
+                  size_t errlen);
+/* Printable copy of untrusted bytes for an error message. */
+void ic_shown(const char *p, size_t len, char *out, size_t cap);
+
+/* ---- model paths (paths.c) ----------------------------------------------- */
+
+/* The path must name a file inside models_dir: relative, no ".." component,
+ * no NUL.  *out = "models_dir/path" (malloc'd).  models_dir NULL or "":
+ * loading is disabled. */
+int ic_confine_path(const char *models_dir, const char *p, size_t len, char **out, char *err,
+                    size_t errlen);
+
+/* ---- models and the registry (registry.c) ---------------------------------- */
+
+typedef struct ic_model {
+    char *path;
+    infer_model *model;
+    infer_threadpool *tp;
+    infer_ctx *ctx;
+    infer_sched *sched; /* NULL once stopped for shutdown */
+    int refs;           /* one per registered name, one per request in flight */
+    int requests;       /* requests in flight */
+    int live;           /* on the registry's live list */
+    struct ic_model *live_prev, *live_next;
+} ic_model;
+
+typedef struct ic_entry {
+    char name[IC_NAME_MAX];
+    ic_model *m;
+} ic_entry;
+
+typedef struct ic_totals {
+    uint64_t submitted, completed, rejected, cancelled, timeouts, errors;
+    uint64_t prompt_tokens, generated_tokens;
+} ic_totals;
+
+typedef struct ic_registry {
+    ic_entry entries[IC_MAX_MODELS];
+    int n;
+    ic_model *live;    /* every installed model not yet freed (replaced ones too) */
+    ic_totals retired; /* figures of freed models */
+    uint64_t refused;  /* requests refused before reaching a scheduler */
+    int in_flight;     /* requests + loads */
+    int loads_running;
+    struct ic_load *loads; /* started loads not yet freed */
+} ic_registry;
+
+/* The model registered as name, or NULL with "ERR no such model '...'". */
+ic_model *ic_lookup(ic_registry *r, const ic_arg *name, char *err, size_t errlen);
+ic_model *ic_find(ic_registry *r, const char *name, size_t len);
+void ic_model_unref(ic_registry *r, ic_model *m);
+/* Drops name from the registry; -1 with "ERR no such model" if absent. */
+int ic_unregister(ic_registry *r, const ic_arg *name, char *err, size_t errlen);
+/* Server shutdown: ends every request and joins every engine thread,
+ * load threads included (a model loaded but not installed is stopped). */
+void ic_stop_all(ic_registry *r);
+/* Module unload with nothing in flight: frees every model. */
+void ic_free_all(ic_registry *r);
+
+/* What INFER.MODELS shows for one registered name. */
+typedef struct ic_model_desc {
+    const char *name, *arch, *ftype, *path;
+    char types[512];
+    size_t types_len;
+    long long params, bytes, context, requests;
+} ic_model_desc;
+void ic_describe(const ic_entry *e, ic_model_desc *d);
+
+/* ---- INFER.LOAD (load.c) ----------------------------------------------------- */
+
+typedef struct ic_load_params {
+    int threads, max_queue, max_active, nice, max_loads;
+    uint64_t kv_bytes;
+} ic_load_params;
+
+typedef struct ic_load {
+    ic_model *m; /* built by the load thread; NULL when it failed */
+    int32_t n_ctx;
+    ic_load_params p;
+    int n_names;
+    char names[1 + IC_MAX_ALIASES][IC_NAME_MAX];
+    char err[IC_ERRLEN];
+    int installed;
+    pthread_t thread;
+    int started, joined;
+    struct ic_load *prev, *next; /* the registry's list of started loads */
+    /* Called on the load thread as the last thing it does with the job:
+     * hand the job to the main thread there (which then ic_load_join()s). */
+    void (*done)(struct ic_load *l);
+    void *ud;
+} ic_load;
+
+/* INFER.LOAD name path [CONTEXT n] [ALIAS name ...]: argv[0] is the
+ * command name.  Checks everything that can be checked on the main thread
+ * (names, path confinement, the load limit) and returns a job to start. */
+ic_load *ic_load_parse(ic_registry *r, const ic_arg *argv, int argc, const char *models_dir,
+                       const ic_load_params *p, char *err, size_t errlen);
+/* Starts the load thread (counts the job as in flight).  -1: the job was
+ * not started, free it with ic_load_free. */
+int ic_load_start(ic_registry *r, ic_load *l, char *err, size_t errlen);
+void ic_load_join(ic_registry *r, ic_load *l);
+/* Main thread, after join: registers the model under every name (replacing
+ * models of those names: their requests finish on them).  -1 with the
+ * error line when the load failed or the registry is full. */
+int ic_load_install(ic_registry *r, ic_load *l, char *err, size_t errlen);
+/* Joins if needed, frees a model that was not installed, and the job. */
+void ic_load_free(ic_registry *r, ic_load *l);
+
+/* ---- INFER.GENERATE (generate.c) ----------------------------------------------- */
+
+enum { IC_SRC_TEXT, IC_SRC_PROMPTKEY, IC_SRC_TOKENSKEY };
+
+typedef struct ic_gen_opts {
+    int src;
+    ic_arg input;         /* the prompt, or the key holding it (borrowed from argv) */
+    long long max_tokens; /* 0 until ic_gen_prepare: the default */
+    infer_sampler_params sp;
+    char *stop[IC_MAX_STOP]; /* copies */
+    int n_stop;
+    int chat;
+    long long timeout_ms;
+    ic_arg store, stream; /* keys (borrowed); ptr NULL when absent */
+} ic_gen_opts;
+
+/* INFER.GENERATE name (prompt | PROMPTKEY key | TOKENSKEY key) [options]:
+ * argv[0] is the command name, argv[1] the model (already looked up).
+ * 0, or -1 with the error line (free o either way). */
+int ic_gen_parse(const ic_arg *argv, int argc, const ic_model *m, long long default_timeout_ms,
+                 ic_gen_opts *o, char *err, size_t errlen);
+void ic_gen_opts_free(ic_gen_opts *o);
+
+/* TOKENSKEY bytes: little-endian uint32 ids, each < n_vocab. */
+int32_t *ic_decode_tokens(const unsigned char *p, size_t len, int32_t n_vocab, int64_t *n, char *err,
+                          size_t errlen);
+/* Tokenizes text (wrapped in the model's chat template with chat). */
+int32_t *ic_tokenize_prompt(const infer_vocab *v, const char *text, size_t len, int chat, int64_t *n,
+                            char *err, size_t errlen);
+/* Turns the copied input (prompt text or key bytes) into prompt ids and
+ * settles max_tokens against the context.  malloc'd ids, or NULL with the
+ * error line. */
+int32_t *ic_gen_prepare(const ic_model *m, ic_gen_opts *o, int default_max_tokens, const char *input,
+                        size_t len, int32_t *n_prompt, char *err, size_t errlen);
+
+/* ---- requests (request.c) ----------------------------------------------------------- */
+
+enum { IC_EV_TEXT, IC_EV_DONE };
+
+typedef struct ic_req ic_req;
+/* Called on the engine thread.  IC_EV_TEXT (streaming requests only): new
+ * pieces wait in ic_req_take_pieces; it is not called again until they are
+ * taken.  IC_EV_DONE: exactly once, last; from then on the request belongs
+ * to the main thread. */
+typedef void (*ic_notify_fn)(ic_req *r, int event);
+
+struct ic_req {
+    ic_model *m; /* holds a reference until ic_req_free */
+    uint64_t id;
+    long long timeout_ms;
+    int streaming;
+    ic_notify_fn notify;
+    void *ud;
+    /* engine thread until IC_EV_DONE, then main thread */
+    char *text;
+    size_t len, cap;
+    int oom;
+    int reason;
+    infer_request_stats st;
+    char errmsg[256];
+    /* streaming pieces not yet taken (under mu) */
+    pthread_mutex_t mu;
+    char *pend;
+    size_t plen, pcap;
+    size_t *piece_lens;
+    size_t npieces, pieces_cap;
+    int text_posted;
+};
+
+ic_req *ic_req_new(ic_registry *r, ic_model *m, int streaming, ic_notify_fn notify, void *ud);
+/* Submits; -1 with the error line (queue full, too big): then no callback
+ * ever comes and the caller frees the request. */
+int ic_req_submit(ic_registry *reg, ic_req *r, const ic_gen_opts *o, const int32_t *ids, int32_t n,
+                  char *err, size_t errlen);
+int ic_req_cancel(ic_req *r);
+/* Moves the waiting pieces out: *buf (malloc'd, caller frees) holds them
+ * back to back, lens[i] their sizes.  Returns the number of pieces. */
+size_t ic_req_take_pieces(ic_req *r, char **buf, size_t **lens);
+/* After IC_EV_DONE: NULL when the answer is to be sent, else the error
+ * line to answer with. */
+const char *ic_req_error(const ic_req *r, char *buf, size_t cap);
+void ic_req_free(ic_registry *reg, ic_req *r);
+
+/* STREAM entries: each piece is one entry with field IC_STREAM_TEXT; the
+ * last entry (after IC_EV_DONE) has these two pairs, finish reason and
+ * token count, written into fv/lens (num holds the digits). */
+#define IC_STREAM_TEXT "text"
+void ic_req_final_entry(const ic_req *r, const char *fv[4], size_t lens[4], char num[24]);
+
+/* ---- statistics (stats.c) ------------------------------------------------------------ */
+
+/* One name/value pair of a reply map (INFER.STATS, INFER.MODELS, the RESP3
+ * answer of INFER.GENERATE): the front-ends write them in order. */
+enum { IC_F_LL, IC_F_DOUBLE, IC_F_STR };
+typedef struct ic_field {
+    const char *name;
+    int kind;
+    long long ll;
+    double d;
+    const char *s; /* IC_F_STR: s[0..slen) */
+    size_t slen;
+} ic_field;
+
+#define IC_STATS_FIELDS 20
+/* INFER.STATS / INFO infer figures, in order: totals over every model,
+ * replaced and freed ones included. */
+int ic_stats(const ic_registry *r, ic_field out[IC_STATS_FIELDS]);
+
+/* INFER.MODELS: name, arch, parameters, type, types, bytes, context,
+ * requests, path (strings point into d and the registry). */
+#define IC_MODEL_FIELDS 9
+int ic_model_fields(const ic_entry *e, ic_model_desc *d, ic_field out[IC_MODEL_FIELDS]);
+
+/* INFER.GENERATE's RESP3 map after IC_EV_DONE: text, tokens, finish,
+ * prompt_tokens, reused_tokens, queue_ms, prefill_ms, decode_ms. */
+#define IC_RESULT_FIELDS 8
+int ic_req_result(const ic_req *r, ic_field out[IC_RESULT_FIELDS]);
+
+/* ---- tokenizer commands (tokens.c) ------------------------------------------------------- */
+
+/* INFER.TOKENIZE: malloc'd ids (BOS as the vocab asks). */
+int32_t *ic_tokenize(const ic_model *m, const char *text, size_t len, int64_t *n, char *err, size_t errlen);
+/* INFER.DETOKENIZE: ids as arguments, each checked; malloc'd text. */
+char *ic_detokenize(const ic_model *m, const ic_arg *ids, int n, size_t *len, char *err, size_t errlen);
+
+#endif
