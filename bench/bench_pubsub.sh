@@ -17,26 +17,12 @@ build=${1:-${INFERKV_BUILD:-build}}
 N=${BENCH_PUBSUB_N:-20000}
 SUBS=100
 REPS=3
-out=bench/out
-mkdir -p "$out"
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
+. bench/lib.sh # out, tmp, cleanup, free_port, wait_up, used, start_servers
 
 driver=$build/pubsub-bench
 [ -x "$driver" ] || make -s "$driver"
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-
-kv_port=$(free_port)
-"$build/inferkv-server" --bind 127.0.0.1 --port "$kv_port" --save '' --appendonly no >"$tmp/kv.log" 2>&1 &
-pids+=($!)
-rd_port=$(free_port)
-redis-server --bind 127.0.0.1 --port "$rd_port" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-pids+=($!)
-wait_up "$kv_port" && wait_up "$rd_port"
+start_servers
 
 # cell name|window|messages
 cells=("window64|64|$N" "window1|1|$((N / 10))")

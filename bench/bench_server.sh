@@ -18,23 +18,9 @@ N=${BENCH_N:-500000}
 NSTR=${BENCH_STRINGS:-1000000}
 NHASH=${BENCH_HASHES:-100000}
 TESTS=set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,lrange_100
-out=bench/out
-mkdir -p "$out"
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
+. bench/lib.sh # out, tmp, cleanup, free_port, wait_up, used, start_servers
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-
-kv_port=$(free_port)
-"$build/inferkv-server" --bind 127.0.0.1 --port "$kv_port" --save '' --appendonly no >"$tmp/kv.log" 2>&1 &
-pids+=($!); kv_pid=$!
-rd_port=$(free_port)
-redis-server --bind 127.0.0.1 --port "$rd_port" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-pids+=($!); rd_pid=$!
-wait_up "$kv_port" && wait_up "$rd_port"
+start_servers
 
 bench() { # port pipeline -> csv on stdout
     nice redis-benchmark -h 127.0.0.1 -p "$1" -t "$TESTS" -n "$N" -c 50 -P "$2" --csv -q 2>/dev/null
@@ -57,7 +43,6 @@ for P in 1 16; do
 done
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-used() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}'; }
 
 memory_run() { # name port pid generator
     local name=$1 port=$2 pid=$3 gen=$4

@@ -22,23 +22,9 @@ cd "$(dirname "$0")/.."
 build=${1:-${INFERKV_BUILD:-build}}
 N=${BENCH_N:-200000}
 NENT=${BENCH_STREAM_ENTRIES:-200000}
-out=bench/out
-mkdir -p "$out"
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
+. bench/lib.sh # out, tmp, cleanup, free_port, wait_up, used, start_servers
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-
-kv_port=$(free_port)
-"$build/inferkv-server" --bind 127.0.0.1 --port "$kv_port" --save '' --appendonly no >"$tmp/kv.log" 2>&1 &
-pids+=($!)
-rd_port=$(free_port)
-redis-server --bind 127.0.0.1 --port "$rd_port" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-pids+=($!)
-wait_up "$kv_port" && wait_up "$rd_port"
+start_servers
 
 # The read tests use a fixed stream of 10,000 entries with explicit ids.
 preload() {
@@ -78,7 +64,6 @@ for port in "$kv_port" "$rd_port"; do
     echo "len $port $(redis-cli -p "$port" xlen bs) $(redis-cli -p "$port" xlen bt)" >>"$tmp/lens.txt"
 done
 
-used() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}'; }
 echo "== memory: $NENT entries"
 for port in "$kv_port" "$rd_port"; do
     redis-cli -p "$port" flushall >/dev/null

@@ -26,7 +26,6 @@ import datetime
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -35,116 +34,62 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "integration"))
+from server_harness import LoggedProcess, RawClient, free_port, wait_up  # noqa: E402
+
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 BENCH = shutil.which("redis-benchmark") or "/usr/bin/redis-benchmark"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def plain(reply):
+    """A typed RawClient reply as a plain Python value; an error raises RuntimeError."""
+    t, v = reply
+    if t in "-!":
+        raise RuntimeError(v)
+    if t == ",":
+        return float(v)
+    if t in "*~>":
+        return None if v is None else [plain(x) for x in v]
+    if t == "%":
+        out = {}
+        for k, x in v:
+            k = plain(k)
+            out[k.decode() if isinstance(k, bytes) else k] = plain(x)
+        return out
+    return v
 
 
-class Conn:
-    """A raw RESP2/RESP3 connection (redis-py 4.3 has no RESP3)."""
+class Conn(RawClient):
+    """A raw RESP2/RESP3 connection (redis-py 4.3 has no RESP3) whose replies
+    are plain values."""
 
     def __init__(self, port, timeout=600):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
+        super().__init__(port, timeout=timeout)
 
-    def send(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.s.sendall(b"".join(out))
-
-    def call(self, *args):
-        self.send(*args)
-        return self.read()
-
-    def _fill(self):
-        chunk = self.s.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("connection closed")
-        self.buf += chunk
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+    def _closed(self):
+        return ConnectionError("connection closed")
 
     def read(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t == b"+":
-            return rest.decode()
-        if t in (b"-", b"!"):
-            if t == b"!":
-                rest = self._blob(int(rest))
-            raise RuntimeError(rest.decode(errors="replace"))
-        if t == b":":
-            return int(rest)
-        if t == b",":
-            return float(rest)
-        if t == b"_":
-            return None
-        if t == b"#":
-            return rest == b"t"
-        if t in (b"$", b"="):
-            n = int(rest)
-            return None if n < 0 else self._blob(n)
-        if t in (b"*", b"~", b">"):
-            n = int(rest)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        if t == b"%":
-            out = {}
-            for _ in range(int(rest)):
-                k = self.read()
-                out[k.decode() if isinstance(k, bytes) else k] = self.read()
-            return out
-        raise ValueError("unexpected reply %r" % line)
-
-    def _blob(self, n):
-        while len(self.buf) < n + 2:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
-
-    def close(self):
-        self.s.close()
+        return plain(self._reply())
 
 
-def wait_ping(port, proc, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            c = Conn(port, timeout=2)
-            ok = c.call("PING") == "PONG"
-            c.close()
-            if ok:
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+def answers_ping(port):
+    c = Conn(port, timeout=2)
+    try:
+        return c.call("PING") == "PONG"
+    finally:
+        c.close()
 
 
-class Target:
+class Target(LoggedProcess):
     """A server process under test."""
 
     def __init__(self, name, cmd, workdir):
         self.name = name
         self.port = free_port()
-        self.log_path = os.path.join(workdir, name.replace(" ", "_").replace("/", "_") + ".log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([c.replace("@PORT@", str(self.port)) for c in cmd], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        self.up = wait_ping(self.port, self.proc)
+        super().__init__([c.replace("@PORT@", str(self.port)) for c in cmd],
+                         os.path.join(workdir, name.replace(" ", "_").replace("/", "_") + ".log"))
+        self.up = wait_up(self.proc, lambda: answers_ping(self.port), 30)
 
     def call(self, *args):
         c = Conn(self.port)
@@ -154,13 +99,7 @@ class Target:
             c.close()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.stop_process(30)
         self.log.close()
 
     def log_tail(self, n=15):
@@ -316,7 +255,7 @@ class Generators:
         self.stop_ev.set()
         for c in self.conns:  # a disconnect cancels the request in flight
             try:
-                c.s.shutdown(socket.SHUT_RDWR)
+                c.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         for t in self.ts:

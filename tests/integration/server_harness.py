@@ -1,9 +1,13 @@
-"""server_harness.py - shared by the inferkv-server integration tests.
+"""server_harness.py - shared by the integration tests, a benchmark and a tool.
 
 Starts a real build/inferkv-server on a free loopback port (persistence
 off), waits until it answers PING, and stops it afterwards; offers a tiny
 raw RESP2/RESP3 client (redis-py 4.3 has no RESP3) and the pass/fail tally
-whose last line, "N passed, N failed", tests/run_all.sh reads.
+whose last line, "N passed, N failed, N skipped", tests/run_all.sh reads.
+The helpers below it (a logged child process, wait_up / wait_until, a
+background call, busy clients, INFER.GENERATE through redis-py) serve the
+module suites, bench/infer_bench.py and tools/cmdmeta too, so that each
+exists once.  Not named test_*: run_all.sh runs those as suites.
 """
 import os
 import signal
@@ -11,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,7 +31,64 @@ def free_port():
     return port
 
 
-class Server:
+def stop_process(proc, timeout=10):
+    """SIGTERM, then SIGKILL when it has not exited within timeout seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_up(proc, ping, seconds=10, errors=(OSError,)):
+    """Calls ping() until it returns true (True), proc exits or seconds pass
+    (False); the exceptions in errors count as not up yet."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if ping():
+                return True
+        except errors:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def wait_until(pred, timeout=10, interval=0.005):
+    """Polls pred() until it is true (True) or timeout seconds pass (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return False
+
+
+class LoggedProcess:
+    """A child process whose stdout and stderr go to log_path."""
+
+    def __init__(self, cmd, log_path, **popen):
+        self.log_path = log_path
+        self.log = open(log_path, "w+")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, **popen)
+
+    def log_text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop_process(self, timeout=10):
+        stop_process(self.proc, timeout)
+
+
+class Server(LoggedProcess):
     """A running inferkv-server; use as a context manager."""
 
     def __init__(self, *args, unix=False):
@@ -38,39 +100,23 @@ class Server:
         if self.unixsocket:
             cmd += ["--unixsocket", self.unixsocket]
         cmd += list(args)
-        self.log = open(os.path.join(self.dir, "server.log"), "w+")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("inferkv-server exited at startup:\n" + self.log_text())
-            try:
-                c = RawClient(self.port)
-                c.send("PING")
-                c.read()
-                c.close()
-                return
-            except OSError:
-                time.sleep(0.05)
+        super().__init__(cmd, os.path.join(self.dir, "server.log"))
+        if wait_up(self.proc, self._ping):
+            return
+        if self.proc.poll() is not None:
+            raise RuntimeError("inferkv-server exited at startup:\n" + self.log_text())
         self.stop()
         raise RuntimeError("inferkv-server did not answer PING")
 
-    def log_text(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def alive(self):
-        return self.proc.poll() is None
+    def _ping(self):
+        c = RawClient(self.port)
+        c.send("PING")
+        c.read()
+        c.close()
+        return True
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.stop_process()
         self.log.close()
 
     def __enter__(self):
@@ -88,7 +134,8 @@ class RawClient:
     """A blocking RESP client that returns replies with their RESP type:
     ('+', str) ('-', str) (':', int) ('$', bytes|None) ('*', list|None)
     ('%', list of pairs) ('~', list) (',', str) ('_', None) ('#', bool)
-    ('=', bytes)."""
+    ('=', bytes) ('!', str).  Subclasses that want other reply shapes
+    override read() and build on _line() / _bytes() / _reply()."""
 
     def __init__(self, port=None, unix=None, timeout=10):
         if unix:
@@ -103,10 +150,7 @@ class RawClient:
     def encode(*args):
         out = [b"*%d\r\n" % len(args)]
         for a in args:
-            if isinstance(a, str):
-                a = a.encode()
-            elif isinstance(a, int):
-                a = str(a).encode()
+            a = a if isinstance(a, bytes) else str(a).encode()
             out.append(b"$%d\r\n%s\r\n" % (len(a), a))
         return b"".join(out)
 
@@ -120,10 +164,14 @@ class RawClient:
         self.send(*args)
         return self.read()
 
+    def _closed(self):
+        """The exception a read raises when the server has closed the connection."""
+        return Closed()
+
     def _fill(self):
         chunk = self.sock.recv(65536)
         if not chunk:
-            raise Closed()
+            raise self._closed()
         self.buf += chunk
 
     def _line(self):
@@ -139,10 +187,15 @@ class RawClient:
         return data
 
     def read(self):
+        return self._reply()
+
+    def _reply(self):
         line = self._line()
         t, rest = chr(line[0]), line[1:]
         if t in "+-,":
             return (t, rest.decode(errors="replace"))
+        if t == "!":
+            return (t, self._bytes(int(rest)).decode(errors="replace"))
         if t == ":":
             return (t, int(rest))
         if t == "_":
@@ -154,9 +207,9 @@ class RawClient:
             return (t, None if n < 0 else self._bytes(n))
         if t in "*~>":
             n = int(rest)
-            return (t, None if n < 0 else [self.read() for _ in range(n)])
+            return (t, None if n < 0 else [self._reply() for _ in range(n)])
         if t == "%":
-            return (t, [(self.read(), self.read()) for _ in range(int(rest))])
+            return (t, [(self._reply(), self._reply()) for _ in range(int(rest))])
         raise ValueError("bad reply type %r" % line)
 
     def closed_by_peer(self, wait=2.0):
@@ -198,6 +251,21 @@ class Tally:
             traceback.print_exc(limit=3, file=sys.stdout)
         sys.stdout.flush()
 
+    def expect(self, cond, what):
+        """One check that reports at once and lets the caller carry on (the
+        module suites' style: many checks per step, no exception)."""
+        if cond:
+            self.passed += 1
+            print("  ok   " + what)
+        else:
+            self.failed += 1
+            print("  FAIL " + what)
+        sys.stdout.flush()
+
+    def skip(self, what):
+        self.skipped += 1
+        print("  SKIP " + what)
+
     def done(self):
         print("%d passed, %d failed, %d skipped" % (self.passed, self.failed, self.skipped))
         sys.exit(1 if self.failed else 0)
@@ -215,3 +283,72 @@ def check(cond, what=""):
 def eq(got, want, what=""):
     if got != want:
         raise AssertionError("%s: got %r, want %r" % (what, got, want))
+
+
+class Background:
+    """Runs fn in a thread and keeps its result or exception.  Suites set
+    join_timeout (how long join() waits: a hang, not a speed) and daemon
+    in a subclass."""
+
+    join_timeout = 120
+    daemon = False
+
+    def __init__(self, fn):
+        self.result = self.error = None
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self._run, args=(fn,), daemon=self.daemon)
+        self.t.start()
+
+    def _run(self, fn):
+        try:
+            self.result = fn()
+        except Exception as e:  # noqa: BLE001 - kept for the check
+            self.error = e
+        self.done.set()
+
+    def join(self, timeout=None):
+        self.t.join(self.join_timeout if timeout is None else timeout)
+        return self
+
+    def hung(self):
+        return self.t.is_alive()
+
+
+class Busy:
+    """n threads, each with its own client from make_client(), calling
+    fn(client) `times` times; what they return and raise is collected in
+    results and errors (keeps a server busy while a test acts on it)."""
+
+    def __init__(self, n, times, make_client, fn):
+        self.results, self.errors = [], []
+        self.threads = [threading.Thread(target=self._work, args=(times, make_client, fn)) for _ in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _work(self, times, make_client, fn):
+        c = make_client()
+        for _ in range(times):
+            try:
+                self.results.append(fn(c))
+            except Exception as e:  # noqa: BLE001 - kept for the check
+                self.errors.append(e)
+
+    def join(self, timeout):
+        for t in self.threads:
+            t.join(timeout)
+        return self
+
+
+def gen(c, prompt, n, *extra, model="s"):
+    """Greedy INFER.GENERATE of n tokens through a redis-py client."""
+    return c.execute_command("INFER.GENERATE", model, prompt, "MAXTOKENS", n, "TEMPERATURE", 0, *extra)
+
+
+def err_of(fn):
+    """The error text a redis-py call raises, or None."""
+    import redis  # only the suites that use redis-py need it installed
+    try:
+        fn()
+    except redis.exceptions.ResponseError as e:
+        return str(e)
+    return None

@@ -11,7 +11,6 @@ model paths.  Prints "N passed, N failed, N skipped"; exits 1 on failure.
 """
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -21,7 +20,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_harness import free_port  # noqa: E402
+from server_harness import (Background, Busy, LoggedProcess, Tally, err_of, free_port, gen, wait_until,  # noqa: E402
+                            wait_up)
 
 import redis
 
@@ -34,20 +34,11 @@ CLI = os.path.join(BUILD, "inferkv-cli")
 MODEL = os.path.join(SHARED, "models/cozy-creator_python-gen-worker/stories260K.gguf")
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
-passed = failed = skipped = 0
+TALLY = Tally()
+check = TALLY.expect
 
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("  ok   " + what)
-    else:
-        failed += 1
-        print("  FAIL " + what)
-
-
-class ModServer:
+class ModServer(LoggedProcess):
     """redis-server with the module loaded and model 's' ready."""
 
     def __init__(self, *opts, load=True):
@@ -62,30 +53,17 @@ class ModServer:
                "--appendonly", "no", "--dir", self.dir, "--enable-module-command", "yes",
                "--loadmodule", MODULE, "infer-models-dir", self.models, "infer-threads", "1"]
         cmd += list(opts)
-        self.log = open(os.path.join(self.dir, "redis.log"), "w+")
         env = dict(os.environ)
         if PRELOAD:
             env["LD_PRELOAD"] = PRELOAD
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + 10
-        while True:
-            try:
-                self.client().ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("redis-server did not start:\n" + self.log_text())
-                time.sleep(0.05)
+        super().__init__(cmd, os.path.join(self.dir, "redis.log"), env=env)
+        if not wait_up(self.proc, lambda: self.client().ping(), 10, redis.exceptions.ConnectionError):
+            raise RuntimeError("redis-server did not start:\n" + self.log_text())
         if load:
             self.client().execute_command("INFER.LOAD", "s", "stories260K.gguf")
 
     def client(self, **kw):
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=60, **kw)
-
-    def log_text(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
 
     def stats(self):
         r = self.client().execute_command("INFER.STATS")
@@ -98,13 +76,7 @@ class ModServer:
         if self.proc.poll() is not None and self.proc.returncode != 0:
             print("redis-server exited with status %d; log tail:" % self.proc.returncode)
             print("\n".join(self.log_text().splitlines()[-60:]))
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.stop_process(10)
         if PRELOAD:
             log = self.log_text()
             check("ERROR: AddressSanitizer" not in log and "runtime error:" not in log and
@@ -116,52 +88,11 @@ class ModServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def gen(c, prompt, n, *extra):
-    return c.execute_command("INFER.GENERATE", "s", prompt, "MAXTOKENS", n, "TEMPERATURE", 0, *extra)
-
-
-def err_of(fn):
-    """The error text a call raises, or None."""
-    try:
-        fn()
-    except redis.exceptions.ResponseError as e:
-        return str(e)
-    return None
-
-
-def wait_until(pred, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return False
-
-
 def cli_text(prompt, n):
     out = subprocess.run([CLI, "generate", "-m", MODEL, "-p", prompt, "-n", str(n), "--temp", "0"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True).stdout
     assert out.startswith(prompt.encode())
     return out[len(prompt.encode()):]
-
-
-class Background:
-    """Runs fn in a thread and keeps its result or exception."""
-
-    def __init__(self, fn):
-        self.result = self.error = None
-        self.t = threading.Thread(target=self.run, args=(fn,))
-        self.t.start()
-
-    def run(self, fn):
-        try:
-            self.result = fn()
-        except Exception as e:  # noqa: BLE001 - kept for the check
-            self.error = e
-
-    def join(self):
-        self.t.join(120)
-        return self
 
 
 # ---------------------------------------------------------------------------
@@ -381,26 +312,13 @@ def test_unload_model(srv):
     print("INFER.UNLOAD / reload under load")
     c = srv.client()
     want = gen(c, "Once upon a time", 300)
-    errors, results = [], []
-
-    def worker():
-        cc = srv.client()
-        for _ in range(8):
-            try:
-                results.append(gen(cc, "Once upon a time", 300))
-            except Exception as e:  # noqa: BLE001
-                errors.append(e)
-
-    ts = [threading.Thread(target=worker) for _ in range(4)]
-    for t in ts:
-        t.start()
+    busy = Busy(4, 8, srv.client, lambda cc: gen(cc, "Once upon a time", 300))
     reloads = 0
     for _ in range(6):
         c.execute_command("INFER.LOAD", "s", "stories260K.gguf")
         reloads += 1
         time.sleep(0.05)
-    for t in ts:
-        t.join(120)
+    errors, results = busy.join(120).errors, busy.results
     check(reloads == 6 and not errors and len(results) == 32 and all(r == want for r in results),
           "6 reloads under 4 busy clients: 32 requests, none failed, all correct (%d errors)" % len(errors))
     bg = Background(lambda: gen(srv.client(), "Once upon a time", 1500))
@@ -599,13 +517,12 @@ def test_shutdown_busy():
 
 
 def main():
-    global skipped
     if not os.path.exists(MODULE):
         print("SKIP: %s not built" % MODULE)
-        skipped += 1
+        TALLY.skipped += 1
     elif not os.path.exists(MODEL):
         print("SKIP: stories260K not found under %s (set INFERKV_SHARED)" % SHARED)
-        skipped += 1
+        TALLY.skipped += 1
     else:
         srv = ModServer()
         try:
@@ -624,8 +541,7 @@ def main():
         test_disconnect_cancels()
         test_many_clients()
         test_shutdown_busy()
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    sys.exit(1 if failed else 0)
+    TALLY.done()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -46,7 +45,8 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_harness import free_port  # noqa: E402
+import server_harness  # noqa: E402
+from server_harness import LoggedProcess, RawClient, Tally, free_port, gen, wait_up  # noqa: E402
 
 import redis  # noqa: E402
 
@@ -68,61 +68,27 @@ RELOADS = 100
 # come and go on their own: the thread checks count every other thread.
 REDIS_THREADS = ("bio_", "jemalloc_bg_thd", "io_thd_")
 
-passed = failed = skipped = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("  ok   " + what)
-    else:
-        failed += 1
-        print("  FAIL " + what)
-    sys.stdout.flush()
-
-
-def skip(what):
-    global skipped
-    skipped += 1
-    print("  SKIP " + what)
+TALLY = Tally()
+check = TALLY.expect
+skip = TALLY.skip
 
 
 def wait_until(pred, timeout=HANG_S):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return False
+    return server_harness.wait_until(pred, timeout)
 
 
-def resp(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-class Raw:
-    """A raw RESP2 connection: pipelined sends, replies read one at a time."""
+class Raw(RawClient):
+    """A raw RESP2 connection: pipelined sends, replies read one at a time,
+    a status, error or integer reply as its whole line (b"+OK")."""
 
     def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=HANG_S)
-        self.buf = b""
+        super().__init__(port, timeout=HANG_S)
+
+    def _closed(self):
+        return ConnectionError("closed")
 
     def send(self, *cmds):
-        self.s.sendall(b"".join(resp(*c) for c in cmds))
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+        self.send_raw(b"".join(self.encode(*c) for c in cmds))
 
     def read(self):
         line = self._line()
@@ -131,24 +97,13 @@ class Raw:
             return line
         if t == b"$":
             n = int(line[1:])
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                chunk = self.s.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed")
-                self.buf += chunk
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
+            return None if n < 0 else self._bytes(n)
         if t == b"*":
             return [self.read() for _ in range(int(line[1:]))]
         raise ValueError("unexpected reply %r" % line)
 
-    def close(self):
-        self.s.close()
 
-
-class ModServer:
+class ModServer(LoggedProcess):
     """redis-server with inferkv.so loaded; the model file is copied into a
     temporary infer-models-dir as m.gguf."""
 
@@ -169,23 +124,15 @@ class ModServer:
             os.chmod(self.models, 0o755)
             os.chmod(self.model_path, 0o644)
             cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"] + cmd
-        self.log = open(os.path.join(self.dir, "redis.log"), "w+")
         env = dict(os.environ)
         if PRELOAD:
             env["LD_PRELOAD"] = PRELOAD
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec)
+        super().__init__(cmd, os.path.join(self.dir, "redis.log"), env=env, preexec_fn=preexec)
         self.pid = self.proc.pid
-        deadline = time.time() + 20
-        while True:
-            try:
-                self.client().ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    log = self.log_text()
-                    self.stop()
-                    raise RuntimeError("redis-server did not start:\n" + log)
-                time.sleep(0.05)
+        if not wait_up(self.proc, lambda: self.client().ping(), 20, redis.exceptions.ConnectionError):
+            log = self.log_text()
+            self.stop()
+            raise RuntimeError("redis-server did not start:\n" + log)
         self.c = self.client()
         if load:
             self.load()
@@ -195,11 +142,6 @@ class ModServer:
 
     def client(self):
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=HANG_S)
-
-    def log_text(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
 
     def stats(self):
         r = self.c.execute_command("INFER.STATS")
@@ -272,13 +214,7 @@ class ModServer:
             return None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.stop_process(20)
         log = self.log_text()
         if PRELOAD:
             bad = ("ERROR: AddressSanitizer" in log or "runtime error:" in log or
@@ -291,30 +227,11 @@ class ModServer:
         return log
 
 
-def gen(c, prompt, n, *extra):
-    return c.execute_command("INFER.GENERATE", "s", prompt, "MAXTOKENS", n, "TEMPERATURE", 0, *extra)
+class Background(server_harness.Background):
+    """A background call; a daemon thread, so a hung one cannot keep the suite from exiting."""
 
-
-class Background:
-    """Runs fn in a thread and keeps its result or exception."""
-
-    def __init__(self, fn):
-        self.result = self.error = None
-        self.t = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self.t.start()
-
-    def _run(self, fn):
-        try:
-            self.result = fn()
-        except Exception as e:  # noqa: BLE001 - kept for the check
-            self.error = e
-
-    def join(self, timeout=HANG_S + 30):
-        self.t.join(timeout)
-        return self
-
-    def hung(self):
-        return self.t.is_alive()
+    join_timeout = HANG_S + 30
+    daemon = True
 
 
 def close(c):
@@ -975,8 +892,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("(%.1f s)" % (time.time() - t0))
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    sys.exit(1 if failed else 0)
+    TALLY.done()
 
 
 if __name__ == "__main__":

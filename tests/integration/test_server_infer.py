@@ -34,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_harness  # noqa: E402
-from server_harness import RawClient, Server, Tally, check, eq  # noqa: E402
+from server_harness import Busy, RawClient, Server, Tally, check, eq, err_of, gen  # noqa: E402
 
 import redis  # noqa: E402
 
@@ -77,25 +77,8 @@ def client(srv):
     return redis.Redis(host="127.0.0.1", port=srv.port, socket_timeout=120 * SLOW)
 
 
-def gen(c, prompt, n, *extra, model="s"):
-    return c.execute_command("INFER.GENERATE", model, prompt, "MAXTOKENS", n, "TEMPERATURE", 0, *extra)
-
-
-def err_of(fn):
-    try:
-        fn()
-    except redis.exceptions.ResponseError as e:
-        return str(e)
-    return None
-
-
 def wait_until(pred, timeout=10):
-    deadline = time.time() + timeout * SLOW
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return False
+    return server_harness.wait_until(pred, timeout * SLOW)
 
 
 def info(c):
@@ -110,25 +93,8 @@ def cli_text(prompt, n):
     return out[len(prompt.encode()):]
 
 
-class Background:
-    """Runs fn in a thread and keeps its result or exception."""
-
-    def __init__(self, fn):
-        self.result = self.error = None
-        self.done = threading.Event()
-        self.t = threading.Thread(target=self.run, args=(fn,))
-        self.t.start()
-
-    def run(self, fn):
-        try:
-            self.result = fn()
-        except Exception as e:  # noqa: BLE001 - kept for the check
-            self.error = e
-        self.done.set()
-
-    def join(self):
-        self.t.join(300 * SLOW)
-        return self
+class Background(server_harness.Background):
+    join_timeout = 300 * SLOW
 
 
 # --------------------------------------------------------------------------
@@ -268,24 +234,11 @@ def test_reload_under_load(srv):
     """INFER.LOAD of the name in use, repeatedly under 4 busy clients: no request fails, all correct."""
     c = srv.r
     want = gen(c, "Once upon a time", 200)
-    errors, results = [], []
-
-    def worker():
-        cc = client(srv)
-        for _ in range(6):
-            try:
-                results.append(gen(cc, "Once upon a time", 200))
-            except Exception as e:  # noqa: BLE001
-                errors.append(e)
-
-    ts = [threading.Thread(target=worker) for _ in range(4)]
-    for t in ts:
-        t.start()
+    busy = Busy(4, 6, lambda: client(srv), lambda cc: gen(cc, "Once upon a time", 200))
     for _ in range(6):
         eq(c.execute_command("INFER.LOAD", "s", "s.gguf"), b"OK", "reload")
         time.sleep(0.03)
-    for t in ts:
-        t.join(300 * SLOW)
+    errors, results = busy.join(300 * SLOW).errors, busy.results
     check(not errors, "failed requests: %r" % errors[:3])
     eq(len(results), 24, "every request answered")
     check(all(r == want for r in results), "every answer equals the solo text")

@@ -24,6 +24,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from server_harness import free_port  # noqa: E402
+
 TABLE_SRC = os.path.join(ROOT, "src", "server", "command.c")
 OUT = os.path.join(ROOT, "src", "server", "cmdmeta_gen.c")
 
@@ -113,14 +116,6 @@ def command(sock, rd, *args):
         out += b"$%d\r\n%s\r\n" % (len(a), a)
     sock.sendall(out)
     return rd.read()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def c_string(s):
