@@ -22,8 +22,13 @@ void ic_gen_opts_free(ic_gen_opts *o) {
     o->n_stop = 0;
 }
 
-static int syntax(char *err, size_t errlen) {
-    snprintf(err, errlen, "ERR syntax error");
+/* Names the offending word (at most 64 bytes of it), so a typo in a long
+ * option list is found at a glance. */
+static int syntax(const ic_arg *a, const char *why, char *err, size_t errlen) {
+    int n = a->len > 64 ? 64 : (int)a->len;
+    snprintf(err, errlen, "ERR syntax error: %s '%.*s'", why, n, a->ptr);
+    for (char *p = err; *p; p++)
+        if (*p == '\r' || *p == '\n') *p = ' ';
     return -1;
 }
 
@@ -51,7 +56,7 @@ int ic_gen_parse(const ic_arg *argv, int argc, const ic_model *m, long long defa
             o->chat = 1;
             continue;
         }
-        if (i + 1 >= argc) return syntax(err, errlen);
+        if (i + 1 >= argc) return syntax(a, "no value after", err, errlen);
         const ic_arg *v = &argv[++i];
         if (ic_arg_is(a, "MAXTOKENS")) {
             if (ic_arg_ll(v, "MAXTOKENS", 1, n_ctx, &o->max_tokens, err, errlen) < 0) return -1;
@@ -104,7 +109,7 @@ int ic_gen_parse(const ic_arg *argv, int argc, const ic_model *m, long long defa
         } else if (ic_arg_is(a, "STREAM")) {
             o->stream = *v;
         } else {
-            return syntax(err, errlen);
+            return syntax(a, "unknown option", err, errlen);
         }
     }
     if (o->src == IC_SRC_TOKENSKEY && o->chat) {

@@ -48,7 +48,13 @@ ic_load *ic_load_parse(ic_registry *r, const ic_arg *argv, int argc, const char 
                 alias[n_alias++] = argv[++i];
             }
         } else {
-            snprintf(err, errlen, "ERR syntax error");
+            int n = argv[i].len > 64 ? 64 : (int)argv[i].len;
+            snprintf(err, errlen, "ERR syntax error: %s '%.*s'",
+                     ic_arg_is(&argv[i], "CONTEXT") || ic_arg_is(&argv[i], "ALIAS") ? "no value after"
+                                                                                    : "unknown option",
+                     n, argv[i].ptr);
+            for (char *q = err; *q; q++)
+                if (*q == '\r' || *q == '\n') *q = ' ';
             return NULL;
         }
     }
