@@ -43,6 +43,9 @@ int db_delete(kdb *db, const dstr key) {
     if (dict_size(db->expires)) dict_delete(db->expires, key);
     if (dict_delete(db->keys, key) != DICT_OK) return 0;
     db_signal_modified(db, key);
+    /* an XREADGROUP waiter is answered when its stream goes away (a list
+     * or zset waiter just stays blocked); a no-op when nobody waits */
+    block_signal_key(db, key);
     return 1;
 }
 
@@ -97,6 +100,7 @@ void db_replace(kdb *db, dict_entry *de, kobj *val) {
     de->v.val = val;
     obj_decref(old);
     db_signal_modified(db, de->key);
+    block_signal_key(db, de->key); /* as db_delete: the old value is gone */
 }
 
 int db_set(kdb *db, const dstr key, kobj *val, int keep_ttl) {

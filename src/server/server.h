@@ -599,6 +599,7 @@ void block_on_keys_custom(client *c, const dstr *keys, int nkeys, long long dead
  * with the UNBLOCKED error; 1 if target was such a client. */
 int block_unblock_by_request(client *target, int with_error);
 void block_handle_ready_keys(void);               /* serve waiters of such keys */
+void block_signal_swapped(int a, int b);          /* SWAPDB: wake waiters of keys now there */
 
 /* t_infer.c: INFER.* over libinfercmd.  The settings are config.c rows
  * (infer-*); thread, queue, batch and KV settings apply to models loaded

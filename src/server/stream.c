@@ -673,8 +673,23 @@ nack *pel_find(const pelvec *p, const sid *id) {
     return NULL;
 }
 
+/* Inserting or removing moves whichever side of the position is shorter
+ * (the slack before `start` takes the front side).  A backlog acked in
+ * order behind a few entries that stay pending (a stuck consumer's) is
+ * removed near the front of the group's PEL; moving the whole tail each
+ * time made acknowledging N entries cost O(N^2).  Removals far from both
+ * ends (many consumers each acking only their own, interleaved entries)
+ * still cost O(N): a tree would fix that (Redis uses a radix tree). */
 int pel_insert(pelvec *p, nack *n) {
     size_t pos = pel_lower_bound(p, &n->id);
+    if (p->start > 0 && pos < p->n - pos) {
+        p->start--;
+        nack **base = p->a + p->start;
+        memmove(base, base + 1, pos * sizeof *base);
+        base[pos] = n;
+        p->n++;
+        return 0;
+    }
     if (p->start + p->n == p->cap) {
         if (p->start > 0) {
             memmove(p->a, p->a + p->start, p->n * sizeof *p->a);
@@ -697,10 +712,11 @@ int pel_insert(pelvec *p, nack *n) {
 void pel_remove(pelvec *p, const sid *id) {
     size_t pos = pel_lower_bound(p, id);
     if (pos >= p->n || sid_cmp(&p->a[p->start + pos]->id, id) != 0) return;
-    if (pos == 0) {
+    nack **base = p->a + p->start;
+    if (pos < p->n - pos - 1) {
+        memmove(base + 1, base, pos * sizeof *base);
         p->start++;
     } else {
-        nack **base = p->a + p->start;
         memmove(base + pos, base + pos + 1, (p->n - pos - 1) * sizeof *base);
     }
     p->n--;

@@ -7,8 +7,9 @@
  * with its timeout; its argv is kept.  Keys only get data again by being
  * created (a waiter always waits on a missing key), so db_add() calls
  * block_signal_key(); after the command that created the key, the waiters
- * are taken in order and their saved command is simply run again - it now
- * finds data and replies.  Timeouts answer a null array, as Redis does.
+ * are taken in order and their saved command is run again, looking only at
+ * the key that got data (of the type the command pops) - it now finds data
+ * and replies.  Timeouts answer a null array, as Redis does.
  *
  * Streams get data without a key being created (XADD to an existing
  * stream), and what a waiter is owed depends on ids it saved when it
@@ -166,6 +167,7 @@ static int deny_blocking(client *c) {
 
 static void register_block(client *c, const dstr *keys, int nkeys, long long deadline,
                            block_serve_fn *serve, void (*free_priv)(void *), void *priv) {
+    int replied = 0;
     bpop *b = km_calloc(sizeof *b);
     if (b) b->keys = km_calloc(sizeof(dstr) * (size_t)nkeys);
     if (!b || !b->keys) {
@@ -184,7 +186,10 @@ static void register_block(client *c, const dstr *keys, int nkeys, long long dea
         if (add_waiter(b->dbid, b->keys[i], c->id) != OK) goto oom;
     }
     block_client(c, deadline, on_timeout, on_cancel, b);
-    if (!(c->flags & CF_BLOCKED)) goto oom;
+    if (!(c->flags & CF_BLOCKED)) {
+        replied = 1; /* block_client answered the OOM error itself */
+        goto oom;
+    }
     if (deadline) arm_wake_timer(deadline);
     return;
 oom:
@@ -192,7 +197,7 @@ oom:
         for (int i = 0; i < b->nkeys; i++) remove_waiter(b->dbid, b->keys[i], c->id);
         bpop_free(b);
     }
-    if (!(c->flags & CF_BLOCKED)) reply_error(c, "ERR out of memory blocking the client");
+    if (!replied) reply_error(c, "ERR out of memory blocking the client");
 }
 
 /* Blocks on argv[first .. first + nkeys). */
@@ -393,6 +398,23 @@ void block_signal_key(kdb *db, const dstr key) {
     if (ready_tail) ready_tail->next = r;
     else ready_head = r;
     ready_tail = r;
+}
+
+/* SWAPDB: a key that has waiters in one of the two databases and now
+ * holds data there wakes them, as if it had just been written. */
+void block_signal_swapped(int a, int b) {
+    int ids[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        dict *d = db_waiters(ids[i], 0);
+        if (!d) continue;
+        kdb *db = db_get(ids[i]);
+        dict_iter it;
+        dict_iter_init(&it, d, 0);
+        dict_entry *e;
+        while ((e = dict_next(&it)))
+            if (dict_find(db->keys, e->key)) block_signal_key(db, e->key);
+        dict_iter_done(&it);
+    }
 }
 
 /* Whether key holds what the waiter's command pops: a sorted set for the

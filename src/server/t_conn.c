@@ -60,6 +60,7 @@ void swapdb_cmd(client *c) {
         return;
     }
     multi_touch_swapped((int)a, (int)b);
+    block_signal_swapped((int)a, (int)b);
     reply_ok(c);
 }
 

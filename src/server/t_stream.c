@@ -372,6 +372,11 @@ static int parse_add_trim(client *c, trim_args *a, int xadd) {
     return i;
 }
 
+/* next_id() when "<ms>-*" names the ms of a last id whose seq is already
+ * UINT64_MAX: redis-server 7.0.15 fails that case without setting errno
+ * and so answers "Elements are too large to be stored"; XADD does too. */
+#define NEXT_ID_SEQ_EXHAUSTED (-2)
+
 /* The id XADD would give: explicit, "<ms>-*", or "*".  ERR when it would
  * not be greater than the stream's last id. */
 static int next_id(const stream *s, const trim_args *a, sid *out) {
@@ -380,7 +385,7 @@ static int next_id(const stream *s, const trim_args *a, sid *out) {
         if (a->seq_given) {
             id = a->id;
         } else if (s->last_id.ms == a->id.ms) {
-            if (s->last_id.seq == UINT64_MAX) return ERR;
+            if (s->last_id.seq == UINT64_MAX) return NEXT_ID_SEQ_EXHAUSTED;
             id = s->last_id;
             id.seq++;
         } else {
@@ -455,7 +460,12 @@ void xadd_cmd(client *c) {
     stream empty;
     memset(&empty, 0, sizeof empty); /* a missing key: ids as for an empty stream */
     sid id;
-    if (next_id(s ? s : &empty, &a, &id) != OK) {
+    int idr = next_id(s ? s : &empty, &a, &id);
+    if (idr == NEXT_ID_SEQ_EXHAUSTED) {
+        reply_error(c, "ERR Elements are too large to be stored");
+        return;
+    }
+    if (idr != OK) {
         reply_error(c, "ERR The ID specified in XADD is equal or smaller than the target stream top item");
         return;
     }
@@ -1176,6 +1186,17 @@ void xclaim_cmd(client *c) {
             continue;
         }
         if (force && !k) {
+            /* the consumer first: an unowned nack must never stay in the
+             * PEL (XPENDING and XINFO read its consumer's name) */
+            if (!cons) {
+                cons = sconsumer_find(g, c->argv[3], dstr_len(c->argv[3]));
+                if (cons) cons->seen_time = now;
+                else {
+                    cons = sconsumer_create(g, c->argv[3], dstr_len(c->argv[3]), now);
+                    if (!cons) break;
+                    notify("xgroup-createconsumer", c->argv[1], c->db);
+                }
+            }
             k = nack_new(NULL, &id);
             if (!k) continue;
             if (pel_insert(&g->pel, k) != OK) {
