@@ -198,6 +198,45 @@ static void test_pel(void) {
     km_free(p.a);
 }
 
+/* Removing or inserting near the front of a PEL moves the few entries
+ * before the position, not the long tail after it: acking a backlog in
+ * order behind one entry that stays pending (a stuck consumer) must cost
+ * O(1) per ack, not O(backlog) (review: it moved the whole tail, so
+ * acknowledging N entries cost O(N^2)). */
+static void test_pel_moves_the_short_side(void) {
+    pelvec p = {0};
+    for (uint64_t ms = 1; ms <= 1000; ms++) CHECK(pel_insert(&p, mk(ms)) == 0);
+    for (uint64_t ms = 2; ms <= 500; ms++) { /* 1 stays pending in front */
+        sid id = {ms, 0};
+        nack *n = pel_find(&p, &id);
+        pel_remove(&p, &id);
+        km_free(n);
+        CHECK_EQ_INT(p.start, ms - 1); /* the one entry before moved up */
+    }
+    CHECK_EQ_INT(pel_len(&p), 501);
+    CHECK(pel_at(&p, 0)->id.ms == 1 && pel_at(&p, 1)->id.ms == 501);
+    /* a re-delivery of an old id lands in the slack before start */
+    size_t start = p.start;
+    CHECK(pel_insert(&p, mk(300)) == 0);
+    CHECK_EQ_INT(p.start, start - 1);
+    CHECK(pel_at(&p, 0)->id.ms == 1 && pel_at(&p, 1)->id.ms == 300 && pel_at(&p, 2)->id.ms == 501);
+    for (size_t i = 1; i < pel_len(&p); i++) CHECK(pel_at(&p, i - 1)->id.ms < pel_at(&p, i)->id.ms);
+    /* near the back the tail side is the short one */
+    sid late = {999, 0};
+    nack *n = pel_find(&p, &late);
+    start = p.start;
+    pel_remove(&p, &late);
+    km_free(n);
+    CHECK_EQ_INT(p.start, start);
+    CHECK(!pel_find(&p, &late) && pel_at(&p, pel_len(&p) - 1)->id.ms == 1000);
+    while (pel_len(&p)) {
+        nack *x = pel_at(&p, 0);
+        pel_remove(&p, &x->id);
+        km_free(x);
+    }
+    km_free(p.a);
+}
+
 static void test_groups_consumers_dup(void) {
     stream *s = stream_new();
     for (uint64_t i = 1; i <= 5; i++) CHECK(add(s, i, 0, "f", "v") == 0);
@@ -279,6 +318,7 @@ int main(void) {
     TEST_RUN(test_delete);
     TEST_RUN(test_trim);
     TEST_RUN(test_pel);
+    TEST_RUN(test_pel_moves_the_short_side);
     TEST_RUN(test_groups_consumers_dup);
     TEST_RUN(test_oom_leaves_stream_intact);
     return TEST_DONE();
