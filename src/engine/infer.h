@@ -273,6 +273,9 @@ typedef struct infer_sched_params {
     int32_t max_active;       /* sequences stepping together (0: 16) */
     int32_t prefill_chunk;    /* prompt tokens per sequence per step (0: 256) */
     int nice;                 /* nice value for the engine's threads (0: leave as is) */
+    int idle;                 /* 1: run them in the SCHED_IDLE class: they get only the CPU
+                                 time no other thread wants, so a server's event loop
+                                 (and anything else on the machine) always goes first */
 } infer_sched_params;
 
 typedef struct infer_sched_stats {
@@ -297,8 +300,13 @@ int infer_sched_submit(infer_sched *s, const infer_request *r, uint64_t *id, cha
 int infer_sched_cancel(infer_sched *s, uint64_t id);
 void infer_sched_get_stats(infer_sched *s, infer_sched_stats *st);
 
-/* Lowers (or raises) the scheduling priority of the pool's worker threads. */
-void infer_threadpool_set_nice(infer_threadpool *tp, int nice);
+/* Sets the scheduling priority of the pool's worker threads: a nice value,
+ * and the SCHED_IDLE class when idle is 1 (SCHED_OTHER when 0).  Best
+ * effort: a change the process may not make (raising priority without
+ * CAP_SYS_NICE) is skipped. */
+void infer_threadpool_set_priority(infer_threadpool *tp, int nice, int idle);
+/* The same for the calling thread (a loader thread, say). */
+void infer_thread_set_priority(int nice, int idle);
 
 /* ---- Misc ------------------------------------------------------------------------ */
 

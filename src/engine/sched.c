@@ -361,9 +361,9 @@ static void step(infer_sched *s) {
 
 static void *sched_main(void *arg) {
     infer_sched *s = arg;
-    if (s->p.nice) {
-        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), s->p.nice);
-        infer_threadpool_set_nice(s->c->tp, s->p.nice);
+    if (s->p.nice || s->p.idle) {
+        infer_thread_set_priority(s->p.nice, s->p.idle);
+        infer_threadpool_set_priority(s->c->tp, s->p.nice, s->p.idle);
     }
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
@@ -452,7 +452,7 @@ void infer_sched_free(infer_sched *s) {
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
-    if (s->p.nice) infer_threadpool_set_nice(s->c->tp, 0);
+    if (s->p.nice || s->p.idle) infer_threadpool_set_priority(s->c->tp, 0, 0);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->active), free(s->batch), free(s->batch_req), free(s->piece);

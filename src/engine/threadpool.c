@@ -42,6 +42,7 @@ struct infer_threadpool {
     _Atomic int sleepers;     /* workers blocked on `wake` */
     _Atomic int stop;
     _Atomic int nice;     /* wanted nice value of the workers */
+    _Atomic int idle;     /* wanted: SCHED_IDLE class */
     _Atomic unsigned nice_gen; /* bumped by infer_threadpool_set_nice */
     tp_fn fn;
     void *arg;
@@ -83,7 +84,7 @@ static void *worker(void *p) {
         seen = atomic_load(&tp->gen);
         if (atomic_load(&tp->nice_gen) != nice_seen) {
             nice_seen = atomic_load(&tp->nice_gen);
-            setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), atomic_load(&tp->nice));
+            infer_thread_set_priority(atomic_load(&tp->nice), atomic_load(&tp->idle));
         }
         tp->fn(tp->arg, wa.ith, tp->n);
         atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_release);
@@ -148,10 +149,21 @@ void infer_threadpool_free(infer_threadpool *tp) {
 
 int infer_threadpool_size(const infer_threadpool *tp) { return tp->n; }
 
+/* The calling thread's policy and nice value.  The class is set first:
+ * leaving SCHED_IDLE resets nothing, and setpriority then applies the nice
+ * value to whichever class the thread is in. */
+void infer_thread_set_priority(int nice, int idle) {
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    struct sched_param sp = {0};
+    sched_setscheduler(tid, idle ? SCHED_IDLE : SCHED_OTHER, &sp);
+    setpriority(PRIO_PROCESS, (id_t)tid, nice);
+}
+
 /* Workers apply it themselves at their next region: priorities are per
  * thread on Linux and only the thread itself knows its tid cheaply. */
-void infer_threadpool_set_nice(infer_threadpool *tp, int nice) {
+void infer_threadpool_set_priority(infer_threadpool *tp, int nice, int idle) {
     atomic_store(&tp->nice, nice);
+    atomic_store(&tp->idle, idle);
     atomic_fetch_add(&tp->nice_gen, 1);
 }
 

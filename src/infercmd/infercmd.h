@@ -127,6 +127,7 @@ void ic_describe(const ic_entry *e, ic_model_desc *d);
 
 typedef struct ic_load_params {
     int threads, max_queue, max_active, nice, max_loads;
+    int idle; /* engine and load threads in SCHED_IDLE (infer-idle-priority) */
     uint64_t kv_bytes;
 } ic_load_params;
 

@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 static int name_ok(const ic_arg *a, char *err, size_t errlen) {
@@ -87,7 +85,7 @@ static void *load_main(void *arg) {
     infer_ctx_params cp = {0};
     infer_sched_params sp = {0};
     /* the load competes with the event loop for CPU like the engine does */
-    if (l->p.nice) setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), l->p.nice);
+    if (l->p.nice || l->p.idle) infer_thread_set_priority(l->p.nice, l->p.idle);
     if (infer_model_load(m->path, &m->model, l->err, sizeof l->err) < 0) goto fail;
     if (!(m->tp = infer_threadpool_create(l->p.threads, l->err, sizeof l->err))) goto fail;
     cp.n_ctx = l->n_ctx;
@@ -96,6 +94,7 @@ static void *load_main(void *arg) {
     sp.max_queue = l->p.max_queue;
     sp.max_active = l->p.max_active;
     sp.nice = l->p.nice;
+    sp.idle = l->p.idle;
     if (infer_sched_create(m->ctx, &sp, &m->sched, l->err, sizeof l->err) < 0) goto fail;
     l->done(l);
     return NULL;

@@ -4,7 +4,7 @@
  *   redis-server --loadmodule inferkv.so [infer-models-dir DIR]
  *       [infer-threads N] [infer-max-queue N] [infer-max-batch N]
  *       [infer-kv-memory BYTES] [infer-default-timeout MS]
- *       [infer-max-loads N] [infer-nice N] [infer-default-max-tokens N]
+ *       [infer-max-loads N] [infer-nice N] [infer-idle-priority yes|no] [infer-default-max-tokens N]
  *
  * Only RedisModule_OnLoad and RedisModule_OnUnload are exported.  Unload is
  * refused while any request or load is in flight; when it goes ahead every
@@ -42,6 +42,7 @@ static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     c->load.kv_bytes = 0;
     c->load.max_loads = 2;
     c->load.nice = 5;
+    c->load.idle = 1;
     c->default_timeout_ms = 0;
     c->default_max_tokens = 128;
     if (argc % 2) {
@@ -84,6 +85,9 @@ static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         } else if (!strcasecmp(k, "infer-nice")) {
             bad = parse_ll(v, 0, 19, &n);
             c->load.nice = (int)n;
+        } else if (!strcasecmp(k, "infer-idle-priority")) {
+            bad = strcasecmp(v, "yes") && strcasecmp(v, "no");
+            c->load.idle = !strcasecmp(v, "yes");
         } else if (!strcasecmp(k, "infer-default-max-tokens")) {
             bad = parse_ll(v, 1, 1 << 20, &n);
             c->default_max_tokens = (int)n;

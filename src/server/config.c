@@ -109,6 +109,7 @@ static cfg table[] = {
     {"infer-default-max-tokens", NULL, K_INT, &infer_cfg.default_max_tokens, 1, 1 << 20, 0, NULL, NULL, NULL},
     {"infer-max-loads", NULL, K_INT, &infer_cfg.max_loads, 1, 64, 0, NULL, NULL, NULL},
     {"infer-nice", NULL, K_INT, &infer_cfg.nice, 0, 19, 0, NULL, NULL, NULL},
+    {"infer-idle-priority", NULL, K_BOOL, &infer_cfg.idle, 0, 0, 0, NULL, NULL, NULL},
     {"infer-models-dir", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, infer_set_models_dir, infer_get_models_dir},
 };
 #define NCFG (sizeof table / sizeof table[0])

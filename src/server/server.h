@@ -614,6 +614,7 @@ typedef struct infer_settings {
     int default_max_tokens;     /* MAXTOKENS when a request gives none */
     int max_loads;              /* INFER.LOADs running at once */
     int nice;                   /* engine threads' nice value (loaded models) */
+    int idle;                   /* engine threads in SCHED_IDLE (infer-idle-priority) */
 } infer_settings;
 extern infer_settings infer_cfg;
 int infer_set_models_dir(const char **argv, int argc, char *err, size_t errlen);

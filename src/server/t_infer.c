@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 
 
-infer_settings infer_cfg = {0, 64, 16, 0, 0, NULL, 128, 2, 5};
+infer_settings infer_cfg = {0, 64, 16, 0, 0, NULL, 128, 2, 5, 1};
 
 static ic_registry reg;
 static int exit_hook_set;
@@ -71,6 +71,7 @@ static ic_load_params load_params(void) {
     p.max_queue = infer_cfg.max_queue;
     p.max_active = infer_cfg.max_batch;
     p.nice = infer_cfg.nice;
+    p.idle = infer_cfg.idle;
     p.max_loads = infer_cfg.max_loads;
     p.kv_bytes = (uint64_t)infer_cfg.kv_memory;
     return p;

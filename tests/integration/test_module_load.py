@@ -206,12 +206,18 @@ class ModServer(LoggedProcess):
     def clients(self):
         return self.c.info("clients")["connected_clients"]
 
-    def nice_of(self, tid):
+    def stat_field(self, tid, i):
         try:
             with open("/proc/%d/task/%s/stat" % (self.pid, tid)) as f:
-                return int(f.read().rsplit(")", 1)[1].split()[16])
+                return int(f.read().rsplit(")", 1)[1].split()[i])
         except (FileNotFoundError, ProcessLookupError):
             return None
+
+    def nice_of(self, tid):
+        return self.stat_field(tid, 16)
+
+    def policy_of(self, tid):  # 0 SCHED_OTHER, 5 SCHED_IDLE
+        return self.stat_field(tid, 38)
 
     def stop(self):
         self.stop_process(20)
@@ -691,12 +697,17 @@ def test_nice(srv, before_load):
     time.sleep(0.05)  # a few steps: the pool workers take the nice value on their next task
     engine = srv.module_tids() - before_load
     nices = {t: srv.nice_of(t) for t in engine}
+    policies = {t: srv.policy_of(t) for t in engine}
     main_nice = srv.nice_of(str(srv.pid))
+    main_policy = srv.policy_of(str(srv.pid))
     r.close()  # cancels it
     srv.idle()
     check(engine and all(n is not None and n > main_nice for n in nices.values()),
           "%d engine threads at nice %s, above the main thread's %s" %
           (len(engine), sorted(set(nices.values())), main_nice))
+    check(engine and main_policy == 0 and all(p == 5 for p in policies.values()),
+          "engine threads in SCHED_IDLE (infer-idle-priority yes, the default): policies %s, main thread %s" %
+          (sorted(set(policies.values())), main_policy))
     c.ping()
 
 

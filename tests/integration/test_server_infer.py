@@ -489,6 +489,11 @@ def test_config():
             check(e is not None, "CONFIG SET %s %s refused" % (k, v))
         c.config_set("infer-max-loads", 1)
         c.config_set("infer-nice", 10)
+        eq(c.config_get("infer-idle-priority")["infer-idle-priority"], "yes", "infer-idle-priority defaults to yes")
+        c.config_set("infer-idle-priority", "no")
+        eq(c.config_get("infer-idle-priority")["infer-idle-priority"], "no", "CONFIG SET infer-idle-priority no")
+        check(err_of(lambda: c.config_set("infer-idle-priority", "maybe")) is not None,
+              "CONFIG SET infer-idle-priority maybe refused")
         eq({k: v for k, v in c.config_get("infer-*").items() if k in ("infer-max-loads", "infer-nice")},
            {"infer-max-loads": "1", "infer-nice": "10"}, "CONFIG SET infer-max-loads / infer-nice")
         c.config_set("infer-max-batch", 4)
@@ -519,6 +524,36 @@ def test_config():
     bad = subprocess.run([server_harness.SERVER, "--port", "0", "--infer-threads", "999"], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, timeout=10)
     check(bad.returncode != 0 and b"infer-threads" in bad.stdout, "bad option on the command line refused")
+
+
+def _task_stat(pid, tid, i):
+    try:
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[i])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def test_engine_priority(srv):
+    """Engine threads run in SCHED_IDLE at nice 5 (infer-idle-priority yes, infer-nice 5), the event loop as it was."""
+    pid = srv.proc.pid
+    before = set(os.listdir("/proc/%d/task" % pid))
+    c = srv.r
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(RawClient.encode("INFER.GENERATE", "slow", "Once upon a time", "MAXTOKENS", "4000"))
+    check(wait_until(lambda: info(c)["infer_in_flight"] == 1), "generation running")
+    time.sleep(0.1)  # pool workers take the priority at their next task
+    engine = [t for t in os.listdir("/proc/%d/task" % pid) if t != str(pid)]
+    pol = {t: _task_stat(pid, t, 38) for t in engine}
+    nic = {t: _task_stat(pid, t, 16) for t in engine}
+    s.close()
+    check(wait_until(lambda: info(c)["infer_in_flight"] == 0), "cancelled by the disconnect")
+    eq(_task_stat(pid, str(pid), 38), 0, "event loop in SCHED_OTHER")
+    eq(_task_stat(pid, str(pid), 16), 0, "event loop at nice 0")
+    idle = [t for t in engine if pol[t] == 5]
+    # slow's pool (infer-threads 1: the scheduler thread computes) and s's
+    check(len(idle) >= 2 and all(nic[t] == 5 for t in idle),
+          "engine threads in SCHED_IDLE at nice 5: policies %r nices %r (threads before: %d)" % (pol, nic, len(before)))
 
 
 def test_command_info_acl(srv):
@@ -581,7 +616,7 @@ def main():
             for fn in (test_greedy_equals_cli, test_resp3_map, test_concurrent_32, test_seeded_sampling,
                        test_disconnect_frees_kv, test_client_unblock, test_reload_under_load, test_prefix_cache, test_stream,
                        test_store_and_keys, test_models_alias_unload, test_hostile_arguments,
-                       test_hostile_paths_and_files, test_command_info_acl):
+                       test_hostile_paths_and_files, test_engine_priority, test_command_info_acl):
                 t.run(fn, srv)
             def server_still_running(s=srv):
                 check(s.alive(), "server still running")
