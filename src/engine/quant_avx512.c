@@ -17,7 +17,9 @@
  * maddubs pairs through vpdpwssd, so a 256-block costs one float multiply-add
  * per (token, row), plus one for the Q4_K/Q5_K mins, which meet the
  * activation sums (da * sum of each 32) as a short float dot product.
- * Decode tiles prefetch the weights a few rows ahead. */
+ * Decode tiles prefetch the weights a few rows ahead.  Q8_0 and Q4_0 run
+ * in a block-lane form (one 32-block per 32-bit lane, see there) that
+ * keeps the per-block float work off the VNNI path. */
 #include "quant.h"
 
 #include <immintrin.h>
@@ -269,13 +271,320 @@ AI void q80_tile(const int is_q4, const int R, const int T, const uint8_t *w, si
 QSET44(q80t, q80_tile, 0)
 QSET44(q40t, q80_tile, 1)
 
+/* Block-lane form.  The pair tile above spends, per (row, token) and pair
+ * of blocks, a conversion, a scale product and a multiply-add on one VNNI
+ * product, so batches run far below VNNI's rate.  Here a 512-bit lane
+ * holds one whole block instead: 16 blocks (a "group") are transposed so
+ * that vector i carries bytes 4i..4i+3 of each block, eight VNNI products
+ * give the 16 block dots of one (row, token) in one int32 vector, and the
+ * float work is one conversion and one multiply-add per 16 blocks.  The
+ * activations of a token chunk are transposed once into a stack buffer
+ * (with their correction and scale vectors).  Decode and short rows take
+ * one weight row at a time against up to 16 tokens, everything in
+ * registers; longer rows take 4 x 4 tiles, whose weight groups are
+ * transposed once into a small buffer and whose float accumulators live in
+ * memory, so each activation load feeds 4 rows.  Every (row, token) runs
+ * the same sequence whatever nt or path: lane j accumulates
+ * fma(block dot, dw * da) of block 16g+j over the groups g, then the 16
+ * lanes are summed.  Rows too long for the buffer use the pair tile, for
+ * every nt alike. */
+#define QX_BUF (64 * 1024)
+#define QX_GROUP 640 /* bytes per token and group: 8 x 64 qs, 64 correction, 64 scale */
+
+/* Transposes 8 vectors of two 32-byte blocks each (4-byte columns) so that
+ * vector i holds column i of 16 blocks; with L[p] = blocks (p, p+4) for
+ * p < 4 and (p+4, p+8) for p >= 4, lane j ends up holding block j. */
+AI void qx_transpose(const __m512i L[8], __m512i V[8]) {
+    __m512i t[8], u[8];
+#pragma GCC unroll 4
+    for (int h = 0; h < 2; h++) {
+        const __m512i *l = L + 4 * h;
+        t[4 * h + 0] = _mm512_unpacklo_epi32(l[0], l[1]);
+        t[4 * h + 1] = _mm512_unpackhi_epi32(l[0], l[1]);
+        t[4 * h + 2] = _mm512_unpacklo_epi32(l[2], l[3]);
+        t[4 * h + 3] = _mm512_unpackhi_epi32(l[2], l[3]);
+        u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h + 0], t[4 * h + 2]);
+        u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h + 0], t[4 * h + 2]);
+        u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        V[i] = _mm512_shuffle_i32x4(u[i], u[4 + i], _MM_SHUFFLE(2, 0, 2, 0));
+        V[i + 4] = _mm512_shuffle_i32x4(u[i], u[4 + i], _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/* Block j of the L[p] layout above: low half of L[p] */
+AI int qx_lo(int p) { return p < 4 ? p : p + 4; }
+
+/* The group's 32-byte blocks as L vectors; blocks >= n are zero. */
+AI void qx_load32(const uint8_t *base, size_t stride, int n, __m512i L[8]) {
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        int j = qx_lo(p);
+        __m256i lo = j < n ? _mm256_loadu_si256((const __m256i *)(base + (size_t)j * stride)) : _mm256_setzero_si256();
+        __m256i hi = j + 4 < n ? _mm256_loadu_si256((const __m256i *)(base + (size_t)(j + 4) * stride))
+                               : _mm256_setzero_si256();
+        L[p] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+}
+
+/* Transposes tokens [0, n) of act (rows ab apart) into buf (rows xs apart). */
+static void qx_prepare(const int is_q4, const uint8_t *act, size_t ab, int64_t k, int64_t n, uint8_t *buf,
+                       size_t xs) {
+    const int64_t nb = k / 32;
+    const __m512i corr = _mm512_set1_epi32(is_q4 ? -8 : -128);
+    for (int64_t t = 0; t < n; t++) {
+        const uint8_t *a = act + (size_t)t * ab;
+        const float *da = (const float *)(a + k);
+        const int32_t *as = (const int32_t *)(a + k + nb * 4);
+        uint8_t *x = buf + (size_t)t * xs;
+        for (int64_t b0 = 0; b0 < nb; b0 += 16, x += QX_GROUP) {
+            int n16 = nb - b0 < 16 ? (int)(nb - b0) : 16;
+            __mmask16 m = (__mmask16)((1u << n16) - 1);
+            __m512i L[8], V[8];
+            qx_load32(a + b0 * 32, 32, n16, L);
+            qx_transpose(L, V);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) _mm512_store_si512(x + 64 * i, V[i]);
+            _mm512_store_si512(x + 512, _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(m, as + b0), corr));
+            _mm512_store_ps(x + 576, _mm512_maskz_loadu_ps(m, da + b0));
+        }
+    }
+}
+
+/* One weight row's group of n16 blocks (from blk), unsigned (Q8_0 biased
+ * by 128, Q4_0 nibbles) and transposed into W; returns the 16 scales, zero
+ * past n16. */
+AI __m512 qx_wload(const int is_q4, const uint8_t *blk, int n16, __m512i W[8]) {
+    const size_t bb = is_q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    __m512i L[8];
+    if (is_q4) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        const __m512i nib_shift = _mm512_set_epi64(4 * 0x0001000100010001ll, 4 * 0x0001000100010001ll, 0, 0,
+                                                   4 * 0x0001000100010001ll, 4 * 0x0001000100010001ll, 0, 0);
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) {
+            int j = qx_lo(p);
+            __m128i q0 = j < n16 ? _mm_loadu_si128((const __m128i *)(blk + j * bb + 2)) : _mm_setzero_si128();
+            __m128i q1 = j + 4 < n16 ? _mm_loadu_si128((const __m128i *)(blk + (j + 4) * bb + 2)) : _mm_setzero_si128();
+            __m512i z = _mm512_castsi256_si512(_mm256_set_m128i(q1, q0));
+            z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0)); /* q0, q0, q1, q1 */
+            L[p] = _mm512_and_si512(_mm512_srlv_epi16(z, nib_shift), m4);
+        }
+    } else {
+        const __m512i bias = _mm512_set1_epi8((char)0x80);
+        qx_load32(blk + 2, bb, n16, L);
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) L[p] = _mm512_xor_si512(L[p], bias);
+    }
+    qx_transpose(L, W);
+    if (n16 == 16) {
+        /* the 16 fp16 scales, 4 from each window of 4 blocks (block m of
+         * a window starts at its word 17m for Q8_0, 9m for Q4_0); Q8_0's
+         * last window ends 8 bytes before the group's end */
+        const int st = (int)(bb / 2);
+        int16_t ix[32] = {0};
+        for (int i = 0; i < 16; i++) ix[i] = (int16_t)((i & 3) * st);
+        const __m512i idx = _mm512_loadu_si512(ix);
+        __m512i h = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            const uint8_t *win = blk + 4 * q * bb;
+            const __mmask32 mq = (__mmask32)(0xFu << (4 * q));
+            /* Q4_0's 4 blocks (72 bytes) have their scales in the first 64:
+             * one load, none past the row's end */
+            __m512i v = is_q4 ? _mm512_maskz_permutexvar_epi16(mq, idx, _mm512_loadu_si512(win))
+                              : _mm512_maskz_permutex2var_epi16(mq, _mm512_loadu_si512(win), idx, _mm512_loadu_si512(win + 64));
+            h = _mm512_or_si512(h, v);
+        }
+        return _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    }
+    /* a partial group: the fp16 scale and the first qs byte pair of each
+     * block by one gather, which reads nothing past the last block */
+    const __m512i didx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32((int)bb));
+    __m512i dh = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), (__mmask16)((1u << n16) - 1), didx, blk, 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dh));
+}
+
+/* Group b0 (n16 blocks) of R weight rows into wt (R x 8 vectors) and dw
+ * (R x 16 scales). */
+AI void qx_wgroup(const int is_q4, const uint8_t *w, size_t ws, int R, int64_t b0, int n16, int pf,
+                  __m512i *wt, float *dw) {
+    const size_t bb = is_q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    for (int r = 0; r < R; r++) {
+        const uint8_t *blk = w + (size_t)r * ws + b0 * bb;
+        if (pf) prefetch_span(blk + PF_AHEAD * ws, (size_t)n16 * bb);
+        _mm512_store_ps(dw + 16 * r, qx_wload(is_q4, blk, n16, wt + 8 * r));
+    }
+}
+
+/* R transposed weight rows of one group against T prepared tokens (xs
+ * apart): f[r*fs + t] (16-lane accumulators) += block dots x scales. */
+AI void qx_tile(const int R, const int T, const __m512i *wt, const float *dw, const uint8_t *x, size_t xs,
+                __m512 *f, size_t fs) {
+    __m512i is[4][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        __m512i c = _mm512_load_si512(x + (size_t)t * xs + 512);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) is[r][t] = c;
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        __m512i wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) wv[r] = _mm512_load_si512(wt + 8 * r + i);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m512i a = _mm512_load_si512(x + (size_t)t * xs + 64 * i);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) is[r][t] = _mm512_dpbusd_epi32(is[r][t], wv[r], a);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        __m512 da = _mm512_load_ps(x + (size_t)t * xs + 576);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 *fp = f + (size_t)r * fs + t;
+            *fp = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r][t]), _mm512_mul_ps(_mm512_load_ps(dw + 16 * r), da), *fp);
+        }
+    }
+}
+
+/* One weight row against T <= 16 prepared tokens, the weights held in
+ * registers and the accumulators too: for decode and short rows.  The same
+ * arithmetic as qx_tile. */
+AI void qx_rowtile(const int is_q4, const int T, const uint8_t *w, size_t ws, const uint8_t *buf, size_t xs,
+                   int64_t nb, int pf, float *y, size_t ldy) {
+    const size_t bb = is_q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b0 = 0, g = 0; b0 < nb; b0 += 16, g++) {
+        const int n16 = nb - b0 < 16 ? (int)(nb - b0) : 16;
+        const uint8_t *blk = w + b0 * bb;
+        if (pf) prefetch_span(blk + PF_AHEAD * ws, (size_t)n16 * bb);
+        __m512i W[8];
+        __m512 dw = qx_wload(is_q4, blk, n16, W);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const uint8_t *x = buf + (size_t)t * xs + (size_t)g * QX_GROUP;
+            __m512i is = _mm512_load_si512(x + 512);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) is = _mm512_dpbusd_epi32(is, W[i], _mm512_load_si512(x + 64 * i));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, _mm512_load_ps(x + 576)), acc[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) y[t * ldy] = _mm512_reduce_add_ps(acc[t]);
+}
+
+typedef void (*qx_row_fn)(const uint8_t *w, size_t ws, const uint8_t *buf, size_t xs, int64_t nb, int pf, float *y,
+                          size_t ldy);
+#define QXRT(name, q4, T)                                                                                  \
+    static void name##_##T(const uint8_t *w, size_t ws, const uint8_t *buf, size_t xs, int64_t nb, int pf, \
+                           float *y, size_t ldy) {                                                         \
+        qx_rowtile(q4, T, w, ws, buf, xs, nb, pf, y, ldy);                                                    \
+    }
+#define QXRSET(name, q4)                                                                                   \
+    QXRT(name, q4, 1) QXRT(name, q4, 2) QXRT(name, q4, 3) QXRT(name, q4, 4) QXRT(name, q4, 5)              \
+    QXRT(name, q4, 6) QXRT(name, q4, 7) QXRT(name, q4, 8) QXRT(name, q4, 9) QXRT(name, q4, 10)             \
+    QXRT(name, q4, 11) QXRT(name, q4, 12) QXRT(name, q4, 13) QXRT(name, q4, 14) QXRT(name, q4, 15)         \
+    QXRT(name, q4, 16)                                                                                     \
+    static const qx_row_fn name##_tab[16] = {name##_1, name##_2, name##_3, name##_4, name##_5, name##_6,   \
+                                             name##_7, name##_8, name##_9, name##_10, name##_11, name##_12, \
+                                             name##_13, name##_14, name##_15, name##_16};
+QXRSET(q80r, 0)
+QXRSET(q40r, 1)
+static void qx_wgroup_q8(const uint8_t *w, size_t ws, int R, int64_t b0, int n16, int pf, __m512i *wt, float *dw) {
+    qx_wgroup(0, w, ws, R, b0, n16, pf, wt, dw);
+}
+static void qx_wgroup_q4(const uint8_t *w, size_t ws, int R, int64_t b0, int n16, int pf, __m512i *wt, float *dw) {
+    qx_wgroup(1, w, ws, R, b0, n16, pf, wt, dw);
+}
+
+typedef void (*qx_fn)(const __m512i *wt, const float *dw, const uint8_t *x, size_t xs, __m512 *f, size_t fs);
+#define QXT(R, T)                                                                                           \
+    static void qx_##R##_##T(const __m512i *wt, const float *dw, const uint8_t *x, size_t xs, __m512 *f, \
+                             size_t fs) {                                                                   \
+        qx_tile(R, T, wt, dw, x, xs, f, fs);                                                                \
+    }
+#define QXR(R) QXT(R, 1) QXT(R, 2) QXT(R, 3) QXT(R, 4)
+QXR(1) QXR(2) QXR(3) QXR(4)
+static const qx_fn qx_tab[4][4] = {{qx_1_1, qx_1_2, qx_1_3, qx_1_4}, {qx_2_1, qx_2_2, qx_2_3, qx_2_4},
+                                   {qx_3_1, qx_3_2, qx_3_3, qx_3_4}, {qx_4_1, qx_4_2, qx_4_3, qx_4_4}};
+
+/* 0 when a row is too long for the buffer (then the pair tile runs). */
+static int qx_fits(int64_t k) { return (size_t)((k / 32 + 15) / 16) * QX_GROUP <= QX_BUF; }
+
+/* Token chunks (transposed once into buf), blocks of 4 rows inside, and per
+ * row block the groups in order: each weight group is transposed once and
+ * meets every token of the chunk, 4 rows x 4 tokens per tile. */
+static void qx_drive(const int is_q4, const uint8_t *w, size_t ws, int64_t k, int64_t r0, int64_t r1,
+                     const uint8_t *act, size_t ab, int64_t nt, float *y, size_t ldy) {
+    _Alignas(64) uint8_t buf[QX_BUF];
+    _Alignas(64) __m512 f[4 * (QX_BUF / QX_GROUP)];
+    _Alignas(64) __m512i wt[4 * 8];
+    _Alignas(64) float dw[4 * 16];
+    const int64_t nb = k / 32;
+    const size_t xs = (size_t)((nb + 15) / 16) * QX_GROUP;
+    const int64_t tc = (int64_t)(QX_BUF / xs);
+    for (int64_t t0 = 0; t0 < nt; t0 += tc) {
+        int64_t t1 = t0 + tc < nt ? t0 + tc : nt, n = t1 - t0;
+        qx_prepare(is_q4, act + (size_t)t0 * ab, ab, k, n, buf, xs);
+        if (nt == 1 || nb <= 48) {
+            /* one row at a time, its weights in registers: decode, and
+             * short rows, where the 4 x 4 tiles' per-row overhead is not
+             * repaid by their reuse of activation loads */
+            const qx_row_fn *tab = is_q4 ? q40r_tab : q80r_tab;
+            for (int64_t r = r0; r < r1; r++) {
+                if (nt > 1 && nt <= 16 && r + PF_AHEAD < r1) prefetch_span(w + (size_t)(r + PF_AHEAD) * ws, ws);
+                for (int64_t t = 0; t < n; t += 16) {
+                    int tt = (int)(n - t < 16 ? n - t : 16);
+                    tab[tt - 1](w + (size_t)r * ws, ws, buf + (size_t)t * xs, xs, nb, nt == 1,
+                                y + (size_t)(t0 + t) * ldy + (size_t)r, ldy);
+                }
+            }
+            continue;
+        }
+        for (int64_t r = r0; r < r1; r += 4) {
+            int rr = (int)(r1 - r < 4 ? r1 - r : 4);
+            for (int i = 0; i < rr * (int)n; i++) f[i] = _mm512_setzero_ps();
+            for (int64_t b0 = 0, g = 0; b0 < nb; b0 += 16, g++) {
+                int n16 = nb - b0 < 16 ? (int)(nb - b0) : 16;
+                (is_q4 ? qx_wgroup_q4 : qx_wgroup_q8)(w + (size_t)r * ws, ws, rr, b0, n16, nt <= 16, wt, dw);
+                for (int64_t t = 0; t < n; t += 4) {
+                    int tt = (int)(n - t < 4 ? n - t : 4);
+                    qx_tab[rr - 1][tt - 1](wt, dw, buf + (size_t)t * xs + (size_t)g * QX_GROUP, xs, f + t,
+                                           (size_t)n);
+                }
+            }
+            for (int j = 0; j < rr; j++)
+                for (int64_t t = 0; t < n; t++)
+                    y[(size_t)(t0 + t) * ldy + (size_t)(r + j)] = _mm512_reduce_add_ps(f[(size_t)j * n + t]);
+        }
+    }
+}
+
 static void matmul_q8_0(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt,
                         float *y, size_t ldy) {
-    drive(nt == 1 ? &q80t_dec : &q80t_bat, w, ws, k, r0, r1, act, quant_act_row_bytes(QT_Q8_0, k), nt, y, ldy);
+    size_t ab = quant_act_row_bytes(QT_Q8_0, k);
+    if (qx_fits(k))
+        qx_drive(0, w, ws, k, r0, r1, act, ab, nt, y, ldy);
+    else
+        drive(nt == 1 ? &q80t_dec : &q80t_bat, w, ws, k, r0, r1, act, ab, nt, y, ldy);
 }
 static void matmul_q4_0(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act, int64_t nt,
                         float *y, size_t ldy) {
-    drive(nt == 1 ? &q40t_dec : &q40t_bat, w, ws, k, r0, r1, act, quant_act_row_bytes(QT_Q4_0, k), nt, y, ldy);
+    size_t ab = quant_act_row_bytes(QT_Q4_0, k);
+    if (qx_fits(k))
+        qx_drive(1, w, ws, k, r0, r1, act, ab, nt, y, ldy);
+    else
+        drive(nt == 1 ? &q40t_dec : &q40t_bat, w, ws, k, r0, r1, act, ab, nt, y, ldy);
 }
 
 /* -------------------------------------------------------------- K-quants */

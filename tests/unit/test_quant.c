@@ -524,6 +524,58 @@ static void test_determinism(void) {
     quant_set_isa(QUANT_ISA_AVX512);
 }
 
+/* Q8_0/Q4_0 at row lengths the small shapes above miss: a partial last
+ * group of 16 blocks with token counts that span several of the AVX-512
+ * kernel's token chunks (k = 3232), and a row too long for its chunk buffer
+ * (k = 53248, another code path).  Each SIMD level stays within tolerance of
+ * the reference, and every (t, r) is bit-identical between one product over
+ * all 40 tokens, one token at a time, and token ranges at odd offsets. */
+static void test_q8_long_rows(void) {
+    int lv[3], nl = isa_levels(lv);
+    static const uint32_t types[] = {QT_Q8_0, QT_Q4_0};
+    static const int64_t ks[] = {3232, 53248};
+    for (int ti = 0; ti < 2; ti++)
+        for (int ki = 0; ki < 2; ki++) {
+            uint32_t type = types[ti];
+            int64_t rows = 5, nt = ki == 0 ? 40 : 3, k = ks[ki];
+            problem p;
+            CHECK(problem_make(&p, type, k, rows, nt) == 0);
+            float *yr = malloc(sizeof(float) * (size_t)(rows * nt)), *ys = malloc(sizeof(float) * (size_t)(rows * nt));
+            CHECK(yr && ys);
+            quant_set_isa(QUANT_ISA_REF);
+            quant_matmul(type, p.w, p.wrb, k, 0, rows, p.act, nt, yr, (size_t)rows);
+            for (int li = 1; li < nl; li++) {
+                quant_set_isa(lv[li]);
+                quant_matmul(type, p.w, p.wrb, k, 0, rows, p.act, nt, ys, (size_t)rows);
+                for (int64_t i = 0; i < rows * nt; i++)
+                    CHECKF(fabs((double)ys[i] - yr[i]) <= 2e-5 * p.mag[i] + 1e-30, "%s %s k=%lld t=%lld r=%lld: %.9g vs %.9g",
+                           quant_type_name(type), quant_isa_name(lv[li]), (long long)k, (long long)(i / rows),
+                           (long long)(i % rows), ys[i], yr[i]);
+                for (int64_t t = 0; t < nt; t++) {
+                    float one[5];
+                    quant_matmul(type, p.w, p.wrb, k, 0, rows, p.act + t * p.ab, 1, one, 0);
+                    for (int64_t r = 0; r < rows; r++)
+                        CHECKF(memcmp(&one[r], &ys[t * rows + r], 4) == 0, "%s %s k=%lld single t=%lld r=%lld",
+                               quant_type_name(type), quant_isa_name(lv[li]), (long long)k, (long long)t, (long long)r);
+                }
+                for (int64_t n = 2; n < nt; n += 7) {
+                    int64_t t0 = (n * 3) % (nt - n + 1);
+                    float part[5 * 40];
+                    quant_matmul(type, p.w, p.wrb, k, 1, rows, p.act + t0 * p.ab, n, part, (size_t)rows);
+                    for (int64_t t = 0; t < n; t++)
+                        for (int64_t r = 1; r < rows; r++)
+                            CHECKF(memcmp(&part[t * rows + r], &ys[(t0 + t) * rows + r], 4) == 0,
+                                   "%s %s k=%lld n=%lld t0=%lld t=%lld r=%lld", quant_type_name(type),
+                                   quant_isa_name(lv[li]), (long long)k, (long long)n, (long long)t0, (long long)t,
+                                   (long long)r);
+                }
+            }
+            free(yr), free(ys);
+            problem_free(&p);
+        }
+    quant_set_isa(QUANT_ISA_AVX512);
+}
+
 /* Prepared activations are the same bytes at every ISA level (the kernels
  * of all levels consume one format), including zero blocks, outliers, ties
  * and non-finite inputs. */
@@ -586,5 +638,6 @@ int main(void) {
     TEST_RUN(test_simd_dequant_exact);
     TEST_RUN(test_simd_matmul_vs_ref);
     TEST_RUN(test_determinism);
+    TEST_RUN(test_q8_long_rows);
     return TEST_DONE();
 }
