@@ -721,14 +721,20 @@ static void xwait_free(void *p) {
     km_free(w);
 }
 
-static sconsumer *consumer_for_read(sgroup *g, const dstr name, kdb *db, const dstr key) {
+/* The named consumer of g, created (with its keyspace event) when new and
+ * marked seen at now; NULL when out of memory. */
+static sconsumer *consumer_get(sgroup *g, const dstr name, kdb *db, const dstr key, long long now) {
     sconsumer *cons = sconsumer_find(g, name, dstr_len(name));
     if (!cons) {
-        cons = sconsumer_create(g, name, dstr_len(name), time_ms());
+        cons = sconsumer_create(g, name, dstr_len(name), now);
         if (cons) notify("xgroup-createconsumer", key, db);
     }
-    if (cons) cons->seen_time = time_ms();
+    if (cons) cons->seen_time = now;
     return cons;
+}
+
+static sconsumer *consumer_for_read(sgroup *g, const dstr name, kdb *db, const dstr key) {
+    return consumer_get(g, name, db, key, time_ms());
 }
 
 /* A key a blocked reader waits on got an entry (or its group went away). */
@@ -1188,15 +1194,7 @@ void xclaim_cmd(client *c) {
         if (force && !k) {
             /* the consumer first: an unowned nack must never stay in the
              * PEL (XPENDING and XINFO read its consumer's name) */
-            if (!cons) {
-                cons = sconsumer_find(g, c->argv[3], dstr_len(c->argv[3]));
-                if (cons) cons->seen_time = now;
-                else {
-                    cons = sconsumer_create(g, c->argv[3], dstr_len(c->argv[3]), now);
-                    if (!cons) break;
-                    notify("xgroup-createconsumer", c->argv[1], c->db);
-                }
-            }
+            if (!cons && !(cons = consumer_get(g, c->argv[3], c->db, c->argv[1], now))) break;
             k = nack_new(NULL, &id);
             if (!k) continue;
             if (pel_insert(&g->pel, k) != OK) {
@@ -1206,15 +1204,7 @@ void xclaim_cmd(client *c) {
         }
         if (!k) continue;
         if (k->consumer && minidle && now - k->delivery_time < minidle) continue;
-        if (!cons) {
-            cons = sconsumer_find(g, c->argv[3], dstr_len(c->argv[3]));
-            if (cons) cons->seen_time = now;
-            else {
-                cons = sconsumer_create(g, c->argv[3], dstr_len(c->argv[3]), now);
-                if (!cons) break;
-                notify("xgroup-createconsumer", c->argv[1], c->db);
-            }
-        }
+        if (!cons && !(cons = consumer_get(g, c->argv[3], c->db, c->argv[1], now))) break;
         if (nack_move(k, cons) != OK) {
             nack_drop(g, k);
             continue;
@@ -1301,15 +1291,7 @@ void xautoclaim_cmd(client *c) {
             i++;
             continue;
         }
-        if (!cons) {
-            cons = sconsumer_find(g, c->argv[3], dstr_len(c->argv[3]));
-            if (cons) cons->seen_time = now;
-            else {
-                cons = sconsumer_create(g, c->argv[3], dstr_len(c->argv[3]), now);
-                if (!cons) break;
-                notify("xgroup-createconsumer", c->argv[1], c->db);
-            }
-        }
+        if (!cons && !(cons = consumer_get(g, c->argv[3], c->db, c->argv[1], now))) break;
         if (nack_move(k, cons) != OK) {
             nack_drop(g, k);
             continue;
