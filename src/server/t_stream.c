@@ -611,6 +611,23 @@ static void xrange_generic(client *c, int rev) {
 void xrange_cmd(client *c) { xrange_generic(c, 0); }
 void xrevrange_cmd(client *c) { xrange_generic(c, 1); }
 
+/* The n ids at argv[first..]: a fresh array, or NULL with the error
+ * replied (out of memory, or the first id that does not parse). */
+static sid *parse_id_list(client *c, int first, int n) {
+    sid *ids = km_malloc(sizeof(sid) * (size_t)n);
+    if (!ids) {
+        reply_error(c, "ERR out of memory");
+        return NULL;
+    }
+    for (int j = 0; j < n; j++) {
+        if (parse_strict_id(c, c->argv[j + first], &ids[j], NULL) != OK) {
+            km_free(ids);
+            return NULL;
+        }
+    }
+    return ids;
+}
+
 void xdel_cmd(client *c) {
     kobj *o = db_lookup_write(c, c->argv[1]);
     if (!o) {
@@ -620,17 +637,8 @@ void xdel_cmd(client *c) {
     if (db_check_type(c, o, OBJ_STREAM)) return;
     stream *s = o->ptr;
     int n = c->argc - 2;
-    sid *ids = km_malloc(sizeof(sid) * (size_t)n);
-    if (!ids) {
-        reply_error(c, "ERR out of memory");
-        return;
-    }
-    for (int j = 0; j < n; j++) {
-        if (parse_strict_id(c, c->argv[j + 2], &ids[j], NULL) != OK) {
-            km_free(ids);
-            return;
-        }
-    }
+    sid *ids = parse_id_list(c, 2, n);
+    if (!ids) return;
     long long deleted = 0;
     int first_gone = 0;
     for (int j = 0; j < n; j++) {
@@ -986,17 +994,8 @@ void xack_cmd(client *c) {
         return;
     }
     int n = c->argc - 3;
-    sid *ids = km_malloc(sizeof(sid) * (size_t)n);
-    if (!ids) {
-        reply_error(c, "ERR out of memory");
-        return;
-    }
-    for (int j = 0; j < n; j++) {
-        if (parse_strict_id(c, c->argv[j + 3], &ids[j], NULL) != OK) {
-            km_free(ids);
-            return;
-        }
-    }
+    sid *ids = parse_id_list(c, 3, n);
+    if (!ids) return;
     long long acked = 0;
     for (int j = 0; j < n; j++) {
         nack *k = pel_find(&g->pel, &ids[j]);
