@@ -982,15 +982,35 @@ void xreadgroup_cmd(client *c) { xread_generic(c, 1); }
 
 /* ------------------------------------------------------ XACK XPENDING */
 
-void xack_cmd(client *c) {
+/* The stream at argv[1] and its group argv[2].  wrongtype: 1 when a
+ * WRONGTYPE error was replied; otherwise NULL means no such key or group
+ * (nothing replied: XACK answers 0, the others NOGROUP). */
+static sgroup *lookup_group(client *c, kobj **op, int *wrongtype) {
     kobj *o = db_lookup_read(c, c->argv[1]);
-    sgroup *g = NULL;
-    if (o) {
-        if (db_check_type(c, o, OBJ_STREAM)) return;
-        g = sgroup_find(o->ptr, c->argv[2], dstr_len(c->argv[2]));
+    *op = o;
+    *wrongtype = 0;
+    if (!o) return NULL;
+    if (db_check_type(c, o, OBJ_STREAM)) {
+        *wrongtype = 1;
+        return NULL;
     }
+    return sgroup_find(o->ptr, c->argv[2], dstr_len(c->argv[2]));
+}
+
+/* lookup_group, answering NOGROUP when it finds nothing. */
+static sgroup *lookup_group_or_reply(client *c, kobj **op) {
+    int wt;
+    sgroup *g = lookup_group(c, op, &wt);
+    if (!g && !wt) reply_errorf(c, "NOGROUP No such key '%s' or consumer group '%s'", c->argv[1], c->argv[2]);
+    return g;
+}
+
+void xack_cmd(client *c) {
+    kobj *o;
+    int wrongtype;
+    sgroup *g = lookup_group(c, &o, &wrongtype);
     if (!g) {
-        reply_ll(c, 0);
+        if (!wrongtype) reply_ll(c, 0);
         return;
     }
     int n = c->argc - 3;
@@ -1043,13 +1063,9 @@ void xpending_cmd(client *c) {
         }
         if (si + 3 < c->argc) consname = c->argv[si + 3];
     }
-    kobj *o = db_lookup_read(c, c->argv[1]);
-    if (db_check_type(c, o, OBJ_STREAM)) return;
-    sgroup *g = o ? sgroup_find(o->ptr, c->argv[2], dstr_len(c->argv[2])) : NULL;
-    if (!g) {
-        reply_errorf(c, "NOGROUP No such key '%s' or consumer group '%s'", c->argv[1], c->argv[2]);
-        return;
-    }
+    kobj *o;
+    sgroup *g = lookup_group_or_reply(c, &o);
+    if (!g) return;
     if (justinfo) {
         size_t n = pel_len(&g->pel);
         reply_array_len(c, 4);
@@ -1120,16 +1136,9 @@ static void nack_drop(sgroup *g, nack *k) {
 }
 
 void xclaim_cmd(client *c) {
-    kobj *o = db_lookup_read(c, c->argv[1]);
-    sgroup *g = NULL;
-    if (o) {
-        if (db_check_type(c, o, OBJ_STREAM)) return;
-        g = sgroup_find(o->ptr, c->argv[2], dstr_len(c->argv[2]));
-    }
-    if (!g) {
-        reply_errorf(c, "NOGROUP No such key '%s' or consumer group '%s'", c->argv[1], c->argv[2]);
-        return;
-    }
+    kobj *o;
+    sgroup *g = lookup_group_or_reply(c, &o);
+    if (!g) return;
     stream *s = o->ptr;
     long long minidle, retrycount = -1, deliverytime = -1;
     int force = 0, justid = 0;
@@ -1243,16 +1252,9 @@ void xautoclaim_cmd(client *c) {
             return;
         }
     }
-    kobj *o = db_lookup_read(c, c->argv[1]);
-    sgroup *g = NULL;
-    if (o) {
-        if (db_check_type(c, o, OBJ_STREAM)) return;
-        g = sgroup_find(o->ptr, c->argv[2], dstr_len(c->argv[2]));
-    }
-    if (!g) {
-        reply_errorf(c, "NOGROUP No such key '%s' or consumer group '%s'", c->argv[1], c->argv[2]);
-        return;
-    }
+    kobj *o;
+    sgroup *g = lookup_group_or_reply(c, &o);
+    if (!g) return;
     stream *s = o->ptr;
     /* Claim first, reply after: the reply starts with the cursor, which is
      * known only at the end.  ids[0 .. nclaimed) claimed, then the ids of
