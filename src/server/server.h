@@ -381,6 +381,16 @@ void config_init_defaults(void);
 enum { LL_DEBUG, LL_VERBOSE, LL_NOTICE, LL_WARNING };
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ----------------------------------------------------------- keyclients.c */
+/* key -> clients, in the order they were added (WATCH, pub/sub). */
+typedef struct keyclients {
+    client **v;
+    size_t n, cap;
+} keyclients;
+extern const dict_type keyclients_type;
+int keyclients_add(dict **reg, const dstr key, client *c); /* creates *reg; OK/ERR */
+void keyclients_remove(dict *reg, const dstr key, client *c);
+
 /* --------------------------------------------------------------- notify.c */
 /* Keyspace notifications (notify-keyspace-events).  `type` is one of the
  * NOTIFY_* classes; `event` the event name ("set", "xadd", "expired"...).

@@ -40,21 +40,6 @@ struct multi_client {
     size_t nwatched, wcap;
 };
 
-/* Clients watching one key of one database. */
-typedef struct watchers {
-    client **v;
-    size_t n, cap;
-} watchers;
-
-static void watchers_free(void *p) {
-    watchers *w = p;
-    if (!w) return;
-    km_free(w->v);
-    km_free(w);
-}
-
-static const dict_type watched_type = {dict_hash_dstr, dict_eq_dstr, dict_free_dstr, watchers_free};
-
 static dict **watched_by_db; /* [dbnum], created on first WATCH */
 static size_t watched_total;  /* keys watched, all clients: 0 = nothing to do */
 
@@ -123,13 +108,7 @@ static void unwatch_all(client *c) {
     for (size_t i = 0; i < m->nwatched; i++) {
         watched_key *wk = &m->watched[i];
         dict *d = watched_by_db ? watched_by_db[wk->dbid] : NULL;
-        watchers *w = d ? dict_fetch(d, wk->key) : NULL;
-        for (size_t j = 0; w && j < w->n; j++) {
-            if (w->v[j] != c) continue;
-            w->v[j] = w->v[--w->n];
-            break;
-        }
-        if (w && w->n == 0) dict_delete(d, wk->key);
+        keyclients_remove(d, wk->key, c);
         dstr_free(wk->key);
         watched_total--;
     }
@@ -156,7 +135,6 @@ static int watch_key(client *c, const dstr key) {
     if (!watched_by_db && !(watched_by_db = km_calloc(sizeof *watched_by_db * (size_t)srv.dbnum)))
         return ERR;
     dict **d = &watched_by_db[dbid];
-    if (!*d && !(*d = dict_create(&watched_type))) return ERR;
     if (m->nwatched == m->wcap) {
         size_t ncap = m->wcap ? m->wcap * 2 : 4;
         watched_key *nw = km_realloc(m->watched, ncap * sizeof *nw);
@@ -164,32 +142,12 @@ static int watch_key(client *c, const dstr key) {
         m->watched = nw;
         m->wcap = ncap;
     }
-    watchers *w = dict_fetch(*d, key);
-    if (!w) {
-        dstr k = dstr_dup(key);
-        w = km_calloc(sizeof *w);
-        if (!k || !w || dict_add(*d, k, w) != DICT_OK) {
-            dstr_free(k);
-            km_free(w);
-            return ERR;
-        }
-    }
-    if (w->n == w->cap) {
-        size_t ncap = w->cap ? w->cap * 2 : 2;
-        client **nv = km_realloc(w->v, ncap * sizeof *nv);
-        if (!nv) {
-            if (w->n == 0) dict_delete(*d, key);
-            return ERR;
-        }
-        w->v = nv;
-        w->cap = ncap;
-    }
     dstr own = dstr_dup(key);
-    if (!own) {
-        if (w->n == 0) dict_delete(*d, key);
+    if (!own) return ERR;
+    if (keyclients_add(d, key, c) != OK) {
+        dstr_free(own);
         return ERR;
     }
-    w->v[w->n++] = c;
     m->watched[m->nwatched++] = (watched_key){dbid, own, key_is_expired(c->db, key)};
     watched_total++;
     return OK;
@@ -235,7 +193,7 @@ void multi_touch_key(kdb *db, const dstr key) {
 /* A copy of the clients watching key in d (mark_dirty edits the list);
  * NULL when none or on OOM.  *n gets the count. */
 static client **copy_watchers(dict *d, const dstr key, size_t *n) {
-    watchers *w = d ? dict_fetch(d, key) : NULL;
+    keyclients *w = d ? dict_fetch(d, key) : NULL;
     *n = 0;
     if (!w || w->n == 0) return NULL;
     client **v = km_malloc(w->n * sizeof *v);

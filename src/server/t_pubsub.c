@@ -16,10 +16,7 @@
 #include <string.h>
 
 /* Clients subscribed to one channel or pattern, in subscription order. */
-typedef struct sublist {
-    client **v;
-    size_t n, cap;
-} sublist;
+typedef keyclients sublist;
 
 struct pubsub_client {
     dict *channels; /* dstr -> NULL */
@@ -28,14 +25,6 @@ struct pubsub_client {
     size_t npat, patcap;
 };
 
-static void sublist_free(void *p) {
-    sublist *l = p;
-    if (!l) return;
-    km_free(l->v);
-    km_free(l);
-}
-
-static const dict_type registry_type = {dict_hash_dstr, dict_eq_dstr, dict_free_dstr, sublist_free};
 static const dict_type client_set_type = {dict_hash_dstr, dict_eq_dstr, dict_free_dstr, NULL};
 
 static dict *channels_reg, *patterns_reg, *shard_reg;
@@ -47,44 +36,6 @@ static dict **registry(int kind) {
 }
 
 /* ------------------------------------------------------------ registries */
-
-static int sublist_add(dict **reg, const dstr name, client *c) {
-    if (!*reg && !(*reg = dict_create(&registry_type))) return ERR;
-    sublist *l = dict_fetch(*reg, name);
-    if (!l) {
-        dstr k = dstr_dup(name);
-        l = km_calloc(sizeof *l);
-        if (!k || !l || dict_add(*reg, k, l) != DICT_OK) {
-            dstr_free(k);
-            km_free(l);
-            return ERR;
-        }
-    }
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 4;
-        client **nv = km_realloc(l->v, ncap * sizeof *nv);
-        if (!nv) {
-            if (l->n == 0) dict_delete(*reg, name);
-            return ERR;
-        }
-        l->v = nv;
-        l->cap = ncap;
-    }
-    l->v[l->n++] = c;
-    return OK;
-}
-
-static void sublist_remove(dict *reg, const dstr name, client *c) {
-    sublist *l = reg ? dict_fetch(reg, name) : NULL;
-    if (!l) return;
-    for (size_t i = 0; i < l->n; i++) {
-        if (l->v[i] != c) continue;
-        memmove(l->v + i, l->v + i + 1, (l->n - i - 1) * sizeof *l->v);
-        l->n--;
-        break;
-    }
-    if (l->n == 0) dict_delete(reg, name);
-}
 
 static struct pubsub_client *client_state(client *c) {
     if (c->ps) return c->ps;
@@ -158,7 +109,7 @@ static int subscribe_one(client *c, int kind, const dstr name) {
         }
         dstr k = dstr_dup(name);
         if (!k) return -1;
-        if (sublist_add(registry(kind), name, c) != OK) {
+        if (keyclients_add(registry(kind), name, c) != OK) {
             dstr_free(k);
             return -1;
         }
@@ -172,7 +123,7 @@ static int subscribe_one(client *c, int kind, const dstr name) {
         dstr_free(k);
         return -1;
     }
-    if (sublist_add(registry(kind), name, c) != OK) {
+    if (keyclients_add(registry(kind), name, c) != OK) {
         dict_delete(mine, name);
         return -1;
     }
@@ -187,7 +138,7 @@ static int unsubscribe_one(client *c, int kind, const dstr name) {
         for (size_t i = 0; i < ps->npat; i++) {
             dstr p = ps->patterns[i];
             if (dstr_len(p) != dstr_len(name) || memcmp(p, name, dstr_len(name)) != 0) continue;
-            sublist_remove(*registry(kind), name, c);
+            keyclients_remove(*registry(kind), name, c);
             memmove(ps->patterns + i, ps->patterns + i + 1, (ps->npat - i - 1) * sizeof *ps->patterns);
             ps->npat--;
             dstr_free(p);
@@ -197,7 +148,7 @@ static int unsubscribe_one(client *c, int kind, const dstr name) {
     }
     dict *mine = kind == K_CHANNEL ? ps->channels : ps->shard;
     if (!dict_find(mine, name)) return 0;
-    sublist_remove(*registry(kind), name, c);
+    keyclients_remove(*registry(kind), name, c);
     dict_delete(mine, name);
     return 1;
 }
