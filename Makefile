@@ -25,7 +25,11 @@ ISA_AVX2   = -mavx2 -mfma -mf16c
 ISA_AVX512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 
 CORE_SRC   := $(wildcard src/core/*.c)
-ENGINE_SRC := $(wildcard src/engine/*.c)
+# The engine in layers, each including only those before it:
+# kernels/ (quantized and float kernels, CPU detection) -> gguf/ (reader,
+# writer) -> text/ (vocab, tokenizers, chat) -> runtime/ (model, forward
+# pass, KV cache, scheduler).  cli/ is inferkv-cli, over the public API.
+ENGINE_SRC := $(filter-out src/engine/cli/%,$(wildcard src/engine/*/*.c))
 CLI_SRC    := $(wildcard src/engine/cli/*.c)
 # The INFER.* command front-end shared by inferkv-server and inferkv.so:
 # argument grammar, model registry and request lifecycle over libinfer,

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""Generates src/engine/tok_unicode_data.h from Python's unicodedata.
+"""Generates src/engine/text/tok_unicode_data.h from Python's unicodedata.
 
 The tokenizers need a few Unicode properties per code point: the general
 category class (letter, number, punctuation, symbol, mark, separator,
 control), White_Space, the simple lowercase mapping and the first code
 point of the canonical decomposition (WordPiece strips accents that way).
-Run: /usr/bin/python3 scripts/gen-unicode-tables.py > src/engine/tok_unicode_data.h
+Run: /usr/bin/python3 scripts/gen-unicode-tables.py > src/engine/text/tok_unicode_data.h
 """
 import sys
 import unicodedata

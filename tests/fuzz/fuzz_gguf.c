@@ -10,9 +10,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "infer.h"
-#include "vocab.h"
+#include "text/vocab.h"
 
 static void walk(const gguf_file *g) {
     volatile uint64_t sink = 0;

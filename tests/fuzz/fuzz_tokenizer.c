@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
-#include "gguf_write.h"
+#include "gguf/gguf.h"
+#include "gguf/gguf_write.h"
 #include "infer.h"
-#include "vocab.h"
+#include "text/vocab.h"
 
 int vocab_from_json(const char *buf, size_t len, infer_vocab **out, char *err, size_t errlen);
 

@@ -8,9 +8,9 @@
  * patch real model files so that tensors disagree with the metadata. */
 #include "test.h"
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "infer.h"
-#include "quant.h"
+#include "kernels/quant.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
-/* test_gguf_write.c - the streaming GGUF writer (src/engine/gguf_write.c),
+/* test_gguf_write.c - the streaming GGUF writer (src/engine/gguf/gguf_write.c),
  * checked by reading its files back with the validating reader (gguf.h):
  * every metadata type survives with its type and value, tensor shapes,
  * types, offsets and data are exact, the alignment is honoured, and misuse
  * (long names, duplicates, bad shapes, short or long data, failing writes)
  * is reported, not written. */
-#include "gguf.h"
-#include "gguf_write.h"
-#include "quant.h"
+#include "gguf/gguf.h"
+#include "gguf/gguf_write.h"
+#include "kernels/quant.h"
 #include "test.h"
 
 #include <errno.h>

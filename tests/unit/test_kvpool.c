@@ -7,7 +7,7 @@
  * either.  Also: refcounts, LRU order of eviction, the free/cached counts. */
 #include "test.h"
 
-#include "kvpool.h"
+#include "runtime/kvpool.h"
 
 #define BT 4
 

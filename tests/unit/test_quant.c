@@ -15,7 +15,7 @@
  *    reference, over odd row counts, nt = 1..17 and 70, and row ranges that
  *    are not multiples of any tile;
  *  - determinism: (t, r) is bit-identical whatever nt, token offset, r0, r1. */
-#include "quant.h"
+#include "kernels/quant.h"
 #include "test.h"
 
 #include <stdint.h>

@@ -1,8 +1,8 @@
-/* test_quantize.c - quant_quantize_row (src/engine/quantize.c): every type
+/* test_quantize.c - quant_quantize_row (src/engine/kernels/quantize.c): every type
  * writes valid blocks in the GGUF layout, and quantize -> dequantize stays
  * within an error bound on Gaussian and adversarial rows.
  *
- * The dequantizer here is written independently of src/engine/quant.c, from
+ * The dequantizer here is written independently of src/engine/kernels/quant.c, from
  * the GGUF block layouts, so the blocks are checked against the format and
  * not against a second copy of the same understanding.  The layout itself is
  * checked against llama.cpp: when ../shared/refs is present, the tensors of
@@ -10,8 +10,8 @@
  * originals within the quantization error; libinfer's quant_dequant_row is
  * then checked against this one.  The figures printed ("rel rms")
  * are relative RMS errors: sqrt(sum (x - y)^2 / sum x^2). */
-#include "gguf.h"
-#include "quant.h"
+#include "gguf/gguf.h"
+#include "kernels/quant.h"
 #include "test.h"
 
 #include <stdint.h>

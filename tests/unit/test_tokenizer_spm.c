@@ -5,7 +5,7 @@
  * its greedy output text; plus round trips, streaming detokenization of
  * characters split over byte tokens, and malformed vocabularies. */
 #include "test.h"
-#include "tok_impl.h"
+#include "text/tok_impl.h"
 #include "tok_test_util.h"
 
 static infer_vocab *load_shared(const char *rel) {

@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gguf.h"
-#include "gguf_write.h"
-#include "quant.h"
+#include "gguf/gguf.h"
+#include "gguf/gguf_write.h"
+#include "kernels/quant.h"
 
 #define TYPE_Q4_K_M 1000 /* pseudo type: the Q4_K_M mix */
 

@@ -8,7 +8,7 @@
  *   kbench [--isa ref|avx2|avx512] [--k N] [--rows N] [--type NAME] [--nt N]...
  *          [--json PATH]   (also write the figures as a JSON array)
  * Defaults: k=1024, rows=3072, nt = 1 4 16 512, every type. */
-#include "quant.h"
+#include "kernels/quant.h"
 
 #include <stdio.h>
 #include <stdlib.h>

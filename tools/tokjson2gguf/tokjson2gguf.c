@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf_write.h"
+#include "gguf/gguf_write.h"
 #include "infer.h"
-#include "vocab.h"
+#include "text/vocab.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: tokjson2gguf TOKENIZER.json OUT.gguf [--name NAME] [--arch ARCH]\n");
