@@ -17,7 +17,7 @@ CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fno-strict-aliasing \
-              -Isrc -Isrc/core -Isrc/engine -Isrc/infercmd -MMD -MP
+              -Isrc -Isrc/core -Isrc/engine -Isrc/infercmd -Isrc/vector -Isrc/vcmd -MMD -MP
 CFLAGS  ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 LDLIBS  = -lpcre2-8 -lm -lpthread
@@ -35,6 +35,12 @@ CLI_SRC    := $(wildcard src/engine/cli/*.c)
 # argument grammar, model registry and request lifecycle over libinfer,
 # with no server or module API types in it.
 INFERCMD_SRC := $(wildcard src/infercmd/*.c)
+# libvset: vector sets (HNSW index, quantization, attributes and FILTER),
+# with no server or module types in it; and libvcmd, the V* command
+# front-end over it that inferkv-server and inferkv.so share (grammar,
+# error texts, replies through a writer each front-end supplies).
+VSET_SRC   := $(wildcard src/vector/*.c)
+VCMD_SRC   := $(wildcard src/vcmd/*.c)
 SERVER_SRC := $(wildcard src/server/*.c)
 MODULE_SRC := $(wildcard src/module/*.c)
 TOOL_DIRS  := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
@@ -46,6 +52,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBCORE  := $(BUILD)/libcore.a
 LIBINFER := $(BUILD)/libinfer.a
 LIBINFERCMD := $(BUILD)/libinfercmd.a
+LIBVSET  := $(BUILD)/libvset.a
+LIBVCMD  := $(BUILD)/libvcmd.a
 CLI      := $(BUILD)/inferkv-cli
 SERVER   := $(if $(SERVER_SRC),$(BUILD)/inferkv-server)
 MODULE   := $(if $(MODULE_SRC),$(BUILD)/inferkv.so)
@@ -59,7 +67,7 @@ UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 # Test objects are intermediates of a pattern chain; keep them so that a
 # second `make` does not rebuild every test.
 .SECONDARY:
-all: $(LIBCORE) $(LIBINFER) $(LIBINFERCMD) $(CLI) $(SERVER) $(MODULE) $(TOOLS) $(UNITS)
+all: $(LIBCORE) $(LIBINFER) $(LIBINFERCMD) $(LIBVSET) $(LIBVCMD) $(CLI) $(SERVER) $(MODULE) $(TOOLS) $(UNITS)
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(@D)
@@ -83,7 +91,7 @@ $(BUILD)/obj-pic/%.o: %.c
 
 # Only RedisModule_OnLoad/OnUnload are exported (-fvisibility=hidden plus
 # the module's own default-visibility attribute on them).
-$(BUILD)/inferkv.so: $(call pic,$(MODULE_SRC) $(INFERCMD_SRC) $(ENGINE_SRC))
+$(BUILD)/inferkv.so: $(call pic,$(MODULE_SRC) $(INFERCMD_SRC) $(VCMD_SRC) $(VSET_SRC) $(ENGINE_SRC))
 	$(CC) $(ALL_CFLAGS) -shared -fPIC -o $@ $^ $(LDLIBS)
 
 $(LIBCORE): $(call obj,$(CORE_SRC))
@@ -95,22 +103,28 @@ $(LIBINFER): $(call obj,$(ENGINE_SRC))
 $(LIBINFERCMD): $(call obj,$(INFERCMD_SRC))
 	@mkdir -p $(@D)
 	rm -f $@; ar rcs $@ $^
+$(LIBVSET): $(call obj,$(VSET_SRC))
+	@mkdir -p $(@D)
+	rm -f $@; ar rcs $@ $^
+$(LIBVCMD): $(call obj,$(VCMD_SRC))
+	@mkdir -p $(@D)
+	rm -f $@; ar rcs $@ $^
 
 $(CLI): $(call obj,$(CLI_SRC)) $(LIBINFER)
 	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(CLI_SRC)) $(LIBINFER) $(LDLIBS)
 
-$(BUILD)/inferkv-server: $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBINFER) $(LIBCORE)
-	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBINFER) $(LIBCORE) $(LDLIBS)
+$(BUILD)/inferkv-server: $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE) $(LDLIBS)
 
 define TOOL_RULE
-$(BUILD)/$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBINFER)
-	$$(CC) $$(ALL_CFLAGS) -o $$@ $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBINFER) $(LDLIBS)
+$(BUILD)/$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBINFER) $(LIBVSET)
+	$$(CC) $$(ALL_CFLAGS) -o $$@ $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBINFER) $(LIBVSET) $(LDLIBS)
 endef
 $(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_RULE,$(t))))
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBINFERCMD) $(LIBINFER) $(LIBCORE)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBINFERCMD) $(LIBINFER) $(LIBCORE) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE) $(LDLIBS)
 
 # The test and run targets install missing Debian packages first, so that a
 # fresh machine needs nothing but `make test` / `make run`.
@@ -128,11 +142,13 @@ asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 bash tests/run_all.sh build/asan unit
 
-# The threaded parts of the engine (thread pool, scheduler) under ThreadSanitizer.
+# The threaded parts of the engine (thread pool, scheduler) and of libvset
+# (concurrent inserts and searches) under ThreadSanitizer.
 tsan:
-	$(MAKE) BUILD=build/tsan OPT=-O1 SANFLAGS="-fsanitize=thread" build/tsan/tests/test_sched build/tsan/tests/test_engine
+	$(MAKE) BUILD=build/tsan OPT=-O1 SANFLAGS="-fsanitize=thread" build/tsan/tests/test_sched build/tsan/tests/test_engine build/tsan/tests/test_vset
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/test_sched
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/test_engine
+	TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/test_vset
 
 fuzz:
 	@bash tests/fuzz/build.sh

@@ -9,9 +9,9 @@ cd "$(dirname "$0")/../.."
 out=build/fuzz
 mkdir -p "$out/obj"
 CC=${FUZZ_CC:-clang}
-FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -Isrc -Isrc/core -Isrc/engine -Wall -Wextra -Werror -Wno-unused-command-line-argument"
+FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -Isrc -Isrc/core -Isrc/engine -Isrc/vector -Wall -Wextra -Werror -Wno-unused-command-line-argument"
 objs=()
-for src in src/core/*.c src/engine/*/*.c; do
+for src in src/core/*.c src/engine/*/*.c src/vector/*.c; do
     case "$src" in src/engine/cli/*) continue ;; esac
     [ -f "$src" ] || continue
     o=$out/obj/$(echo "$src" | tr / _).o
