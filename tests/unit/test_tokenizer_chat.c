@@ -6,7 +6,8 @@
  * library's renderer; Qwen3's by reading its template, which that renderer
  * cannot parse). */
 #include "test.h"
-#include "text/tok_impl.h"
+#include "text/tok.h"
+#include "text/unicode.h"
 #include "tok_test_util.h"
 
 static const infer_chat_msg conv[] = {

@@ -5,7 +5,8 @@
  * its greedy output text; plus round trips, streaming detokenization of
  * characters split over byte tokens, and malformed vocabularies. */
 #include "test.h"
-#include "text/tok_impl.h"
+#include "text/tok.h"
+#include "text/unicode.h"
 #include "tok_test_util.h"
 
 static infer_vocab *load_shared(const char *rel) {

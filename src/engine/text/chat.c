@@ -9,7 +9,7 @@
  * family is recognised from the special tokens the vocabulary has.  An unknown family gets RAW, never a
  * guessed template. */
 #include "text/json.h"
-#include "text/tok_impl.h"
+#include "text/vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,8 @@
  * first word is removed from the first piece that has text, so that
  * detokenize(tokenize(s)) == s.  The streaming form holds back the bytes of
  * a character split across tokens until it completes. */
-#include "text/tok_impl.h"
+#include "text/unicode.h"
+#include "text/vocab.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * (tokenizer.json files and chat messages come from outside). */
 #include "text/json.h"
 
-#include "text/tok_impl.h"
+#include "text/unicode.h"
 
 #include <stdarg.h>
 #include <stdio.h>

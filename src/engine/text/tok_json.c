@@ -9,7 +9,7 @@
  * must be one this engine knows (its Split regex is compared with the
  * patterns of tok_bpe.c; anything else is refused). */
 #include "text/json.h"
-#include "text/tok_impl.h"
+#include "text/vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>

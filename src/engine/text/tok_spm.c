@@ -8,7 +8,8 @@
  * binary heap of candidate pairs make this O(n log n), so a long prompt
  * costs no more per byte than a short one.  A final symbol that is not a
  * token falls back to one <0xXX> token per byte. */
-#include "text/tok_impl.h"
+#include "text/tok.h"
+#include "text/unicode.h"
 
 #include <stdio.h>
 #include <stdlib.h>

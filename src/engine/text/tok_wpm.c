@@ -8,7 +8,8 @@
  * start; the vocabulary (as GGUF stores it) marks word starts with U+2581
  * instead of marking continuations with "##".  A word that cannot be fully
  * matched becomes one [UNK]. */
-#include "text/tok_impl.h"
+#include "text/tok.h"
+#include "text/unicode.h"
 
 #include <stdio.h>
 #include <stdlib.h>

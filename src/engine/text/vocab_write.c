@@ -8,7 +8,6 @@
 #include "text/vocab.h"
 
 #include "gguf/gguf_write.h"
-#include "text/tok_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>

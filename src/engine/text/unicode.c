@@ -1,12 +1,12 @@
-/* tok_unicode.c - UTF-8 coding and the few Unicode properties tokenizers use.
+/* unicode.c - UTF-8 coding and the few Unicode properties tokenizers use.
  *
- * The property tables (tok_unicode_data.h) are generated from the Unicode
+ * The property tables (unicode_data.h) are generated from the Unicode
  * database by scripts/gen-unicode-tables.py; lookups are binary searches over
  * sorted ranges, with ASCII answered without a search because it dominates
  * real text. */
-#include "text/tok_impl.h"
+#include "text/unicode.h"
 
-#include "text/tok_unicode_data.h"
+#include "text/unicode_data.h"
 
 #include <stdlib.h>
 #include <string.h>
