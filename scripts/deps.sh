@@ -13,6 +13,9 @@ PKGS=(
     redis-server            # behavioural reference + module host (7.0.x)
     redis-tools             # redis-cli, redis-benchmark
     python3-redis           # redis-py for client tests (/usr/bin/python3)
+    python3-numpy           # vector-set recall tests: data, brute-force truth
+    python3-hnswlib         # the peer HNSW the recall tests compare with
+    libhnswlib-dev          # make bench: hnswlib's C++ harness (bench/vector)
     libhiredis-dev          # hiredis client test
     nodejs                  # JS reference tokenizers (@lenml/tokenizers); npm ships with it here
 )

@@ -1,5 +1,6 @@
 /* mod.h - what the files of inferkv.so share: the configuration, the model
- * registry (libinfercmd's, driven from here) and the argument helpers.
+ * registry (libinfercmd's, driven from here), the argument helpers and the
+ * vector-set front-end's entry points.
  *
  * Threading rule of the whole module: everything declared here is touched
  * only on the server's main thread (command, reply, free, disconnect and
@@ -21,6 +22,7 @@ typedef struct mod_config {
     ic_load_params load;       /* threads, queue, batch, KV budget, nice, loads at once */
     int64_t default_timeout_ms;/* 0: none */
     int default_max_tokens;
+    int vector_sets;           /* infer-vector-sets yes: the V* commands and the vectorset type */
 } mod_config;
 
 typedef struct mod_state {
@@ -47,6 +49,12 @@ int mod_cmd_detokenize(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 /* INFER.STATS and INFO infer (stats.c) */
 int mod_cmd_stats(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 void mod_info(RedisModuleInfoCtx *ctx, int for_crash_report);
+
+/* vector sets (vsets.c) */
+/* From RedisModule_OnLoad: registers the "vectorset" data type and the V*
+ * commands unless the host already has VADD (then logs it and registers
+ * nothing).  REDISMODULE_ERR (logged) when registration fails. */
+int mod_vsets_init(RedisModuleCtx *ctx);
 
 /* argument helpers (args.c) */
 /* argv as (pointer, length) pairs for libinfercmd; NULL on OOM (replied). */

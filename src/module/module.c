@@ -5,11 +5,14 @@
  *       [infer-threads N] [infer-max-queue N] [infer-max-batch N]
  *       [infer-kv-memory BYTES] [infer-default-timeout MS]
  *       [infer-max-loads N] [infer-nice N] [infer-idle-priority yes|no] [infer-default-max-tokens N]
+ *       [infer-vector-sets yes|no]
  *
  * Only RedisModule_OnLoad and RedisModule_OnUnload are exported.  Unload is
  * refused while any request or load is in flight; when it goes ahead every
  * engine thread is joined first, so no thread runs module code once the
- * server unmaps it.  On server shutdown the schedulers are stopped (their
+ * server unmaps it.  With vector sets (infer-vector-sets yes, the default)
+ * the module defines a data type, and Redis never unloads a module that
+ * has one: MODULE UNLOAD then needs infer-vector-sets no.  On server shutdown the schedulers are stopped (their
  * threads joined) before the process exits. */
 #include "mod.h"
 
@@ -45,6 +48,7 @@ static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     c->load.idle = 1;
     c->default_timeout_ms = 0;
     c->default_max_tokens = 128;
+    c->vector_sets = 1;
     if (argc % 2) {
         RedisModule_Log(ctx, "warning", "infer: module arguments come in pairs: option value");
         return -1;
@@ -91,6 +95,9 @@ static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         } else if (!strcasecmp(k, "infer-default-max-tokens")) {
             bad = parse_ll(v, 1, 1 << 20, &n);
             c->default_max_tokens = (int)n;
+        } else if (!strcasecmp(k, "infer-vector-sets")) {
+            bad = strcasecmp(v, "yes") && strcasecmp(v, "no");
+            c->vector_sets = !strcasecmp(v, "yes");
         } else {
             RedisModule_Log(ctx, "warning", "infer: unknown module option %s", k);
             return -1;
@@ -129,6 +136,11 @@ EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int
     if (inferkv_rm_init(ctx, "infer", 1, REDISMODULE_APIVER_1) != REDISMODULE_OK) return REDISMODULE_ERR;
     memset(&g_mod, 0, sizeof g_mod);
     if (load_config(ctx, argv, argc) < 0) {
+        free(g_mod.cfg.models_dir);
+        g_mod.cfg.models_dir = NULL;
+        return REDISMODULE_ERR;
+    }
+    if (g_mod.cfg.vector_sets && mod_vsets_init(ctx) != REDISMODULE_OK) {
         free(g_mod.cfg.models_dir);
         g_mod.cfg.models_dir = NULL;
         return REDISMODULE_ERR;

@@ -1,4 +1,5 @@
-/* cmdmeta.c - renders the COMMAND INFO records of cmdmeta_gen.c.
+/* cmdmeta.c - renders the COMMAND INFO records of cmdmeta_gen.c (and of
+ * cmdmeta_vset.c, the vector-set commands written by hand in the same form).
  *
  * Each record is redis-server's own RESP3 reply for one command, captured
  * by tools/cmdmeta/gen_cmdmeta.py.  Keeping the reply as data (instead of
@@ -66,11 +67,16 @@ static const char *walk(client *c, const char *p, const char *end, int depth) {
     }
 }
 
-static const cmdmeta_record *find_record(const char *name, size_t len) {
-    for (size_t i = 0; i < cmdmeta_count; i++)
-        if (strlen(cmdmeta_records[i].name) == len && strncasecmp(cmdmeta_records[i].name, name, len) == 0)
-            return &cmdmeta_records[i];
+static const cmdmeta_record *find_in(const cmdmeta_record *r, size_t n, const char *name, size_t len) {
+    for (size_t i = 0; i < n; i++)
+        if (strlen(r[i].name) == len && strncasecmp(r[i].name, name, len) == 0) return &r[i];
     return NULL;
+}
+
+/* The generated table first; the hand-written V* entries second. */
+static const cmdmeta_record *find_record(const char *name, size_t len) {
+    const cmdmeta_record *r = find_in(cmdmeta_records, cmdmeta_count, name, len);
+    return r ? r : find_in(cmdmeta_vset_records, cmdmeta_vset_count, name, len);
 }
 
 /* Finds the RESP3 text of one command's entry; "parent|sub" names are looked

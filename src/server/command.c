@@ -7,6 +7,7 @@
  * replies before it returns or blocks the client (block.c) and replies
  * later; the dispatcher does not care which. */
 #include "server.h"
+#include "vcmd.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -307,6 +308,23 @@ static command table[] = {
     C("infer.tokenize", infer_tokenize_cmd, 3, R, "infer read slow", 0, 0, 0),
     C("infer.detokenize", infer_detokenize_cmd, -3, R, "infer read slow", 0, 0, 0),
     C("infer.stats", infer_stats_cmd, 1, LD | ST, "infer slow", 0, 0, 0),
+    /* Vector sets (t_vset.c): one handler, libvcmd parses.  Named in upper
+     * case because that is how Redis 8 registers them (arity errors say
+     * 'VADD', COMMAND LIST lists VADD); lookup ignores case.  Their
+     * COMMAND INFO is cmdmeta_vset.c's. */
+    C("VADD", vset_cmd, -5, W | M, "write slow vectorset", 1, 1, 1),
+    C("VREM", vset_cmd, 3, W, "write slow vectorset", 1, 1, 1),
+    C("VSIM", vset_cmd, -4, R, "read slow vectorset", 1, 1, 1),
+    C("VDIM", vset_cmd, 2, R | F, "read fast vectorset", 1, 1, 1),
+    C("VCARD", vset_cmd, 2, R | F, "read fast vectorset", 1, 1, 1),
+    C("VEMB", vset_cmd, -3, R | F, "read fast vectorset", 1, 1, 1),
+    C("VLINKS", vset_cmd, -3, R | F, "read fast vectorset", 1, 1, 1),
+    C("VINFO", vset_cmd, 2, R | F, "read fast vectorset", 1, 1, 1),
+    C("VSETATTR", vset_cmd, 4, W | F, "write fast vectorset", 1, 1, 1),
+    C("VGETATTR", vset_cmd, 3, R | F, "read fast vectorset", 1, 1, 1),
+    C("VRANDMEMBER", vset_cmd, -2, R, "read slow vectorset", 1, 1, 1),
+    C("VISMEMBER", vset_cmd, 3, R, "read slow vectorset", 1, 1, 1),
+    C("VRANGE", vset_cmd, -4, R, "read slow vectorset", 1, 1, 1),
 };
 
 #define TABLE_LEN (sizeof table / sizeof table[0])
@@ -317,6 +335,16 @@ static dict *commands;
 command *command_table(size_t *n) {
     *n = TABLE_LEN;
     return table;
+}
+
+/* A V* row must agree with libvcmd's table, which the module registers
+ * from: same arity, and write exactly when libvcmd says it writes. */
+static void check_vcmd_row(const command *x) {
+    const vc_command *v = vc_lookup(x->name, strlen(x->name));
+    if (!v)
+        log_msg(LL_WARNING, "'%s' runs vset_cmd but libvcmd does not know it", x->name);
+    else if (v->arity != x->arity || !v->write != !(x->flags & CMD_WRITE))
+        log_msg(LL_WARNING, "'%s' disagrees with libvcmd's table (arity %d, write %d)", x->name, v->arity, v->write);
 }
 
 void commands_init(void) {
@@ -336,6 +364,7 @@ void commands_init(void) {
                 log_msg(LL_WARNING, "COMMAND INFO has no entry for '%s': run tools/cmdmeta/gen_cmdmeta.py", x->name);
             else if (arity != x->arity)
                 log_msg(LL_WARNING, "arity of '%s' is %d but COMMAND INFO says %lld", x->name, x->arity, arity);
+            if (x->proc == vset_cmd) check_vcmd_row(x);
         }
     }
 }
@@ -560,7 +589,9 @@ static void command_list(client *c) {
             const command *list = pass == 0 ? cmd : cmd->subcmds;
             for (const command *x = list; x && x->name; x++) {
                 int keep = 1;
-                if (filter && !strcasecmp(filter, "module")) keep = 0;
+                /* the vector-set commands are Redis 8's "vectorset" module */
+                if (filter && !strcasecmp(filter, "module"))
+                    keep = x->proc == vset_cmd && !strcasecmp(arg, "vectorset");
                 else if (filter && !strcasecmp(filter, "pattern"))
                     keep = glob_match(arg, strlen(arg), x->name, strlen(x->name), 1);
                 else if (filter) {

@@ -111,6 +111,8 @@ static cfg table[] = {
     {"infer-nice", NULL, K_INT, &infer_cfg.nice, 0, 19, 0, NULL, NULL, NULL},
     {"infer-idle-priority", NULL, K_BOOL, &infer_cfg.idle, 0, 0, 0, NULL, NULL, NULL},
     {"infer-models-dir", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, infer_set_models_dir, infer_get_models_dir},
+    /* vector sets (t_vset.c), Redis 8's option of the same name */
+    {"vset-force-single-threaded-execution", NULL, K_BOOL, &vset_force_single_thread, 0, 0, 0, NULL, NULL, NULL},
 };
 #define NCFG (sizeof table / sizeof table[0])
 

@@ -11,9 +11,6 @@
 
 #include <string.h>
 
-/* Module key-space events ('d'): accepted and printed for compatibility;
- * nothing here raises them. */
-#define NOTIFY_MODULE (1 << 13)
 /* 'A' is every class except key-miss and new-key, as in Redis 7.0. */
 #define NOTIFY_ALL (NOTIFY_GENERIC | NOTIFY_STRING | NOTIFY_LIST | NOTIFY_SET | NOTIFY_HASH | \
                     NOTIFY_ZSET | NOTIFY_EXPIRED | NOTIFY_EVICTED | NOTIFY_STREAM | NOTIFY_MODULE)

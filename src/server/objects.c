@@ -4,9 +4,11 @@
  * fits a long long is kept in the pointer itself (no allocation), a short
  * string is allocated in the same block as its object (one allocation, one
  * cache line), a long one in its own dstr.  Aggregates point at their own
- * structure (t_list.c, t_hash.c via dict, t_set.c, t_zset.c, stream.c). */
+ * structure (t_list.c, t_hash.c via dict, t_set.c, t_zset.c, stream.c,
+ * libvset for vector sets). */
 #include "server.h"
 #include "stream.h"
+#include "vset.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -90,6 +92,9 @@ static void free_value(kobj *o) {
     case OBJ_ZSET: zset_free(o->ptr); break;
     case OBJ_HASH: hash_free(o); break;
     case OBJ_STREAM: stream_free(o->ptr); break;
+    case OBJ_VSET:
+        if (o->ptr) vset_free(o->ptr); /* the key's reference */
+        break;
     }
 }
 
@@ -150,8 +155,8 @@ int obj_get_ll(const kobj *o, long long *out) {
 }
 
 const char *obj_type_name(int type) {
-    static const char *names[] = {"string", "list", "set", "zset", "hash", "none", "stream"};
-    return type >= 0 && type <= OBJ_STREAM ? names[type] : "none";
+    static const char *names[] = {"string", "list", "set", "zset", "hash", "none", "stream", "vectorset"};
+    return type >= 0 && type <= OBJ_TYPE_MAX ? names[type] : "none";
 }
 
 const char *obj_enc_name(const kobj *o) {
@@ -165,12 +170,15 @@ const char *obj_enc_name(const kobj *o) {
     case ENC_SKIPLIST: return "skiplist";
     case ENC_PACKED: return "listpack";
     case ENC_STREAM: return "stream";
+    case ENC_VSET: return "raw";
     default: return "unknown";
     }
 }
 
 
 size_t obj_stream_memory(const kobj *o) { return stream_memory(o->ptr); }
+
+kobj *obj_vset(vset *s) { return obj_new(OBJ_VSET, ENC_VSET, s); }
 
 kobj *obj_dup(const kobj *o) {
     switch (o->type) {
@@ -201,6 +209,14 @@ kobj *obj_dup(const kobj *o) {
         if (!s) return NULL;
         kobj *n = obj_new(OBJ_STREAM, ENC_STREAM, s);
         if (!n) stream_free(s);
+        return n;
+    }
+    case OBJ_VSET: {
+        /* COPY: a deep copy, so that writes to either leave the other alone */
+        vset *s = vset_dup(o->ptr);
+        if (!s) return NULL;
+        kobj *n = obj_vset(s);
+        if (!n) vset_free(s);
         return n;
     }
     }

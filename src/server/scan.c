@@ -87,7 +87,7 @@ static int is_small(kobj *o, dict *d) {
 }
 
 static int type_of_name(const dstr s) {
-    for (int t = OBJ_STRING; t <= OBJ_STREAM; t++)
+    for (int t = OBJ_STRING; t <= OBJ_TYPE_MAX; t++)
         if (!strcasecmp(s, obj_type_name(t))) return t;
     return -1;
 }

@@ -168,6 +168,7 @@ static int init_server(char *err, size_t errlen) {
     random_hex(hex, 32);
     for (int i = 0; i < 16; i++) seed[i] = (uint8_t)(hex[i * 2] * 31 + hex[i * 2 + 1]);
     dict_set_hash_seed(seed);
+    vset_server_init(); /* before any vector set is allocated */
     srv.el = ev_create((int)srv.maxclients + 128, err, errlen);
     if (!srv.el) return ERR;
     if (db_init_all(err, errlen) != OK) return ERR;

@@ -27,7 +27,13 @@
 #define ERR (-1)
 
 /* ------------------------------------------------------------ objects.c */
-enum obj_type { OBJ_STRING = 0, OBJ_LIST = 1, OBJ_SET = 2, OBJ_ZSET = 3, OBJ_HASH = 4, OBJ_STREAM = 6 };
+/* 5 is Redis's module type, left unused so that OBJ_VSET can keep its own
+ * number when a generic module type arrives. */
+enum obj_type {
+    OBJ_STRING = 0, OBJ_LIST = 1, OBJ_SET = 2, OBJ_ZSET = 3, OBJ_HASH = 4, OBJ_STREAM = 6,
+    OBJ_VSET = 7, /* t_vset.c: a vector set (libvset's vset*), TYPE "vectorset" */
+};
+#define OBJ_TYPE_MAX OBJ_VSET
 enum obj_enc {
     ENC_RAW = 0,    /* string in its own dstr */
     ENC_INT = 1,    /* string that is a long long held in ptr */
@@ -38,6 +44,8 @@ enum obj_enc {
     ENC_SKIPLIST = 6,
     ENC_PACKED = 7, /* small hash packed in one string (hpack.c) */
     ENC_STREAM = 8, /* stream.c: id-ordered nodes of entries */
+    ENC_VSET = 9,   /* libvset's HNSW set; OBJECT ENCODING says "raw", as Redis
+                     * does for every module type */
 };
 #define LRU_BITS 24
 #define LRU_MAX ((1 << LRU_BITS) - 1)
@@ -73,6 +81,10 @@ const char *obj_type_name(int type);
 const char *obj_enc_name(const kobj *o);
 kobj *obj_dup(const kobj *o);                 /* deep copy, NULL on OOM */
 size_t obj_stream_memory(const kobj *o);      /* bytes held by a stream value */
+struct vset;
+/* A vector-set object taking the key's reference on s; NULL on OOM (s is
+ * then still the caller's). */
+kobj *obj_vset(struct vset *s);
 
 /* ------------------------------------------------------------------ db.c */
 typedef struct kdb {
@@ -334,13 +346,17 @@ void command_info_reply(client *c, const command *cmd);
 const char *command_full_name(const command *cmd, char *buf, size_t cap);
 
 /* cmdmeta.c / cmdmeta_gen.c: COMMAND INFO entries as redis-server 7.0.15
- * replies them (RESP3 text captured by tools/cmdmeta/gen_cmdmeta.py). */
+ * replies them (RESP3 text captured by tools/cmdmeta/gen_cmdmeta.py), and
+ * cmdmeta_vset.c for the vector-set commands 7.0.15 does not have. */
 typedef struct cmdmeta_record {
-    const char *name;  /* top-level command, lower case */
+    const char *name;  /* top-level command (matched ignoring case) */
     const char *resp3; /* its whole COMMAND INFO entry */
 } cmdmeta_record;
 extern const cmdmeta_record cmdmeta_records[];
 extern const size_t cmdmeta_count;
+/* cmdmeta_vset.c: the V* commands, written by hand as Redis 8 answers. */
+extern const cmdmeta_record cmdmeta_vset_records[];
+extern const size_t cmdmeta_vset_count;
 /* Replies the entry of "name" or "parent|sub"; 0 (nothing sent) if unknown. */
 int cmdmeta_reply(client *c, const char *full_name);
 int cmdmeta_arity(const char *full_name, long long *arity);
@@ -409,6 +425,7 @@ enum {
     NOTIFY_STREAM = 1 << 10,  /* t */
     NOTIFY_KEY_MISS = 1 << 11, /* m */
     NOTIFY_NEW = 1 << 12,     /* n */
+    NOTIFY_MODULE = 1 << 13,  /* d: Redis's module class; vector sets (t_vset.c) */
 };
 void notify_keyspace_event(int type, const char *event, const dstr key, int dbid);
 /* The notify-keyspace-events option (config.c's table calls these). */
@@ -632,6 +649,14 @@ dstr infer_get_models_dir(dstr out);
 dstr infer_info_section(dstr s); /* INFO infer */
 DECL(infer_load_cmd); DECL(infer_unload_cmd); DECL(infer_models_cmd); DECL(infer_generate_cmd);
 DECL(infer_tokenize_cmd); DECL(infer_detokenize_cmd); DECL(infer_stats_cmd);
+
+/* t_vset.c: vector sets.  One handler runs all thirteen V* commands
+ * through libvcmd (src/vcmd/), the front-end inferkv.so shares. */
+DECL(vset_cmd);
+/* Installs km_* as libvset's allocator, so that used_memory, maxmemory and
+ * MEMORY USAGE see vector-set memory.  Before any set exists. */
+void vset_server_init(void);
+extern int vset_force_single_thread; /* vset-force-single-threaded-execution */
 #undef DECL
 
 /* scan.c: the cursor walk shared by SCAN/HSCAN/SSCAN/ZSCAN. */

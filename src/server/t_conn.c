@@ -3,6 +3,7 @@
  * DEBUG MEMORY SAVE BGSAVE.  INFO is in info.c, CONFIG in config.c, COMMAND
  * in command.c. */
 #include "server.h"
+#include "vset.h"
 
 #include <string.h>
 #include <strings.h>
@@ -487,6 +488,7 @@ static size_t obj_memory(kobj *o) {
     case OBJ_LIST: n += klist_bytes(o->ptr); break;
     case OBJ_HASH: n += hash_memory(o); break;
     case OBJ_STREAM: n += obj_stream_memory(o); break;
+    case OBJ_VSET: n += vset_memory(o->ptr); break;
     default: n += 64 * (o->type == OBJ_SET ? set_len(o) : zset_len(o->ptr)); break;
     }
     return n;

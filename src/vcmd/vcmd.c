@@ -818,7 +818,10 @@ static int cmd_vrandmember(const vc_arg *argv, int argc, vc_ctx *x) {
         /* With repetitions: each draw independent. */
         unsigned long long n = (unsigned long long)(-count);
         r->array(r->c, (long)n);
-        for (unsigned long long i = 0; i < n; i++) reply_name(r, s, (uint32_t)vset_random(s, mix(rnd + i)));
+        for (unsigned long long i = 0; i < n; i++) {
+            if ((i & 1023) == 1023 && r->aborted && r->aborted(r->c)) break; /* nobody reads on */
+            reply_name(r, s, (uint32_t)vset_random(s, mix(rnd + i)));
+        }
         return VC_DONE;
     }
     uint64_t card = vset_card(s);
@@ -963,6 +966,78 @@ int vc_exec(const vc_arg *argv, int argc, vc_ctx *ctx) {
         return VC_DONE;
     }
     return handlers[c - commands](argv, argc, ctx);
+}
+
+/* ---- doubles ---------------------------------------------------------------------------- */
+
+int vc_format_double(char *out, size_t cap, double d) {
+    if (isnan(d)) return snprintf(out, cap, "nan");
+    if (isinf(d)) return snprintf(out, cap, d > 0 ? "inf" : "-inf");
+    if (d == 0) return snprintf(out, cap, signbit(d) ? "-0" : "0");
+    if (fabs(d) <= 4611686018427387904.0 && d == floor(d)) return snprintf(out, cap, "%lld", (long long)d);
+    /* Fewest significant digits that read back as d: more digits never
+     * stop reading back once fewer do, so a binary search finds them. */
+    char sci[40];
+    int lo = 1, hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        snprintf(sci, sizeof sci, "%.*e", mid - 1, d);
+        if (strtod(sci, NULL) == d) hi = mid;
+        else lo = mid + 1;
+    }
+    snprintf(sci, sizeof sci, "%.*e", lo - 1, d);
+    /* sci: [-]d[.ddd]e(+|-)x */
+    char dig[24];
+    int nd = 0, neg = sci[0] == '-';
+    const char *p = sci + neg;
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9' && nd < (int)sizeof dig - 1) dig[nd++] = *p;
+    int e = *p == 'e' ? atoi(p + 1) : 0; /* exponent of the first digit */
+    while (nd > 1 && dig[nd - 1] == '0') nd--;
+    int last = e - (nd - 1); /* exponent of the last digit */
+    int ae = e < 0 ? -e : e;
+    int n = 0;
+    char buf[64];
+    if (neg) buf[n++] = '-';
+    if (last >= 0 && ae < nd + 7) {
+        memcpy(buf + n, dig, (size_t)nd);
+        n += nd;
+        for (int i = 0; i < last; i++) buf[n++] = '0';
+    } else if (last < 0 && (last > -7 || ae < 4)) {
+        int whole = nd + last; /* digits before the point */
+        if (whole <= 0) {
+            buf[n++] = '0';
+            buf[n++] = '.';
+            for (int i = 0; i < -whole; i++) buf[n++] = '0';
+            memcpy(buf + n, dig, (size_t)nd);
+            n += nd;
+        } else {
+            memcpy(buf + n, dig, (size_t)whole);
+            n += whole;
+            buf[n++] = '.';
+            memcpy(buf + n, dig + whole, (size_t)(nd - whole));
+            n += nd - whole;
+        }
+    } else {
+        buf[n++] = dig[0];
+        if (nd > 1) {
+            buf[n++] = '.';
+            memcpy(buf + n, dig + 1, (size_t)(nd - 1));
+            n += nd - 1;
+        }
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "e%c%d", e < 0 ? '-' : '+', ae);
+    }
+    buf[n] = 0;
+    return snprintf(out, cap, "%s", buf);
+}
+
+/* ---- FILTER check ---------------------------------------------------------------------- */
+
+int vc_filter_check(const char *expr, size_t len, char *err, size_t errlen) {
+    vfilter *f = vfilter_compile(expr, len, err, errlen);
+    if (!f) return -1;
+    vfilter_free(f);
+    return 0;
 }
 
 /* ---- digest ------------------------------------------------------------------------------- */

@@ -48,6 +48,10 @@ typedef struct vc_reply {
     void (*null)(void *c);              /* RESP2: $-1 */
     void (*null_array)(void *c);        /* RESP2: *-1 */
     void (*error)(void *c, const char *line);
+    /* Optional: non-zero once the client is gone (closed, or over its
+     * output limit), so that a long reply (VRANDMEMBER -1000000000) stops
+     * instead of holding the main thread for nothing.  NULL: never. */
+    int (*aborted)(void *c);
 } vc_reply;
 
 /* What each V* command needs of the keyspace, for the key in argv[1]. */
@@ -63,10 +67,13 @@ typedef struct vc_keyops {
     /* The set lost its last element: delete the key (which drops the
      * key's reference to the set). */
     void (*remove)(void *ctx);
-    /* The set changed (event: "vadd", "vrem", "vsetattr"): WATCH,
-     * dirty counter, keyspace notification, propagation. */
+    /* The set changed (event: "vadd", "vrem", "vsetattr"): dirty
+     * counter, keyspace notification, propagation. */
     void (*changed)(void *ctx, const char *event);
 } vc_keyops;
+/* WATCH: a lookup with write set must, as in Redis (which signals every
+ * key a module opens for writing), invalidate WATCH on the key when the
+ * command ends, even when nothing changed (VREM of a missing element). */
 
 typedef struct vc_job vc_job;
 
@@ -75,7 +82,8 @@ typedef struct vc_ctx {
     void *key_ctx;        /* passed to ops */
     vc_reply *r;
     int can_defer;        /* VSIM / VADD CAS may return VC_DEFERRED */
-    uint64_t rand;        /* a fresh random value (VRANDMEMBER) */
+    uint64_t rand;        /* a fresh random value: VRANDMEMBER's draws and
+                           * the seed of a set VADD creates */
     vc_job *job;          /* out: the deferred job */
 } vc_ctx;
 
@@ -109,6 +117,19 @@ typedef struct vc_command {
 /* The table, terminated by a NULL name. */
 const vc_command *vc_commands(void);
 const vc_command *vc_lookup(const char *name, size_t len);
+
+/* A double as Redis 8 prints its replies (d2string): an integer when it
+ * is one within +-2^62, else the fewest significant digits that read back
+ * as d, plain decimal for moderate exponents, d.ddde+-X otherwise; "nan",
+ * "inf", "-inf", "-0".  Redis 7's %.17g differs in the last digits, so both
+ * front-ends print V* doubles with this.  Returns the length (cap >= 32). */
+int vc_format_double(char *out, size_t cap, double d);
+
+/* Whether expr[0..len) compiles as a VSIM FILTER expression: 0, or -1
+ * with the error line VSIM would answer for it.  For commands that run a
+ * VSIM later (INFER.RAG, after embedding its question) and want to refuse
+ * a bad expression before doing the work.  Any thread. */
+int vc_filter_check(const char *expr, size_t len, char *err, size_t errlen);
 
 /* Writes a vector set's contents into a digest-like 64-bit value (DEBUG
  * DIGEST-VALUE): names, vectors and attributes, order-independent. */

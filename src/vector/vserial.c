@@ -330,6 +330,7 @@ vset *vset_load(vset_read_fn r, void *ud, char *err, size_t errlen) {
             goto bad;
         }
     }
+    s->node_uid = node_uid; /* placing each node counted it once more */
     get(&in, magic, 4);
     if (in.rc || memcmp(magic, "VEND", 4) != 0) {
         vs_fail(err, errlen, "ERR vector set data: bad trailer");

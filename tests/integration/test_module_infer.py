@@ -51,7 +51,9 @@ class ModServer(LoggedProcess):
         self.port = free_port()
         cmd = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--dir", self.dir, "--enable-module-command", "yes",
-               "--loadmodule", MODULE, "infer-models-dir", self.models, "infer-threads", "1"]
+               "--loadmodule", MODULE, "infer-models-dir", self.models, "infer-threads", "1",
+               # MODULE UNLOAD is tested: a module with a data type never unloads
+               "infer-vector-sets", "no"]
         cmd += list(opts)
         env = dict(os.environ)
         if PRELOAD:
@@ -378,11 +380,11 @@ def test_module_unload():
                     ["infer-models-dir", os.path.join(srv.dir, "nosuchdir")]):
             e = err_of(lambda: c.execute_command("MODULE", "LOAD", MODULE, *bad))
             check(e is not None, "module refuses to load with options %s" % " ".join(bad))
-        c.execute_command("MODULE", "LOAD", MODULE)
+        c.execute_command("MODULE", "LOAD", MODULE, "infer-vector-sets", "no")
         e = err_of(lambda: c.execute_command("INFER.LOAD", "s", "stories260K.gguf"))
         check(e is not None and "infer-models-dir" in e, "without infer-models-dir INFER.LOAD is refused")
         c.execute_command("MODULE", "UNLOAD", "infer")
-        c.execute_command("MODULE", "LOAD", MODULE, "infer-models-dir", srv.models)
+        c.execute_command("MODULE", "LOAD", MODULE, "infer-models-dir", srv.models, "infer-vector-sets", "no")
         c.execute_command("INFER.LOAD", "s", "stories260K.gguf")
         check(gen(c, "Once upon a time", 40) == cli_text("Once upon a time", 40), "module loads again and works")
     finally:

@@ -115,7 +115,9 @@ class ModServer(LoggedProcess):
         shutil.copy(model, self.model_path)
         self.port = free_port()
         self.threads = threads  # infer-threads: the scheduler plus threads-1 pool workers per model
-        self.modargs = ["infer-models-dir", self.models, "infer-threads", str(threads)] + list(opts)
+        # MODULE UNLOAD is tested: a module with a data type never unloads
+        self.modargs = ["infer-models-dir", self.models, "infer-threads", str(threads),
+                        "infer-vector-sets", "no"] + list(opts)
         cmd = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                "--dir", self.dir, "--enable-module-command", "yes", "--enable-debug-command", "yes",
                "--maxclients", "4000", "--loadmodule", MODULE] + self.modargs

@@ -537,6 +537,8 @@ static void test_save_load_roundtrip_and_hostile_bytes(void) {
         CHECKF(vset_check(t, err, sizeof err) == 0, "%s", err);
         CHECK_EQ_INT(vset_card(t), vset_card(s));
         CHECK_EQ_INT(vset_max_level(t), vset_max_level(s));
+        CHECK_EQ_INT(vset_max_node_uid(t), vset_max_node_uid(s));
+        CHECK_EQ_INT(vset_attr_count(t), vset_attr_count(s));
         size_t len;
         CHECK_STR(vset_attr(t, (uint32_t)vset_find(t, "e7", 2), &len), "{\"a\":1}");
         /* Same graph: the same answers. */

@@ -297,7 +297,18 @@ int main(int argc, char **argv) {
         printf("churn: %d removed (%.0f/s), %d re-added\n", nd, nd / td, nr);
         if (vset_check(s, err, sizeof err)) printf("GRAPH CHECK FAILED: %s\n", err);
         for (int i = 0; i < o.nef; i++) churned[i] = measure(s, &q, &gt, live, nq, o.efs[i], o.min_time);
-        print_curve("after_churn", churned, o.nef, js, 1);
+        print_curve("after_churn", churned, o.nef, js, 0);
+        /* The same final elements built fresh: what churn should match. */
+        vset *f = vset_new(&cfg, err, sizeof err);
+        int *rows = malloc(sizeof(int) * (size_t)n), nl = 0;
+        for (int i = 0; i < n; i++)
+            if (live[i]) rows[nl++] = i;
+        insert_rows(f, &base, rows, nl, o.threads, o.ef_build, &failed);
+        point fr[32];
+        for (int i = 0; i < o.nef; i++) fr[i] = measure(f, &q, &gt, live, nq, o.efs[i], o.min_time);
+        print_curve("fresh_after_churn", fr, o.nef, js, 1);
+        vset_free(f);
+        free(rows);
         free(live);
         free(readd);
     }
