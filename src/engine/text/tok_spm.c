@@ -1,7 +1,8 @@
 /* tok_spm.c - SentencePiece BPE encoding (tokenizer.ggml.model "llama").
  *
  * The text (with a leading space when the vocab asks for one) has its spaces
- * replaced by U+2581 and is cut into UTF-8 characters.  Then, as
+ * replaced by U+2581 and is cut into UTF-8 characters (by the lead byte
+ * alone, as llama.cpp cuts them).  Then, as
  * SentencePiece's BPE model does, the adjacent pair whose concatenation is
  * the highest-scoring token is merged, again and again, until no pair forms
  * a token (equal scores: the leftmost pair first).  A symbol list and a
@@ -9,7 +10,6 @@
  * costs no more per byte than a short one.  A final symbol that is not a
  * token falls back to one <0xXX> token per byte. */
 #include "text/tok.h"
-#include "text/unicode.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,11 +68,19 @@ static void try_pair(const infer_vocab *v, const char *t, const sym *s, int32_t 
     heap_push(h, hn, b);
 }
 
+/* The length of the symbol that byte c starts, as llama.cpp cuts text: by
+ * the top four bits alone, so an invalid lead byte F8..FF takes four bytes
+ * (and the U+2581 of an escaped space after it) and a stray continuation
+ * byte one. */
+static size_t sym_len(unsigned char c) {
+    return c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
 /* Merges the symbols of t[0..len) (one segment) and appends the ids. */
 static void encode_segment(const infer_vocab *v, const char *t, size_t len, sym *s, bigram *h, tok_out *o) {
     int32_t ns = 0;
     for (size_t i = 0; i < len;) {
-        size_t cl = utf8_len((unsigned char)t[i]);
+        size_t cl = sym_len((unsigned char)t[i]);
         if (cl > len - i) cl = len - i;
         s[ns].prev = ns - 1;
         s[ns].next = -1;
@@ -119,7 +127,7 @@ static size_t segment_end(const infer_vocab *v, const char *t, size_t pos, size_
     while (i + 3 <= len && memcmp(t + i, SP, 3) == 0) i += 3; /* the leading run of U+2581 */
     while (i < len) { /* step by symbol, as encode_segment cuts them */
         if (i + 3 <= len && memcmp(t + i, SP, 3) == 0) return i;
-        size_t cl = utf8_len((unsigned char)t[i]);
+        size_t cl = sym_len((unsigned char)t[i]);
         i += cl < len - i ? cl : len - i;
     }
     return len;

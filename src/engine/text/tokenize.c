@@ -1,10 +1,12 @@
 /* tokenize.c - infer_tokenize: text to token ids.
  *
  * The text is cut around special tokens (user-defined tokens always, control
- * tokens with INFER_TOK_PARSE_SPECIAL), each plain fragment is normalised
- * as the reference tokenizer does (NFC, or JavaScript's repair of invalid
- * UTF-8) and handed to the vocabulary's encoder: SentencePiece BPE
- * (tok_spm.c), byte-level BPE (tok_bpe.c) or WordPiece (tok_wpm.c). */
+ * and unknown tokens with INFER_TOK_PARSE_SPECIAL; white space beside the
+ * ones llama.cpp strips for some families, Phi-3's among them, is dropped),
+ * each plain fragment is normalised as the reference tokenizer does (NFC, or
+ * JavaScript's repair of invalid UTF-8) and handed to the vocabulary's
+ * encoder: SentencePiece BPE (tok_spm.c), byte-level BPE (tok_bpe.c) or
+ * WordPiece (tok_wpm.c). */
 #include "text/tok.h"
 #include "text/unicode.h"
 
@@ -21,6 +23,11 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
         va_end(ap);
     }
     return -1;
+}
+
+/* White space as llama.cpp's isspace() sees it beside a special token. */
+static int is_c_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
 /* The special token that starts at text[pos], or -1. */
@@ -79,11 +86,17 @@ int64_t infer_tokenize(const infer_vocab *v, const char *text, size_t len, unsig
                 pos++;
                 continue;
             }
-            if (pos > frag && encode_fragment(v, text + frag, pos - frag, after_special, &o, err, errlen) < 0)
+            unsigned strip = v->strip ? v->strip[id] : 0;
+            size_t end = pos;
+            if (strip & VOCAB_LSTRIP)
+                while (end > frag && is_c_space(text[end - 1])) end--;
+            if (end > frag && encode_fragment(v, text + frag, end - frag, after_special, &o, err, errlen) < 0)
                 return -1;
             tok_push(&o, id);
             after_special = 1;
             pos += v->len[id];
+            if (strip & VOCAB_RSTRIP)
+                while (pos < len && is_c_space(text[pos])) pos++;
             frag = pos;
         }
     }

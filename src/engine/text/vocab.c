@@ -103,18 +103,151 @@ static int build_specials(infer_vocab *v, char *err, size_t errlen) {
     return 0;
 }
 
-/* Texts that end a turn in the chat formats we know; they count as
- * end-of-generation when the vocab marks them as control tokens. */
+/* ---- llama.cpp's corrections of token types --------------------------------
+ *
+ * llama.cpp does not trust tokenizer.ggml.token_type alone: on load it finds
+ * end-of-generation and fill-in-the-middle tokens by their text and makes
+ * them control tokens (so "</s>", user-defined in Phi-3's vocab, is plain
+ * text without --parse-special), and turns a few texts back into ordinary
+ * tokens for the families that need it.  GGUF vocabs follow the same rules
+ * so that they tokenize as llama.cpp does; the lists are its own. */
+
+/* Texts that end generation; each becomes a control token. */
 static const char *const eog_texts[] = {
-    "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>",
-    "<end_of_turn>", "<|end_of_text|>", "</s>",
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>", "[e~[",
 };
 
+/* Fill-in-the-middle roles (prefix, suffix, middle, pad, repo, file
+ * separator): when the file names no id for a role, a token with one of
+ * the role's texts becomes a control token.  (llama.cpp takes the first it
+ * meets in a hash map; a vocab with two candidates for one role, neither a
+ * control token, could differ.) */
+static const char *const fim_texts[6][9] = {
+    {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>", "<PRE>",
+     "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>", NULL},
+    {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "hole\xef\xbd\x9c>", "<SUF>",
+     "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>", NULL},
+    {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>", "<MID>",
+     "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>", NULL},
+    {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", NULL},
+    {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", NULL},
+    {"<|file_sep|>", NULL},
+};
+static const char *const fim_keys[6][2] = {
+    {"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id"},
+    {"tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id"},
+    {"tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id"},
+    {"tokenizer.ggml.fim_pad_token_id", NULL},
+    {"tokenizer.ggml.fim_rep_token_id", NULL},
+    {"tokenizer.ggml.fim_sep_token_id", NULL},
+};
+
+static int32_t find_cstr(const infer_vocab *v, const char *s) { return vocab_find(v, s, strlen(s)); }
+
+static void set_type(infer_vocab *v, const char *text, uint8_t type) {
+    int32_t id = find_cstr(v, text);
+    if (id >= 0) v->type[id] = type;
+}
+
+static void llama_type_rules(infer_vocab *v) {
+    for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++) {
+        int32_t id = find_cstr(v, eog_texts[i]);
+        if (id < 0) continue;
+        v->eog[id] = 1;
+        v->type[id] = TT_CONTROL;
+    }
+    for (int r = 0; r < 6; r++) {
+        if (v->fim_named & (1u << r)) continue;
+        for (int k = 0; fim_texts[r][k]; k++) {
+            int32_t id = find_cstr(v, fim_texts[r][k]);
+            if (id < 0) continue;
+            v->type[id] = TT_CONTROL;
+            if (r >= 3) v->eog[id] = 1; /* pad, repo and file separator end generation */
+        }
+    }
+    /* gpt-oss: these are always rendered */
+    static const char *const shown[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) set_type(v, shown[i], TT_USER_DEFINED);
+    /* o200k_harmony and solar-open: <|end|> ends a message, not generation */
+    if ((find_cstr(v, "<|return|>") >= 0 && find_cstr(v, "<|call|>") >= 0) ||
+        (find_cstr(v, "<|calls|>") >= 0 && find_cstr(v, "<|flush|>") >= 0)) {
+        int32_t id = find_cstr(v, "<|end|>");
+        if (id >= 0) {
+            v->type[id] = TT_USER_DEFINED;
+            v->eog[id] = 0;
+        }
+    }
+    /* Gemma 4 and PaddleOCR: </s> is an ordinary token */
+    if (find_cstr(v, "<|tool_response>") >= 0) {
+        int32_t id = find_cstr(v, "</s>");
+        if (id >= 0) {
+            v->type[id] = TT_NORMAL;
+            v->eog[id] = 0;
+        }
+    }
+}
+
+static int contains(const char *hay, size_t n, const char *needle) {
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0) return 1;
+    return 0;
+}
+
+static int set_strip(infer_vocab *v, const char *text, unsigned bit, int on) {
+    int32_t id = find_cstr(v, text);
+    if (id < 0) return 0;
+    if (!v->strip && !(v->strip = calloc((size_t)v->n, 1))) return -1;
+    v->strip[id] = (uint8_t)(on ? v->strip[id] | bit : v->strip[id] & ~bit);
+    return 0;
+}
+
+/* White space that llama.cpp drops beside special tokens of some families,
+ * chosen by the model's name, architecture and pre-tokenizer. */
+static int llama_strip_rules(infer_vocab *v, const gguf_file *g) {
+    char name[256] = "";
+    const char *s;
+    uint64_t n;
+    if (gguf_get_str(g, "general.name", &s, &n) == 0) {
+        if (n >= sizeof name) n = sizeof name - 1;
+        for (uint64_t i = 0; i < n; i++) name[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+        name[n] = 0;
+    }
+    const char *arch = "", *pre = "";
+    uint64_t arch_n = 0, pre_n = 0;
+    if (gguf_get_str(g, "general.architecture", &arch, &arch_n) != 0) arch_n = 0;
+    if (gguf_get_str(g, "tokenizer.ggml.pre", &pre, &pre_n) != 0) pre_n = 0;
+    if (contains(pre, pre_n, "jina-v2-de") || contains(pre, pre_n, "jina-v2-es") ||
+        contains(pre, pre_n, "jina-v2-code") || contains(arch, arch_n, "nomic-bert-moe") ||
+        contains(arch, arch_n, "jina-bert-v3"))
+        return set_strip(v, "<mask>", VOCAB_LSTRIP, 1);
+    size_t nl = strlen(name);
+    if (contains(name, nl, "phi-3") || contains(name, nl, "phi3")) {
+        if (!v->strip && !(v->strip = calloc((size_t)v->n, 1))) return -1;
+        for (int32_t i = 0; i < v->n_specials; i++) v->strip[v->specials[i]] |= VOCAB_RSTRIP;
+        if (set_strip(v, "</s>", VOCAB_RSTRIP, 1) < 0) return -1;
+        static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) set_strip(v, keep[i], VOCAB_RSTRIP, 0);
+        return 0;
+    }
+    if (contains(name, nl, "modern-bert")) return set_strip(v, "[MASK]", VOCAB_LSTRIP, 1);
+    return 0;
+}
+
+/* End of generation: the eos and eot ids, and the turn-ending texts of the
+ * chat formats we know when the vocab marks them as control tokens. */
 static void mark_eog(infer_vocab *v) {
     if (v->eos >= 0) v->eog[v->eos] = 1;
     if (v->eot >= 0) v->eog[v->eot] = 1;
-    for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++) {
-        int32_t id = vocab_find(v, eog_texts[i], strlen(eog_texts[i]));
+    static const char *const turn_ends[] = {
+        "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>",
+        "<end_of_turn>", "<|end_of_text|>", "</s>",
+    };
+    for (size_t i = 0; i < sizeof turn_ends / sizeof turn_ends[0]; i++) {
+        int32_t id = find_cstr(v, turn_ends[i]);
         if (id >= 0 && v->type[id] == TT_CONTROL) v->eog[id] = 1;
     }
 }
@@ -175,6 +308,7 @@ void infer_vocab_free(infer_vocab *v) {
     free(v->score);
     free(v->type);
     free(v->eog);
+    free(v->strip);
     free(v->ht);
     free(v->specials);
     free(v);
@@ -209,6 +343,7 @@ infer_vocab *vocab_alloc(int kind, int64_t n, uint64_t text_bytes, char *err, si
     }
     memset(v->type, TT_NORMAL, (size_t)n);
     v->bos = v->eos = v->unk = v->sep = v->pad = v->cls = v->mask = v->eot = -1;
+    v->wpm_lowercase = v->wpm_strip_accents = 1;
     for (int b = 0; b < 256; b++) v->byte_tok[b] = -1;
     return v;
 }
@@ -226,6 +361,7 @@ void vocab_set_text(infer_vocab *v, int32_t id, const char *s, uint32_t len, uin
 /* Everything after the texts, types and special ids are known. */
 int vocab_finish(infer_vocab *v, char *err, size_t errlen) {
     if (build_table(v, err, errlen) < 0) return -1;
+    if (v->llama_rules) llama_type_rules(v);
     if (v->kind == VOCAB_SPM) {
         spm_init_bytes(v);
         v->spm_split = spm_can_split(v);
@@ -376,6 +512,17 @@ int vocab_from_gguf(const gguf_file *g, infer_vocab **out, char *err, size_t err
             return fail(err, errlen, "vocab: out of memory for %llu merges", (unsigned long long)merges->arr_n);
         }
     }
+    if (kind == VOCAB_WPM) {
+        if (read_flag(g, "tokenizer.ggml.normalizer.lowercase", &v->wpm_lowercase, err, errlen) < 0) {
+            infer_vocab_free(v);
+            return -1;
+        }
+        v->wpm_strip_accents = v->wpm_lowercase;
+        if (read_flag(g, "tokenizer.ggml.normalizer.strip_accents", &v->wpm_strip_accents, err, errlen) < 0) {
+            infer_vocab_free(v);
+            return -1;
+        }
+    }
     if (read_flag(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err, errlen) < 0 ||
         read_flag(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err, errlen) < 0 ||
         read_flag(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix, err, errlen) < 0) {
@@ -393,9 +540,20 @@ int vocab_from_gguf(const gguf_file *g, infer_vocab **out, char *err, size_t err
             for (int32_t id = 0; id < v->n; id++)
                 if (vocab_byte_of(v, id) >= 0) v->type[id] = TT_BYTE;
     }
+    v->llama_rules = 1;
+    for (int r = 0; r < 6; r++)
+        for (int k = 0; k < 2; k++) {
+            int64_t x;
+            if (fim_keys[r][k] && gguf_get_i64(g, fim_keys[r][k], &x) == 0 && x >= 0 && x < v->n)
+                v->fim_named |= 1u << r;
+        }
     if (vocab_finish(v, err, errlen) < 0) {
         infer_vocab_free(v);
         return -1;
+    }
+    if (llama_strip_rules(v, g) < 0) {
+        infer_vocab_free(v);
+        return fail(err, errlen, "vocab: out of memory");
     }
     if (kind == VOCAB_BPE) {
         char *scratch = malloc(2 * (size_t)v->max_len + 2);

@@ -27,6 +27,8 @@ enum tok_type {
     TT_UNDEFINED = 0, TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3,
     TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6,
 };
+#define VOCAB_LSTRIP 1u
+#define VOCAB_RSTRIP 2u
 
 /* Byte-level BPE pre-tokenizers (tokenizer.ggml.pre). */
 enum bpe_pre {
@@ -53,15 +55,26 @@ struct infer_vocab {
     float *score;
     uint8_t *type;      /* enum tok_type */
     uint8_t *eog;       /* 1 when the id ends generation */
+    uint8_t *strip;     /* NULL, or per id: VOCAB_LSTRIP / VOCAB_RSTRIP (white
+                         * space next to a matched special token is dropped) */
     int32_t *ht;        /* text -> id, open addressing, -1 empty */
     uint32_t ht_mask;
     uint32_t max_len;   /* longest token text in bytes */
 
     int32_t bos, eos, unk, sep, pad, cls, mask, eot;
+    /* GGUF vocabs: token types are corrected by text as llama.cpp does on
+     * load (vocab_finish); fim_named has bit r set when the file names the
+     * id of fill-in-the-middle role r, which then is not looked up by text */
+    int llama_rules;
+    unsigned fim_named;
     int add_bos, add_eos, add_space_prefix;
     int nfc;            /* NFC-normalize plain text before encoding */
     int js_text;        /* the reference is JavaScript: invalid UTF-8 becomes
                          * U+FFFD and \s means JavaScript's white space */
+
+    /* WordPiece normalizer (tokenizer.ggml.normalizer.*; both default on,
+     * strip_accents to lowercase's value, as llama.cpp reads them) */
+    int wpm_lowercase, wpm_strip_accents;
 
     int32_t byte_tok[256]; /* id that stands for a raw byte, or -1 */
     int spm_split;         /* SPM: no token has U+2581 after another character */

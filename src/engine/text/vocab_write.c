@@ -108,6 +108,10 @@ int vocab_to_gguf(const infer_vocab *v, gguf_writer *w, char *err, size_t errlen
     bad |= gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos);
     bad |= gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", v->add_eos);
     if (v->kind == VOCAB_SPM) bad |= gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", v->add_space_prefix);
+    if (v->kind == VOCAB_WPM) {
+        bad |= gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.lowercase", v->wpm_lowercase);
+        bad |= gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.strip_accents", v->wpm_strip_accents);
+    }
     if (v->nfc) bad |= gguf_writer_set_bool(w, "inferkv.tokenizer.nfc", 1);
     if (v->js_text) bad |= gguf_writer_set_bool(w, "inferkv.tokenizer.js_text", 1);
     if (bad) {
