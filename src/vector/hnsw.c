@@ -58,8 +58,10 @@ static inline float node_dist(const vset *s, const vnode *a, const vnode *b) {
 static float rescore(const vset *s, const vq *q, const vnode *n, float d) {
     if (!q->f) return d;
     const void *v = vs_vec(s, n);
-    if (s->quant == VSET_Q8) return 1.0f - s->k->dot_f32_i8(q->f, v, s->dim) * (n->range * (1.0f / 127));
-    return d;
+    if (s->quant != VSET_Q8) return d;
+    float r = 1.0f - s->k->dot_f32_i8(q->f, v, s->dim) * (n->range * (1.0f / 127));
+    /* rounding of the int8 components must not leave [0, 2] (scores in [0, 1]) */
+    return r < 0 ? 0 : r > 2 ? 2 : r;
 }
 
 /* ---- heaps of (distance, id) --------------------------------------------- */

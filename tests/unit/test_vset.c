@@ -365,6 +365,26 @@ static void test_quantization_forms(void) {
     vset_free(s);
 }
 
+/* Q8 re-scores with the query's floats; the int8 rounding must never put a
+ * score above 1 (or below 0), even for a query equal to a stored vector. */
+static void test_q8_scores_stay_in_range(void) {
+    const int n = 300, dim = 24;
+    float *v = clustered(n, dim);
+    vset *s = new_set(dim, VSET_Q8, 8);
+    for (int i = 0; i < n; i++) add(s, v + (size_t)i * dim, i);
+    vset_hit h[10];
+    for (int i = 0; i < n; i++) {
+        vset_query q = {v + (size_t)i * dim, -1, 10, 50, 0, NULL, 0, 0, 0, 0};
+        int got = vset_search(s, &q, h);
+        for (int k = 0; k < got; k++) CHECKF(h[k].sim >= 0 && h[k].sim <= 1, "score %.9f", h[k].sim);
+        q.truth = 1;
+        got = vset_search(s, &q, h);
+        for (int k = 0; k < got; k++) CHECKF(h[k].sim >= 0 && h[k].sim <= 1, "TRUTH score %.9f", h[k].sim);
+    }
+    vset_free(s);
+    free(v);
+}
+
 static void test_reduce_projection(void) {
     vset_config cfg = {8, 4, VSET_NOQUANT, 16, 1};
     char err[128];
@@ -596,6 +616,7 @@ int main(void) {
     TEST_RUN(test_graph_recall_and_churn);
     TEST_RUN(test_update_and_attributes);
     TEST_RUN(test_quantization_forms);
+    TEST_RUN(test_q8_scores_stay_in_range);
     TEST_RUN(test_reduce_projection);
     TEST_RUN(test_epsilon_and_ele);
     TEST_RUN(test_cas_prepare_commit);
