@@ -120,7 +120,7 @@ int infer_chat_parse_json(const char *json, size_t len, infer_chat_msg **msgs, s
 /* ---- Models -------------------------------------------------------------- */
 
 typedef struct infer_model_info {
-    const char *arch; /* "llama", "qwen2", "qwen3" */
+    const char *arch; /* "llama", "qwen2", "qwen3", "bert", "nomic-bert" */
     const char *name; /* general.name, or "" */
     int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv;
     int32_t head_dim, n_ff, n_rot;
@@ -132,6 +132,8 @@ typedef struct infer_model_info {
     uint64_t weight_bytes; /* bytes of tensor data */
     uint64_t file_bytes;
     const char *ftype;     /* the type of most weight bytes, e.g. "q8_0" */
+    int is_encoder;        /* 1: bert / nomic-bert, for infer_embed (see "Embeddings") */
+    int pooling;           /* encoders: the file's INFER_POOL_* (0: it names none) */
 } infer_model_info;
 
 /* Maps and validates a GGUF model.  The new model has one reference. */
@@ -307,6 +309,108 @@ void infer_sched_get_stats(infer_sched *s, infer_sched_stats *st);
 void infer_threadpool_set_priority(infer_threadpool *tp, int nice, int idle);
 /* The same for the calling thread (a loader thread, say). */
 void infer_thread_set_priority(int nice, int idle);
+
+/* ---- Embeddings: encoder models ----------------------------------------------------
+ *
+ * Architectures "bert" (BERT, BGE, GTE, all-MiniLM: absolute positions,
+ * token types, post-LayerNorm, GELU) and "nomic-bert" (rotary positions,
+ * SwiGLU), as llama.cpp's converter writes them.  An encoder model loads
+ * with infer_model_load like any other (infer_model_info.arch says which)
+ * and runs through an infer_ctx made for it; infer_decode and the decoder
+ * scheduler refuse encoders, and the embedding calls below refuse decoders.
+ *
+ * Pooling comes from the file (<arch>.pooling_type: mean, CLS, last) unless
+ * the caller overrides it; vectors are L2-normalised unless asked not to
+ * be.  A text longer than the model's context is either refused or cut into
+ * windows that are embedded and mean-pooled into one vector (weighted by
+ * tokens), as the caller chooses: it is never silently truncated.  A cut
+ * input that starts with the vocab's CLS and ends with its SEP (what
+ * tokenizing with INFER_TOK_ADD_SPECIAL gives) has them around every
+ * window's share of its tokens, so each window is a well-formed input;
+ * L2 normalisation applies to the pooled mean of the windows.
+ *
+ * The ctx of an encoder (infer_ctx_create on an encoder model) has no KV
+ * cache: n_ctx is the longest sequence (0: the model's context_length,
+ * capped at 8192; never above the model's) and max_batch the tokens of one
+ * forward pass (0: max(n_ctx, 2048); at least n_ctx); block_tokens and
+ * kv_bytes are ignored.  infer_seq_create and infer_decode refuse it. */
+
+#define INFER_POOL_DEFAULT 0 /* the model's own */
+#define INFER_POOL_MEAN 1
+#define INFER_POOL_CLS 2
+#define INFER_POOL_LAST 3
+#define INFER_LONG_REFUSE 0 /* a text over the context is an error */
+#define INFER_LONG_CHUNK 1  /* windows of the context, pooled */
+
+typedef struct infer_embed_params {
+    int pooling;    /* INFER_POOL_* */
+    int normalize;  /* 1: L2-normalise the result (0: the raw pooled vector) */
+    int long_input; /* INFER_LONG_* */
+} infer_embed_params;
+
+/* The defaults: the model's pooling, L2-normalised, long inputs refused.
+ * (A zeroed struct is the same but NOT normalised.)  A NULL params pointer
+ * means these defaults. */
+void infer_embed_defaults(infer_embed_params *p);
+
+int infer_model_is_encoder(const infer_model *m);
+int32_t infer_model_embed_dim(const infer_model *m); /* n_embd of an encoder, 0 for a decoder */
+
+/* Embeds n token sequences (toks[i][0..n_toks[i]), each as the tokenizer
+ * made it, CLS/SEP included) in as few forward passes as the ctx's batch
+ * allows: every weight matrix is multiplied once per pass against all the
+ * tokens of all the sequences in it.  out holds n * embed_dim floats.
+ * Batched and alone give the same vector, bit for bit.  p NULL: the
+ * defaults.  Returns 0, or -1 with a message ("input 3: ...") for an empty
+ * input, an id outside the vocabulary, an input over the context in refuse
+ * mode, or a bad parameter; then out is unspecified.  One thread at a time
+ * per ctx. */
+int infer_embed(infer_ctx *c, const int32_t *const *toks, const int32_t *n_toks, int32_t n,
+                const infer_embed_params *p, float *out, char *err, size_t errlen);
+
+/* Tokenizes texts[i] (lens[i] bytes; lens NULL: NUL-terminated) for an
+ * encoder (special tokens as the vocab asks) and embeds them: a convenience
+ * over infer_tokenize + infer_embed. */
+int infer_embed_texts(infer_ctx *c, const char *const *texts, const size_t *lens, int32_t n,
+                      const infer_embed_params *p, float *out, char *err, size_t errlen);
+
+/* The scheduler for encoders: one thread owns a ctx of an encoder model and
+ * batches the texts of every waiting request into its forward passes, so
+ * many clients embedding at once share weight reads as generation does.
+ * Texts are tokenized on that thread.  Admission is bounded the same way (a
+ * full queue fails the submit); max_active requests are worked on at once
+ * (0: 16), their texts taken round robin into each pass (a request of many
+ * texts does not hold the others up); prefill_chunk is not used; nice and
+ * idle as for decoding.  infer_sched_free, infer_sched_cancel (effective
+ * between passes) and infer_sched_get_stats work on it (stats:
+ * prompt_tokens = tokens embedded, steps = forward passes, tokens_per_s =
+ * tokens embedded per second, generated_tokens and kv zero).  A request
+ * gets exactly the vectors infer_embed gives for its texts. */
+typedef struct infer_embed_request {
+    const char *const *texts; /* copied by submit */
+    const size_t *lens;       /* NULL: the texts are NUL-terminated */
+    int32_t n;                /* >= 1 */
+    infer_embed_params params; /* set it with infer_embed_defaults: zeroed is not normalised */
+    int64_t timeout_ms;       /* from submit; 0 = none */
+    /* Called exactly once, on the scheduler thread, without a lock held:
+     * with INFER_FINISH_STOP, vectors[n * dim] (owned by the scheduler,
+     * valid during the call) and each text's token count (before any cut);
+     * otherwise (INFER_FINISH_CANCELLED, _TIMEOUT, _ERROR: a text over the
+     * context in refuse mode, a tokenizer error) vectors and n_tokens are
+     * NULL and, for an error, errmsg says which text and why. */
+    void (*on_done)(void *ud, int reason, const float *vectors, int32_t n, int32_t dim,
+                    const int32_t *n_tokens, const char *errmsg);
+    void *ud;
+} infer_embed_request;
+
+/* Takes over c (and its thread pool) until infer_sched_free; c's model
+ * must be an encoder (infer_sched_create refuses encoders). */
+int infer_embed_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **out, char *err,
+                             size_t errlen);
+/* Queues a request.  Fails at once (-1, message; no callback ever) when the
+ * queue is full, there are no texts, a parameter is bad, or s schedules
+ * decoding; infer_sched_submit likewise refuses an embedding scheduler. */
+int infer_embed_submit(infer_sched *s, const infer_embed_request *r, uint64_t *id, char *err, size_t errlen);
 
 /* ---- Misc ------------------------------------------------------------------------ */
 

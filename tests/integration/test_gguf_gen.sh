@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test_gguf_gen.sh - build/gguf-gen end to end: tiny models of every
 # architecture and type are written and (when build/inferkv-cli exists)
-# loaded by `inferkv-cli info`; output is deterministic per seed; --from
+# loaded by `inferkv-cli info` (the bert / nomic-bert encoders also embed,
+# with their position and token-type tables in f32, and the bert-base and
+# minilm-l6 presets have their shapes); output is deterministic per seed; --from
 # re-quantizes (and is byte-identical when the type does not change); the
 # Q4_K_M mix puts Q6_K where the documented rule says; bad options and
 # unwritable outputs exit 1 with a message.
@@ -48,6 +50,38 @@ for preset in tiny-llama tiny-qwen2 tiny-qwen3; do
     done
 done
 [ $have_cli = 1 ] || skipped "inferkv-cli info checks ($CLI absent)"
+
+# Encoders in every type: written, loadable, and (with inferkv-cli) embedding.
+for preset in tiny-bert tiny-nomic-bert; do
+    arch=${preset#tiny-}
+    for t in f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_k_m; do
+        f=$TMP/$preset-$t.gguf
+        if "$GEN" --preset "$preset" --type "$t" --seed 7 -q -o "$f" 2>"$TMP/err" && [ -s "$f" ]; then
+            if info_ok "$f" "architecture:    $arch\$" && info_ok "$f" "pooling mean"; then ok; else
+                bad "$preset $t: inferkv-cli info fails or wrong arch/pooling"; fi
+            if [ $have_cli = 1 ]; then
+                n=$(timeout 60 "$CLI" embed -m "$f" "hello world" 2>"$TMP/err" | wc -w)
+                if [ "$n" = 64 ]; then ok; else bad "$preset $t: embed gave $n values: $(tail -1 "$TMP/err")"; fi
+            fi
+        else
+            bad "$preset $t: gguf-gen failed: $(cat "$TMP/err")"
+        fi
+    done
+done
+# BERT keeps position and token-type embeddings in f32, as llama.cpp's converter does
+if [ $have_cli = 1 ]; then
+    if "$CLI" info "$TMP/tiny-bert-q8_0.gguf" | grep -q "tensors:.*f32:24 q8_0:13"; then ok; else
+        bad "tiny-bert q8_0 tensor types: $("$CLI" info "$TMP/tiny-bert-q8_0.gguf" | grep tensors)"; fi
+fi
+# The full-size presets' shapes (metadata only: the writer is not run)
+for p in bert-base:12:768:3072 minilm-l6:6:384:1536; do
+    IFS=: read -r name layers embd ffn <<<"$p"
+    if "$GEN" --preset "$name" --layers 1 --vocab-size 300 --type q8_0 -q -o "$TMP/$name.gguf" &&
+        { [ $have_cli = 0 ] || { "$CLI" info "$TMP/$name.gguf" | grep -q "embedding:       $embd" &&
+            "$CLI" info "$TMP/$name.gguf" | grep -q "feed-forward:    $ffn"; }; }; then ok; else bad "$name preset shape"; fi
+done
+if "$GEN" --preset tiny-bert --pooling cls -q -o "$TMP/cls.gguf" && info_ok "$TMP/cls.gguf" "pooling cls"; then ok; else
+    bad "--pooling cls"; fi
 
 # Deterministic: same seed, same bytes; another seed, other bytes.
 "$GEN" --preset tiny-qwen3 --type q4_k_m --seed 7 -q -o "$TMP/again.gguf"
@@ -114,7 +148,11 @@ expect_error() { # WHAT PATTERN ARGS...
 expect_error "unknown option" "unknown option" --bogus 1 -o "$TMP/e.gguf"
 expect_error "bad type" "unknown type" --type q3_k -o "$TMP/e.gguf"
 expect_error "bad preset" "unknown preset" --preset qwen9 -o "$TMP/e.gguf"
-expect_error "bad arch" "not llama, qwen2 or qwen3" --arch gpt2 -o "$TMP/e.gguf"
+expect_error "bad arch" "not llama, qwen2, qwen3, bert or nomic-bert" --arch gpt2 -o "$TMP/e.gguf"
+expect_error "bad pooling" "not mean, cls, last or none" --preset tiny-bert --pooling max -o "$TMP/e.gguf"
+expect_error "pooling on a decoder" "encoders" --preset tiny-llama --pooling mean -o "$TMP/e.gguf"
+expect_error "encoder head size" "head size is embd / heads" --preset tiny-bert --head-dim 32 -o "$TMP/e.gguf"
+expect_error "small WordPiece vocab" "WordPiece vocabulary needs at least" --preset tiny-bert --vocab-size 150 -o "$TMP/e.gguf"
 expect_error "kv heads" "does not divide" --heads 4 --kv-heads 3 -o "$TMP/e.gguf"
 expect_error "zero layers" "not an integer in" --layers 0 -o "$TMP/e.gguf"
 expect_error "not a number" "not an integer" --embd 12x -o "$TMP/e.gguf"

@@ -1,13 +1,14 @@
 /* gguf-gen.c - writes GGUF models for tests and benchmarks: seeded random
  * weights in the tensor layout and metadata llama.cpp expects for the
- * llama, qwen2 and qwen3 architectures, in any type libinfer computes with
- * (or the Q4_K_M mix), and re-quantizes existing GGUF files.
+ * decoders llama, qwen2 and qwen3 and the encoders bert and nomic-bert, in
+ * any type libinfer computes with (or the Q4_K_M mix), and re-quantizes
+ * existing GGUF files.
  *
  * It streams: tensors are generated (or read from the source map) and
  * quantized one row at a time and written through gguf_write.h, so memory
  * stays at a few rows plus the metadata whatever the model's size.
- * Weights: matrices and biases normal(0, 0.02), RMSNorm weights
- * 1 + 0.1 * normal(0, 1), each tensor from its own xoshiro256** stream
+ * Weights: matrices and biases normal(0, 0.02), RMSNorm and LayerNorm
+ * weights 1 + 0.1 * normal(0, 1), each tensor from its own xoshiro256** stream
  * seeded by (seed, tensor name), so a tensor's values do not depend on the
  * output type or on which other tensors exist.  See docs/gguf-gen.md. */
 #include <errno.h>
@@ -31,16 +32,25 @@
 
 #define TYPE_Q4_K_M 1000 /* pseudo type: the Q4_K_M mix */
 
+/* The synthetic WordPiece vocabulary: 104 specials and unused slots (ids as
+ * in BERT's uncased vocab), then each of these characters as a word start
+ * and as a continuation. */
+#define WPM_CHARS "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-;:()\""
+#define WPM_MIN_VOCAB (104 + 2 * (int)(sizeof WPM_CHARS - 1))
+
 /* llama.cpp's llama_ftype values for general.file_type. */
 enum { FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q8_0 = 7, FT_Q4_K_M = 15, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_BF16 = 32 };
 
 typedef struct {
-    const char *arch; /* "llama", "qwen2", "qwen3" */
+    const char *arch; /* "llama", "qwen2", "qwen3", "bert", "nomic-bert" */
     const char *name;
     int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx;
     double rope_base, eps;
     int tied; /* 1: no output.weight, the lm head is token_embd */
+    const char *pooling; /* encoders: "mean", "cls", "last", "none" (NULL: mean) */
 } shape;
+
+static int is_encoder(const char *arch) { return !strcmp(arch, "bert") || !strcmp(arch, "nomic-bert"); }
 
 typedef struct {
     shape s;
@@ -82,13 +92,19 @@ static double now(void) {
 
 static const struct { const char *name; shape s; } PRESETS[] = {
     /* the exact shapes of Qwen3-0.6B */
-    {"qwen3-0.6b", {"qwen3", "Qwen3-0.6B-synthetic", 28, 1024, 16, 8, 128, 3072, 151936, 40960, 1e6, 1e-6, 1}},
+    {"qwen3-0.6b", {"qwen3", "Qwen3-0.6B-synthetic", 28, 1024, 16, 8, 128, 3072, 151936, 40960, 1e6, 1e-6, 1, NULL}},
     /* the models of ../shared/refs/README.md */
-    {"tiny-llama", {"llama", "tiny-llama", 2, 256, 4, 2, 64, 768, 512, 2048, 1e4, 1e-5, 0}},
-    {"tiny-qwen2", {"qwen2", "tiny-qwen2", 2, 256, 4, 2, 64, 768, 512, 2048, 1e6, 1e-6, 0}},
-    {"tiny-qwen3", {"qwen3", "tiny-qwen3", 2, 256, 4, 2, 128, 768, 512, 2048, 1e6, 1e-6, 1}},
+    {"tiny-llama", {"llama", "tiny-llama", 2, 256, 4, 2, 64, 768, 512, 2048, 1e4, 1e-5, 0, NULL}},
+    {"tiny-qwen2", {"qwen2", "tiny-qwen2", 2, 256, 4, 2, 64, 768, 512, 2048, 1e6, 1e-6, 0, NULL}},
+    {"tiny-qwen3", {"qwen3", "tiny-qwen3", 2, 256, 4, 2, 128, 768, 512, 2048, 1e6, 1e-6, 1, NULL}},
     /* stories260K's shapes: rows of 64 and 172 exercise the type fallbacks */
-    {"stories260k", {"llama", "stories260k-synthetic", 5, 64, 8, 4, 8, 172, 512, 2048, 1e4, 1e-5, 0}},
+    {"stories260k", {"llama", "stories260k-synthetic", 5, 64, 8, 4, 8, 172, 512, 2048, 1e4, 1e-5, 0, NULL}},
+    /* encoders: BERT-base (and BGE-base) and all-MiniLM-L6-v2 shapes, and
+     * small ones for tests */
+    {"bert-base", {"bert", "bert-base-synthetic", 12, 768, 12, 12, 64, 3072, 30522, 512, 0, 1e-12, 0, "cls"}},
+    {"minilm-l6", {"bert", "all-MiniLM-L6-v2-synthetic", 6, 384, 12, 12, 32, 1536, 30522, 512, 0, 1e-12, 0, "mean"}},
+    {"tiny-bert", {"bert", "tiny-bert", 2, 64, 4, 4, 16, 128, 512, 128, 0, 1e-12, 0, "mean"}},
+    {"tiny-nomic-bert", {"nomic-bert", "tiny-nomic-bert", 2, 64, 4, 4, 16, 128, 512, 128, 1000, 1e-12, 0, "mean"}},
 };
 
 static void usage(FILE *f) {
@@ -98,8 +114,9 @@ static void usage(FILE *f) {
             "\n"
             "Writes a GGUF model with seeded random weights (or re-quantizes FILE).\n"
             "\n"
-            "  --preset NAME     qwen3-0.6b, tiny-llama, tiny-qwen2, tiny-qwen3, stories260k\n"
-            "  --arch A          llama | qwen2 | qwen3 (default llama)\n"
+            "  --preset NAME     qwen3-0.6b, tiny-llama, tiny-qwen2, tiny-qwen3, stories260k,\n"
+            "                    bert-base, minilm-l6, tiny-bert, tiny-nomic-bert\n"
+            "  --arch A          llama | qwen2 | qwen3 | bert | nomic-bert (default llama)\n"
             "  --layers N        blocks (default 2)\n"
             "  --embd N          hidden size (default 256)\n"
             "  --heads N         attention heads (default 4)\n"
@@ -107,11 +124,14 @@ static void usage(FILE *f) {
             "  --head-dim N      per-head size, even (default embd/heads)\n"
             "  --ffn N           feed-forward size (default 768)\n"
             "  --vocab-size N    vocabulary (default 512); a synthetic SentencePiece vocab\n"
-            "                    of this size is generated unless --vocab is given\n"
+            "                    (WordPiece for bert, nomic-bert) of this size is generated\n"
+            "                    unless --vocab is given\n"
             "  --vocab FILE      copy every tokenizer.* key from a vocab-only or full GGUF\n"
             "  --ctx N           context_length metadata (default 2048)\n"
-            "  --rope-base F     rope.freq_base (default 10000 llama, 1000000 qwen)\n"
-            "  --eps F           RMSNorm epsilon (default 1e-5 llama, 1e-6 qwen)\n"
+            "  --rope-base F     rope.freq_base (default 10000 llama, 1000000 qwen, 1000 nomic-bert)\n"
+            "  --eps F           RMSNorm epsilon (default 1e-5 llama, 1e-6 qwen); encoders:\n"
+            "                    LayerNorm epsilon (default 1e-12)\n"
+            "  --pooling P       encoders: mean | cls | last | none (default: the preset's, else mean)\n"
             "  --tied / --untied lm head tied to token_embd (default: qwen3 tied)\n"
             "  --name S          general.name\n"
             "  --type T          f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_k_m (default f16)\n"
@@ -165,7 +185,7 @@ static uint32_t file_type_of(int t) {
 
 static void parse_args(int argc, char **argv, options *o) {
     memset(o, 0, sizeof *o);
-    o->s = (shape){"llama", NULL, 2, 256, 4, 0, 0, 768, 512, 2048, 0, 0, -1};
+    o->s = (shape){"llama", NULL, 2, 256, 4, 0, 0, 768, 512, 2048, 0, 0, -1, NULL};
     o->type = QT_F16;
     o->seed = 1;
     int shape_given = 0;
@@ -181,7 +201,8 @@ static void parse_args(int argc, char **argv, options *o) {
             for (k = 0; k < sizeof PRESETS / sizeof PRESETS[0]; k++)
                 if (!strcmp(PRESETS[k].name, argv[i + 1])) break;
             if (k == sizeof PRESETS / sizeof PRESETS[0])
-                die("--preset: unknown preset '%s' (qwen3-0.6b tiny-llama tiny-qwen2 tiny-qwen3 stories260k)",
+                die("--preset: unknown preset '%s' (qwen3-0.6b tiny-llama tiny-qwen2 tiny-qwen3 stories260k "
+                    "bert-base minilm-l6 tiny-bert tiny-nomic-bert)",
                     argv[i + 1]);
             o->s = PRESETS[k].s;
             shape_given = 1;
@@ -204,9 +225,13 @@ static void parse_args(int argc, char **argv, options *o) {
         else {
             shape_given = 1;
             if (!strcmp(a, "--arch")) {
-                if (strcmp(v, "llama") && strcmp(v, "qwen2") && strcmp(v, "qwen3"))
-                    die("--arch: '%s' is not llama, qwen2 or qwen3", v);
+                if (strcmp(v, "llama") && strcmp(v, "qwen2") && strcmp(v, "qwen3") && !is_encoder(v))
+                    die("--arch: '%s' is not llama, qwen2, qwen3, bert or nomic-bert", v);
                 o->s.arch = v;
+            } else if (!strcmp(a, "--pooling")) {
+                if (strcmp(v, "mean") && strcmp(v, "cls") && strcmp(v, "last") && strcmp(v, "none"))
+                    die("--pooling: '%s' is not mean, cls, last or none", v);
+                o->s.pooling = v;
             } else if (!strcmp(a, "--layers")) o->s.n_layer = (int)parse_int(a, v, 1, 1024);
             else if (!strcmp(a, "--embd")) o->s.n_embd = (int)parse_int(a, v, 1, 65536);
             else if (!strcmp(a, "--heads")) o->s.n_head = (int)parse_int(a, v, 1, 1024);
@@ -230,7 +255,18 @@ static void parse_args(int argc, char **argv, options *o) {
         return;
     }
     shape *s = &o->s;
-    int qwen = strcmp(s->arch, "llama") != 0;
+    int qwen = strcmp(s->arch, "llama") != 0, enc = is_encoder(s->arch);
+    if (s->pooling && !enc) die("--pooling applies to the encoders (bert, nomic-bert) only");
+    if (enc) {
+        /* encoders have no lm head; nomic-embed's rotary base is 1000 */
+        s->tied = 0;
+        if (s->rope_base == 0) s->rope_base = !strcmp(s->arch, "nomic-bert") ? 1000 : 1e4;
+        if (s->eps == 0) s->eps = 1e-12;
+        if (!s->pooling) s->pooling = "mean";
+        if (s->n_embd % s->n_head) die("--embd %d is not a multiple of --heads %d", s->n_embd, s->n_head);
+        if (s->head_dim && s->head_dim * s->n_head != s->n_embd)
+            die("an encoder's head size is embd / heads (%d), not %d", s->n_embd / s->n_head, s->head_dim);
+    }
     if (s->tied < 0) s->tied = !strcmp(s->arch, "qwen3");
     if (s->rope_base == 0) s->rope_base = qwen ? 1e6 : 1e4;
     if (s->eps == 0) s->eps = qwen ? 1e-6 : 1e-5;
@@ -242,9 +278,11 @@ static void parse_args(int argc, char **argv, options *o) {
     }
     if (s->head_dim % 2) die("head dim %d is odd (RoPE rotates pairs)", s->head_dim);
     if ((long long)s->n_head * s->head_dim > 1 << 20) die("heads x head dim is too large");
-    if (!o->vocab && s->n_vocab < 3 + 256 + 1)
+    if (!o->vocab && !enc && s->n_vocab < 3 + 256 + 1)
         die("--vocab-size %d: the synthetic vocabulary needs at least 260 tokens (3 special + 256 bytes + 1)",
             s->n_vocab);
+    if (!o->vocab && enc && s->n_vocab < WPM_MIN_VOCAB)
+        die("--vocab-size %d: the synthetic WordPiece vocabulary needs at least %d tokens", s->n_vocab, WPM_MIN_VOCAB);
     if (!s->name) s->name = s->arch;
 }
 
@@ -349,6 +387,9 @@ static int name_is(const char *name, const char *suffix) {
  * not split into the type's blocks: q8_0, else f16. */
 static uint32_t choose_type(const tplan *t, int want, int n_layer, int has_output) {
     if (t->n_dims == 1) return QT_F32;
+    /* BERT's learned positions and token types stay f32, as llama.cpp's
+     * converter and llama-quantize leave them */
+    if (!strcmp(t->name, "position_embd.weight") || !strcmp(t->name, "token_types.weight")) return QT_F32;
     uint32_t ty = (uint32_t)want;
     if (want == TYPE_Q4_K_M) {
         int layer = layer_of(t->name);
@@ -366,7 +407,56 @@ static uint32_t choose_type(const tplan *t, int want, int n_layer, int has_outpu
     return fb;
 }
 
+/* The tensors of bert / nomic-bert, named as llama.cpp's converter names
+ * them: token, type and (bert) position embeddings, their LayerNorm, then
+ * per block the attention (bert: q/k/v with biases; nomic-bert: one fused
+ * qkv, no biases), its post-LayerNorm, the FFN (bert: up/down with biases,
+ * GELU; nomic-bert: up, gate, down, SwiGLU) and the output LayerNorm. */
+static void build_encoder_plan(const shape *s, plan *p) {
+    char nm[80];
+    int nomic = !strcmp(s->arch, "nomic-bert");
+    int64_t E = s->n_embd, kv = (int64_t)s->n_head_kv * s->head_dim, F = s->n_ff;
+    plan_add(p, "token_embd.weight", 2, E, s->n_vocab, INIT_MATRIX);
+    plan_add(p, "token_types.weight", 2, E, 2, INIT_MATRIX);
+    if (!nomic) plan_add(p, "position_embd.weight", 2, E, s->n_ctx, INIT_MATRIX);
+    plan_add(p, "token_embd_norm.weight", 1, E, 1, INIT_NORM);
+    plan_add(p, "token_embd_norm.bias", 1, E, 1, INIT_BIAS);
+    for (int l = 0; l < s->n_layer; l++) {
+#define T(suffix, nd, a, b, init)                                                                            \
+    do {                                                                                                         \
+        snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix);                                                         \
+        plan_add(p, nm, nd, a, b, init);                                                                         \
+    } while (0)
+        if (nomic) {
+            T("attn_qkv.weight", 2, E, E + 2 * kv, INIT_MATRIX);
+        } else {
+            T("attn_q.weight", 2, E, E, INIT_MATRIX);
+            T("attn_q.bias", 1, E, 1, INIT_BIAS);
+            T("attn_k.weight", 2, E, kv, INIT_MATRIX);
+            T("attn_k.bias", 1, kv, 1, INIT_BIAS);
+            T("attn_v.weight", 2, E, kv, INIT_MATRIX);
+            T("attn_v.bias", 1, kv, 1, INIT_BIAS);
+        }
+        T("attn_output.weight", 2, E, E, INIT_MATRIX);
+        if (!nomic) T("attn_output.bias", 1, E, 1, INIT_BIAS);
+        T("attn_output_norm.weight", 1, E, 1, INIT_NORM);
+        T("attn_output_norm.bias", 1, E, 1, INIT_BIAS);
+        T("ffn_up.weight", 2, E, F, INIT_MATRIX);
+        if (!nomic) T("ffn_up.bias", 1, F, 1, INIT_BIAS);
+        if (nomic) T("ffn_gate.weight", 2, E, F, INIT_MATRIX);
+        T("ffn_down.weight", 2, F, E, INIT_MATRIX);
+        if (!nomic) T("ffn_down.bias", 1, E, 1, INIT_BIAS);
+        T("layer_output_norm.weight", 1, E, 1, INIT_NORM);
+        T("layer_output_norm.bias", 1, E, 1, INIT_BIAS);
+#undef T
+    }
+}
+
 static void build_plan(const shape *s, plan *p) {
+    if (is_encoder(s->arch)) {
+        build_encoder_plan(s, p);
+        return;
+    }
     char nm[80];
     int64_t q_dim = (int64_t)s->n_head * s->head_dim, kv_dim = (int64_t)s->n_head_kv * s->head_dim;
     int qwen2 = !strcmp(s->arch, "qwen2"), qwen3 = !strcmp(s->arch, "qwen3");
@@ -509,6 +599,68 @@ static void synth_vocab(gguf_writer *w, int n) {
     free(set.slot);
 }
 
+/* A WordPiece ("bert") vocabulary of n tokens in the layout of BERT's
+ * uncased vocab as llama.cpp's converter writes it: [PAD] 0, [unused0..98]
+ * 1-99, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103, then word pieces, a
+ * word start marked by a leading "\u2581" and a continuation ("##x" in the
+ * original) bare: every character of WPM_CHARS in both forms, then pairs
+ * and triples of letters in both forms until n. */
+static void synth_wpm_vocab(gguf_writer *w, int n) {
+    char **tok = calloc((size_t)n, sizeof *tok);
+    int32_t *ttype = calloc((size_t)n, sizeof *ttype);
+    if (!tok || !ttype) die("out of memory building the vocabulary");
+    static const char *const special[5] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    static const int ids[5] = {0, 100, 101, 102, 103};
+    for (int i = 0; i < 5; i++) {
+        tok[ids[i]] = strdup(special[i]);
+        ttype[ids[i]] = i == 1 ? 2 : 3; /* UNKNOWN, CONTROL */
+    }
+    char buf[32];
+    for (int i = 1; i < 100; i++) {
+        snprintf(buf, sizeof buf, "[unused%d]", i - 1);
+        tok[i] = strdup(buf);
+        ttype[i] = 1;
+    }
+    const char *space = "\xe2\x96\x81";
+    int k = 104;
+    for (const char *c = WPM_CHARS; *c && k + 1 < n; c++) {
+        snprintf(buf, sizeof buf, "%s%c", space, *c);
+        tok[k++] = strdup(buf);
+        snprintf(buf, sizeof buf, "%c", *c);
+        tok[k++] = strdup(buf);
+    }
+    static const char letters[] = "etaoinshrdlucmfwypvbgkjqxz";
+    for (int len = 2; k < n; len++) {
+        if (len > 6) die("cannot build a WordPiece vocabulary of %d tokens", n);
+        long count = 1;
+        for (int i = 0; i < len; i++) count *= 26;
+        for (long idx = 0; idx < count && k < n; idx++) {
+            char word[8];
+            long x = idx;
+            for (int i = len - 1; i >= 0; i--, x /= 26) word[i] = letters[x % 26];
+            word[len] = '\0';
+            snprintf(buf, sizeof buf, "%s%s", space, word);
+            tok[k++] = strdup(buf);
+            if (k < n) tok[k++] = strdup(word);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (!tok[i]) die("out of memory building the vocabulary");
+        if (!ttype[i]) ttype[i] = 1; /* NORMAL */
+    }
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "bert");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok, NULL, (uint64_t)n);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_INT32, ttype, (uint64_t)n);
+    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 100);
+    gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 102);
+    gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
+    gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 101);
+    gguf_writer_set_u32(w, "tokenizer.ggml.mask_token_id", 103);
+    for (int i = 0; i < n; i++) free(tok[i]);
+    free(tok);
+    free(ttype);
+}
+
 /* Copies every tokenizer.* key of FILE; returns its number of tokens. */
 static int copy_vocab(gguf_writer *w, const char *path) {
     char err[256];
@@ -622,16 +774,31 @@ static int generate(const options *o) {
     gguf_writer_set_str(w, "general.type", "model");
     gguf_writer_set_str(w, "general.name", s->name);
 #define K(suffix) (snprintf(key, sizeof key, "%s.%s", a, suffix), key)
+    int enc = is_encoder(a);
     gguf_writer_set_u32(w, K("context_length"), (uint32_t)s->n_ctx);
     gguf_writer_set_u32(w, K("embedding_length"), (uint32_t)s->n_embd);
     gguf_writer_set_u32(w, K("block_count"), (uint32_t)s->n_layer);
     gguf_writer_set_u32(w, K("feed_forward_length"), (uint32_t)s->n_ff);
     gguf_writer_set_u32(w, K("attention.head_count"), (uint32_t)s->n_head);
-    gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)s->n_head_kv);
-    gguf_writer_set_f32(w, K("rope.freq_base"), (float)s->rope_base);
-    gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), (float)s->eps);
+    if (enc) {
+        /* what llama.cpp's converter writes for BERT-like models */
+        if (s->n_head_kv != s->n_head) gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)s->n_head_kv);
+        gguf_writer_set_f32(w, K("attention.layer_norm_epsilon"), (float)s->eps);
+        gguf_writer_set_bool(w, K("attention.causal"), 0);
+        /* llama.cpp's llama_pooling_type: 0 none, 1 mean, 2 cls, 3 last */
+        uint32_t pool = !strcmp(s->pooling, "mean")  ? 1
+                        : !strcmp(s->pooling, "cls") ? 2
+                        : !strcmp(s->pooling, "last") ? 3
+                                                      : 0;
+        gguf_writer_set_u32(w, K("pooling_type"), pool);
+        if (!strcmp(a, "nomic-bert")) gguf_writer_set_f32(w, K("rope.freq_base"), (float)s->rope_base);
+    } else {
+        gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)s->n_head_kv);
+        gguf_writer_set_f32(w, K("rope.freq_base"), (float)s->rope_base);
+        gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), (float)s->eps);
+    }
     /* qwen3 always states its head size; the others only when it is not embd/heads */
-    if (!strcmp(a, "qwen3") || s->head_dim * s->n_head != s->n_embd) {
+    if (!strcmp(a, "qwen3") || (!enc && s->head_dim * s->n_head != s->n_embd)) {
         gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)s->head_dim);
         gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)s->head_dim);
     }
@@ -644,9 +811,13 @@ static int generate(const options *o) {
             die("--vocab-size %d but %s has %d tokens", sv.n_vocab, o->vocab, n);
         if (sv.n_vocab != n) note("vocabulary size %d (from %s, not %d)", n, o->vocab, sv.n_vocab);
         sv.n_vocab = n;
+    } else if (enc) {
+        synth_wpm_vocab(w, sv.n_vocab);
     } else {
         synth_vocab(w, sv.n_vocab);
     }
+    /* the rows of token_types.weight (sentence A and B) */
+    if (enc) gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 2);
     if (!strcmp(a, "llama")) {
         gguf_writer_set_u32(w, K("vocab_size"), (uint32_t)sv.n_vocab);
         gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)sv.head_dim);

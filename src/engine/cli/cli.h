@@ -10,5 +10,7 @@ int cli_bench(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);     /* cli_tokenize.c */
 int cli_detokenize(int argc, char **argv);   /* cli_tokenize.c */
 int cli_chat_format(int argc, char **argv);  /* cli_tokenize.c */
+int cli_embed(int argc, char **argv);        /* cli_embed.c */
+int cli_bench_embed(int argc, char **argv);  /* cli_embed.c: bench --embed */
 
 #endif

@@ -4,6 +4,7 @@
  *   tg  : one sequence, N tokens decoded one at a time
  *   agg : S sequences decoding together, one token each per step (the
  *         continuous-batching case): tokens/s summed over the sequences
+ * (`bench --embed`, for encoder models, is cli_embed.c's.)
  * Token ids are fixed pseudo-random values and no sampling is timed, so the
  * figures are the engine's alone.  Each figure is the median of --reps runs. */
 #include "cli.h"
@@ -113,6 +114,8 @@ static void json_string(const char *s, char *out, size_t cap) {
 }
 
 int cli_bench(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--embed")) return cli_bench_embed(argc, argv);
     const char *model = NULL;
     int64_t pp = 128, tg = 64, seqs = 4, threads = 0, reps = 3;
     int json = 0;

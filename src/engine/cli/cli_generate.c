@@ -43,11 +43,20 @@ int cli_info(int argc, char **argv) {
     printf("embedding:       %d\n", I->n_embd);
     printf("feed-forward:    %d\n", I->n_ff);
     printf("heads:           %d (kv %d, head dim %d)\n", I->n_head, I->n_head_kv, I->head_dim);
-    printf("rope:            %s, %d dims, base %g\n", I->rope_neox ? "neox" : "normal", I->n_rot, I->rope_base);
-    printf("rms norm eps:    %g\n", I->norm_eps);
+    if (I->n_rot)
+        printf("rope:            %s, %d dims, base %g\n", I->rope_neox ? "neox" : "normal", I->n_rot, I->rope_base);
+    else
+        printf("positions:       learned (position_embd)\n");
+    printf("%-17s%g\n", I->is_encoder ? "layernorm eps:" : "rms norm eps:", I->norm_eps);
     printf("context (train): %d\n", I->n_ctx_train);
     printf("vocab:           %d (%s)\n", I->n_vocab, infer_vocab_kind(v));
-    printf("embeddings:      %s\n", I->tied_embeddings ? "tied (lm head = token_embd)" : "separate output.weight");
+    if (I->is_encoder) {
+        static const char *const pools[] = {"none named", "mean", "cls", "last"};
+        printf("encoder:         bidirectional, pooling %s, %d-dim embeddings\n",
+               pools[I->pooling >= 0 && I->pooling <= 3 ? I->pooling : 0], infer_model_embed_dim(m));
+    } else {
+        printf("embeddings:      %s\n", I->tied_embeddings ? "tied (lm head = token_embd)" : "separate output.weight");
+    }
     printf("tensors:         %u (%s)\n", I->n_tensors, types);
     printf("weights:         %.2f MiB, mostly %s\n", I->weight_bytes / 1048576.0, I->ftype);
     infer_model_unref(m);

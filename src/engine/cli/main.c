@@ -18,6 +18,11 @@ static void usage(FILE *f) {
             "                                   prompt text then generated text on stdout\n"
             "  bench -m MODEL [--pp N] [--tg N] [--seqs N] [--threads T] [--reps R] [--json]\n"
             "                                   prompt, decode and batched-decode tokens/s\n"
+            "  bench --embed -m MODEL [--batch N]... [--tokens N] [--threads T] [--reps R] [--json]\n"
+            "                                   an encoder's embeddings/s\n"
+            "  embed -m MODEL [TEXT... | -f FILE] [--pooling mean|cls|last] [--no-normalize]\n"
+            "        [--long refuse|chunk] [--threads T] [--ctx N] [--batch N]\n"
+            "                                   one line of floats per input (bert, nomic-bert)\n"
             "  tokenize -m MODEL [-f FILE | TEXT] [--add-special] [--parse-special]\n"
             "                                   token ids of the text\n"
             "  detokenize -m MODEL ID...        text of the ids\n"
@@ -40,6 +45,7 @@ int main(int argc, char **argv) {
     } cmds[] = {
         {"info", cli_info},         {"generate", cli_generate},     {"bench", cli_bench},
         {"tokenize", cli_tokenize}, {"detokenize", cli_detokenize}, {"chat-format", cli_chat_format},
+        {"embed", cli_embed},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);

@@ -460,6 +460,15 @@ void quant_dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
     if (f) f(src, dst, n);
 }
 
+void quant_matmul_batch(uint32_t wtype, const void *w, size_t w_stride, int64_t k, int64_t r0, int64_t r1,
+                        const void *act, int64_t nt, float *y, size_t ldy) {
+    if (r1 <= r0 || nt <= 0 || k <= 0 || !quant_act_row_bytes(wtype, k)) return;
+    if (wtype == QT_Q8_0 && k / 32 <= QUANT_BATCH_MAX_BLOCKS && quant_isa() >= QUANT_ISA_AVX512)
+        quant_q8_0_batch_avx512(w, w_stride, k, r0, r1, act, nt, y, ldy);
+    else
+        quant_matmul(wtype, w, w_stride, k, r0, r1, act, nt, y, ldy);
+}
+
 void quant_matmul(uint32_t wtype, const void *w, size_t w_stride, int64_t k, int64_t r0, int64_t r1,
                   const void *act, int64_t nt, float *y, size_t ldy) {
     if (r1 <= r0 || nt <= 0 || k <= 0 || !quant_act_row_bytes(wtype, k)) return;

@@ -63,6 +63,16 @@ void quant_act_prepare(uint32_t wtype, const float *x, int64_t k, int64_t nt, si
 void quant_matmul(uint32_t wtype, const void *w, size_t w_stride, int64_t k, int64_t r0, int64_t r1,
                   const void *act, int64_t nt, float *y, size_t ldy);
 
+/* The product for large batches of tokens (encoders): the contract of
+ * quant_matmul, computed in another order where a kernel for it exists
+ * (Q8_0 with AVX-512 VNNI and rows of at most QUANT_BATCH_MAX_BLOCKS
+ * blocks: 16 weight rows in the lanes of a vector, quant_batch_avx512.c),
+ * else by quant_matmul itself.  Its values are as deterministic, but not
+ * bit-identical to quant_matmul's, so a caller uses one or the other for
+ * all of its products. */
+void quant_matmul_batch(uint32_t wtype, const void *w, size_t w_stride, int64_t k, int64_t r0, int64_t r1,
+                        const void *act, int64_t nt, float *y, size_t ldy);
+
 /* Kernel ISA levels; quant_set_isa is for tests (returns the level in force,
  * lower than asked when the CPU lacks it). */
 enum { QUANT_ISA_REF = 0, QUANT_ISA_AVX2 = 1, QUANT_ISA_AVX512 = 2 };
@@ -121,5 +131,11 @@ typedef struct {
 } quant_kernels;
 quant_kernels quant_kernels_avx2(uint32_t type);
 quant_kernels quant_kernels_avx512(uint32_t type);
+/* quant_batch_avx512.c: quant_matmul_batch's Q8_0 kernel.  Per (row,
+ * token): for each block in order, acc = fma((float)exact_dot, d_w * d_a,
+ * acc), starting from 0 (what its test checks bit for bit). */
+#define QUANT_BATCH_MAX_BLOCKS 128
+void quant_q8_0_batch_avx512(const void *w, size_t ws, int64_t k, int64_t r0, int64_t r1, const void *act,
+                             int64_t nt, float *y, size_t ldy);
 
 #endif

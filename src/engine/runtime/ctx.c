@@ -10,6 +10,7 @@
 #include "runtime/ctx.h"
 
 #include "kernels/quant.h"
+#include "runtime/encoder.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -66,6 +67,19 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
     const infer_model_info *I = &m->info;
     if (d.n_ctx < 0 || d.max_batch < 0 || d.block_tokens < 0)
         return fail(err, errlen, "context parameters must not be negative");
+    if (m->is_encoder) {
+        infer_ctx *c = calloc(1, sizeof *c);
+        if (!c) return fail(err, errlen, "out of memory");
+        c->m = infer_model_ref(m);
+        c->tp = tp;
+        c->ops = ops_get();
+        if (encoder_ctx_init(c, &d, err, errlen) < 0) {
+            infer_ctx_free(c);
+            return -1;
+        }
+        *out = c;
+        return 0;
+    }
     int32_t n_ctx = d.n_ctx ? d.n_ctx : (I->n_ctx_train < DEFAULT_CTX_CAP ? I->n_ctx_train : DEFAULT_CTX_CAP);
     if (n_ctx > (1 << 24)) return fail(err, errlen, "context of %d tokens is above the limit of 2^24", n_ctx);
     int32_t max_batch = d.max_batch ? d.max_batch : DEFAULT_MAX_BATCH;
@@ -158,6 +172,7 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
 
 void infer_ctx_free(infer_ctx *c) {
     if (!c) return;
+    encoder_ctx_free(c);
     if (c->kv) munmap(c->kv, c->kv_len);
     kv_pool_destroy(&c->pool);
     free(c->x), free(c->h), free(c->o), free(c->q), free(c->att), free(c->k), free(c->v);
@@ -196,6 +211,8 @@ void infer_ctx_kv_stats(const infer_ctx *c, infer_kv_stats *st) {
 
 int infer_seq_create(infer_ctx *c, infer_seq **out, char *err, size_t errlen) {
     *out = NULL;
+    if (c->m->is_encoder)
+        return fail(err, errlen, "%s is an encoder: it has no sequences to decode (use infer_embed)", c->m->arch_name);
     infer_seq *s = calloc(1, sizeof *s);
     if (s) {
         s->blocks = calloc((size_t)c->max_seq_blocks, sizeof(int32_t));
@@ -297,6 +314,8 @@ int32_t infer_seq_reuse_prefix(infer_seq *s, const int32_t *toks, int32_t n) {
 
 int infer_decode(infer_ctx *c, const infer_batch_entry *e, int32_t ne, char *err, size_t errlen) {
     int32_t n = 0, n_out = 0, new_blocks = 0;
+    if (c->m->is_encoder)
+        return fail(err, errlen, "%s is an encoder: it embeds (infer_embed), it does not decode", c->m->arch_name);
     if (ne > c->max_batch) return fail(err, errlen, "more than %d entries in one batch", c->max_batch);
     if (check_batch(c, e, ne, &n, &n_out, &new_blocks, err, errlen) < 0) return -1;
     if ((size_t)n_out > c->logits_cap_rows) {

@@ -1,6 +1,7 @@
 /* ctx.h - internal: the state of an infer_ctx (KV pool, scratch buffers)
  * shared between ctx.c (creation, sequences, decode entry point) and
- * forward.c (the forward pass). */
+ * forward.c (the forward pass); an encoder's ctx holds enc_scratch instead
+ * (encoder.h). */
 #ifndef INFER_CTX_H
 #define INFER_CTX_H
 
@@ -9,6 +10,7 @@
 #include "kernels/ops.h"
 
 typedef struct att_tile att_tile;
+typedef struct enc_scratch enc_scratch; /* encoder models: runtime/encoder.h */
 
 struct infer_seq {
     infer_ctx *c;
@@ -58,6 +60,10 @@ struct infer_ctx {
     int32_t n_entries;
     infer_seq **entry_seq; /* max_batch: the sequence of each entry */
     int32_t *out_rows;     /* max_batch: batch rows that want logits */
+
+    /* Encoder models: their own scratch instead of all of the above but m,
+     * tp, ops and the sizes (no KV cache: a sequence lives for one pass). */
+    enc_scratch *enc;
 };
 
 /* Runs the forward pass for the n tokens described by tok_* (already placed

@@ -18,6 +18,7 @@
 #include "runtime/ctx.h"
 
 #include "kernels/quant.h"
+#include "runtime/linear.h"
 #include "runtime/threadpool.h"
 
 #include <math.h>
@@ -52,65 +53,10 @@ static void token_range(int32_t n, int ith, int nth, int32_t *t0, int32_t *t1) {
 
 /* ---- matrix products ------------------------------------------------------- */
 
-/* Up to three weights that read the same input rows (q/k/v, gate/up). */
-typedef struct {
-    int n;
-    const weight *w[3];
-    float *y[3];
-    const uint8_t *act[3];
-    int32_t nt;
-} mm_job;
-
-static void mm_worker(void *arg, int ith, int nth) {
-    const mm_job *j = arg;
-    int64_t total = 0;
-    for (int i = 0; i < j->n; i++) total += j->w[i]->rows;
-    /* Split all rows of all weights evenly; boundaries on multiples of 16
-     * rows keep the kernels' row tiles whole. */
-    int64_t r0 = total * ith / nth / 16 * 16, r1 = ith == nth - 1 ? total : total * (ith + 1) / nth / 16 * 16;
-    int64_t base = 0;
-    for (int i = 0; i < j->n; i++) {
-        const weight *w = j->w[i];
-        int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < w->rows ? r1 - base : w->rows;
-        if (lo < hi)
-            quant_matmul(w->type, w->data, w->row_bytes, w->cols, lo, hi, j->act[i], j->nt, j->y[i],
-                         (size_t)w->rows);
-        base += w->rows;
-    }
-}
-
-typedef struct {
-    const mm_job *mm;
-    const float *x;
-    int64_t k;
-} prep_job;
-
-static void prep_worker(void *arg, int ith, int nth) {
-    const prep_job *p = arg;
-    int32_t t0, t1;
-    token_range(p->mm->nt, ith, nth, &t0, &t1);
-    if (t0 >= t1) return;
-    for (int i = 0; i < p->mm->n; i++) {
-        uint32_t type = p->mm->w[i]->type;
-        size_t rb = quant_act_row_bytes(type, p->k);
-        quant_act_prepare(type, p->x + (size_t)t0 * p->k, p->k, t1 - t0, (size_t)p->k,
-                          (void *)(p->mm->act[i] + (size_t)t0 * rb));
-    }
-}
-
 /* y_i = x W_i^T for each weight of the group, x being nt rows of k floats. */
 static void matmul_group(infer_ctx *c, const float *x, int32_t nt, int n, const weight *const *w,
                          float *const *y) {
-    mm_job j = {.n = n, .nt = nt};
-    for (int i = 0; i < n; i++) {
-        j.w[i] = w[i];
-        j.y[i] = y[i];
-        j.act[i] = c->act[i];
-    }
-    prep_job p = {&j, x, w[0]->cols};
-    if (nt >= 8) tp_run(c->tp, prep_worker, &p);
-    else prep_worker(&p, 0, 1);
-    tp_run(c->tp, mm_worker, &j);
+    linear_group(c->tp, c->act, x, nt, n, w, y);
 }
 
 static void matmul1(infer_ctx *c, const float *x, int32_t nt, const weight *w, float *y) {

@@ -1,6 +1,7 @@
-/* model.c - loads a decoder model from a GGUF file.
+/* model.c - loads a model from a GGUF file.
  *
- * Reads the hyper-parameters of the architecture (llama, qwen2, qwen3), binds
+ * Reads the hyper-parameters of the architecture (llama, qwen2, qwen3; the
+ * encoders bert and nomic-bert are handed to model_encoder.c), binds
  * every weight to its place in the mmap and checks each shape against the
  * hyper-parameters before any forward pass can use it, so that a file whose
  * tensors disagree with its metadata fails here with a message instead of
@@ -21,7 +22,7 @@
 #define MAX_LAYERS 1024
 #define MAX_DIM (1 << 20)
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
+int model_fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -32,31 +33,31 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 /* An architecture-scoped u32 hyper-parameter, range-checked. */
-static int hparam(const gguf_file *g, const char *arch, const char *suffix, int required, uint32_t dflt,
+int model_hparam(const gguf_file *g, const char *arch, const char *suffix, int required, uint32_t dflt,
                   uint32_t lo, uint32_t hi, int32_t *out, char *err, size_t errlen) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     uint32_t v;
     int rc = gguf_get_u32(g, key, &v);
     if (rc == -1) {
-        if (required) return fail(err, errlen, "missing metadata key %s", key);
+        if (required) return model_fail(err, errlen, "missing metadata key %s", key);
         v = dflt;
     } else if (rc == -2) {
-        return fail(err, errlen, "metadata key %s has the wrong type or is out of range", key);
+        return model_fail(err, errlen, "metadata key %s has the wrong type or is out of range", key);
     }
-    if (v < lo || v > hi) return fail(err, errlen, "%s = %u is out of range [%u, %u]", key, v, lo, hi);
+    if (v < lo || v > hi) return model_fail(err, errlen, "%s = %u is out of range [%u, %u]", key, v, lo, hi);
     *out = (int32_t)v;
     return 0;
 }
 
-static int hparam_f32(const gguf_file *g, const char *arch, const char *suffix, float dflt, float *out,
+int model_hparam_f32(const gguf_file *g, const char *arch, const char *suffix, float dflt, float *out,
                       char *err, size_t errlen) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     int rc = gguf_get_f32(g, key, out);
     if (rc == -1) *out = dflt;
-    else if (rc == -2) return fail(err, errlen, "metadata key %s is not a float", key);
-    if (!isfinite(*out) || *out <= 0) return fail(err, errlen, "%s = %g must be positive and finite", key, *out);
+    else if (rc == -2) return model_fail(err, errlen, "metadata key %s is not a float", key);
+    if (!isfinite(*out) || *out <= 0) return model_fail(err, errlen, "%s = %g must be positive and finite", key, *out);
     return 0;
 }
 
@@ -64,58 +65,58 @@ static int read_hparams(infer_model *m, char *err, size_t errlen) {
     const gguf_file *g = m->g;
     const char *a = m->arch_name;
     infer_model_info *I = &m->info;
-    if (hparam(g, a, "embedding_length", 1, 0, 1, MAX_DIM, &I->n_embd, err, errlen) < 0 ||
-        hparam(g, a, "block_count", 1, 0, 1, MAX_LAYERS, &I->n_layer, err, errlen) < 0 ||
-        hparam(g, a, "feed_forward_length", 1, 0, 1, MAX_DIM, &I->n_ff, err, errlen) < 0 ||
-        hparam(g, a, "attention.head_count", 1, 0, 1, 4096, &I->n_head, err, errlen) < 0 ||
-        hparam(g, a, "context_length", 0, 2048, 1, 1u << 24, &I->n_ctx_train, err, errlen) < 0)
+    if (model_hparam(g, a, "embedding_length", 1, 0, 1, MAX_DIM, &I->n_embd, err, errlen) < 0 ||
+        model_hparam(g, a, "block_count", 1, 0, 1, MAX_LAYERS, &I->n_layer, err, errlen) < 0 ||
+        model_hparam(g, a, "feed_forward_length", 1, 0, 1, MAX_DIM, &I->n_ff, err, errlen) < 0 ||
+        model_hparam(g, a, "attention.head_count", 1, 0, 1, 4096, &I->n_head, err, errlen) < 0 ||
+        model_hparam(g, a, "context_length", 0, 2048, 1, 1u << 24, &I->n_ctx_train, err, errlen) < 0)
         return -1;
-    if (hparam(g, a, "attention.head_count_kv", 0, (uint32_t)I->n_head, 1, (uint32_t)I->n_head, &I->n_head_kv,
+    if (model_hparam(g, a, "attention.head_count_kv", 0, (uint32_t)I->n_head, 1, (uint32_t)I->n_head, &I->n_head_kv,
                err, errlen) < 0)
         return -1;
     if (I->n_head % I->n_head_kv)
-        return fail(err, errlen, "head count %d is not a multiple of the KV head count %d", I->n_head,
+        return model_fail(err, errlen, "head count %d is not a multiple of the KV head count %d", I->n_head,
                     I->n_head_kv);
     /* Head dim: key_length when given (qwen3's q dim differs from n_embd),
      * else n_embd / n_head. */
     int32_t dflt_hd = I->n_embd / I->n_head;
-    if (hparam(g, a, "attention.key_length", 0, (uint32_t)dflt_hd, 1, 65536, &I->head_dim, err, errlen) < 0)
+    if (model_hparam(g, a, "attention.key_length", 0, (uint32_t)dflt_hd, 1, 65536, &I->head_dim, err, errlen) < 0)
         return -1;
     int32_t vlen;
-    if (hparam(g, a, "attention.value_length", 0, (uint32_t)I->head_dim, 1, 65536, &vlen, err, errlen) < 0)
+    if (model_hparam(g, a, "attention.value_length", 0, (uint32_t)I->head_dim, 1, 65536, &vlen, err, errlen) < 0)
         return -1;
     if (vlen != I->head_dim)
-        return fail(err, errlen, "value length %d differs from key length %d (not supported)", vlen, I->head_dim);
-    if (I->head_dim % 2) return fail(err, errlen, "head dimension %d is odd", I->head_dim);
-    if (hparam(g, a, "rope.dimension_count", 0, (uint32_t)I->head_dim, 2, (uint32_t)I->head_dim, &I->n_rot,
+        return model_fail(err, errlen, "value length %d differs from key length %d (not supported)", vlen, I->head_dim);
+    if (I->head_dim % 2) return model_fail(err, errlen, "head dimension %d is odd", I->head_dim);
+    if (model_hparam(g, a, "rope.dimension_count", 0, (uint32_t)I->head_dim, 2, (uint32_t)I->head_dim, &I->n_rot,
                err, errlen) < 0)
         return -1;
-    if (I->n_rot % 2) return fail(err, errlen, "rope dimension %d is odd", I->n_rot);
-    if (hparam_f32(g, a, "rope.freq_base", 10000.0f, &I->rope_base, err, errlen) < 0 ||
-        hparam_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, &I->norm_eps, err, errlen) < 0)
+    if (I->n_rot % 2) return model_fail(err, errlen, "rope dimension %d is odd", I->n_rot);
+    if (model_hparam_f32(g, a, "rope.freq_base", 10000.0f, &I->rope_base, err, errlen) < 0 ||
+        model_hparam_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, &I->norm_eps, err, errlen) < 0)
         return -1;
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     const char *s;
     uint64_t len;
     if (gguf_get_str(g, key, &s, &len) == 0 && !(len == 4 && memcmp(s, "none", 4) == 0))
-        return fail(err, errlen, "RoPE scaling '%.*s' is not supported", (int)(len < 32 ? len : 32), s);
+        return model_fail(err, errlen, "RoPE scaling '%.*s' is not supported", (int)(len < 32 ? len : 32), s);
     I->rope_neox = m->arch != ARCH_LLAMA;
     return 0;
 }
 
 /* Binds a 2-D weight and checks its shape is [cols, rows] in GGML order. */
-static int bind_weight(infer_model *m, const char *name, int64_t cols, int64_t rows, int optional, weight *w,
+int model_bind_weight(infer_model *m, const char *name, int64_t cols, int64_t rows, int optional, weight *w,
                        char *err, size_t errlen) {
     const gguf_tensor *t = gguf_find_tensor(m->g, name);
-    if (!t) return optional ? 1 : fail(err, errlen, "missing tensor %s", name);
+    if (!t) return optional ? 1 : model_fail(err, errlen, "missing tensor %s", name);
     if (t->n_dims > 2 || t->ne[0] != cols || t->ne[1] != rows)
-        return fail(err, errlen, "tensor %s has shape [%lld, %lld], expected [%lld, %lld]", name,
+        return model_fail(err, errlen, "tensor %s has shape [%lld, %lld], expected [%lld, %lld]", name,
                     (long long)t->ne[0], (long long)t->ne[1], (long long)cols, (long long)rows);
     /* The kernels read floats and fp16 scales in place; the GGUF alignment
      * (>= 32 unless a file says otherwise) guarantees this, so check it. */
     if ((uintptr_t)t->data % 4)
-        return fail(err, errlen, "tensor %s is not 4-byte aligned in the file", name);
+        return model_fail(err, errlen, "tensor %s is not 4-byte aligned in the file", name);
     w->type = t->type;
     w->data = t->data;
     w->rows = rows;
@@ -125,16 +126,16 @@ static int bind_weight(infer_model *m, const char *name, int64_t cols, int64_t r
 }
 
 /* Copies a 1-D tensor of length n as f32 into *dst (from the arena). */
-static int bind_vec(infer_model *m, const char *name, int64_t n, int optional, float **arena, float **dst,
+int model_bind_vec(infer_model *m, const char *name, int64_t n, int optional, float **arena, float **dst,
                     char *err, size_t errlen) {
     const gguf_tensor *t = gguf_find_tensor(m->g, name);
     *dst = NULL;
-    if (!t) return optional ? 1 : fail(err, errlen, "missing tensor %s", name);
+    if (!t) return optional ? 1 : model_fail(err, errlen, "missing tensor %s", name);
     if (t->n_dims != 1 || t->ne[0] != n)
-        return fail(err, errlen, "tensor %s has %u dims and %lld values, expected 1 dim of %lld", name,
+        return model_fail(err, errlen, "tensor %s has %u dims and %lld values, expected 1 dim of %lld", name,
                     t->n_dims, (long long)t->ne[0], (long long)n);
     if ((uintptr_t)t->data % 4)
-        return fail(err, errlen, "tensor %s is not 4-byte aligned in the file", name);
+        return model_fail(err, errlen, "tensor %s is not 4-byte aligned in the file", name);
     quant_dequant_row(t->type, t->data, *arena, n);
     *dst = *arena;
     *arena += n;
@@ -149,11 +150,11 @@ static int bind_all(infer_model *m, char *err, size_t errlen) {
     size_t per_layer = (size_t)(2 * E + qd + 2 * kvd + 2 * I->head_dim);
     m->f32_arena = malloc(((size_t)I->n_layer * per_layer + (size_t)E) * sizeof(float));
     m->layers = calloc((size_t)I->n_layer, sizeof *m->layers);
-    if (!m->f32_arena || !m->layers) return fail(err, errlen, "out of memory");
+    if (!m->f32_arena || !m->layers) return model_fail(err, errlen, "out of memory");
     float *arena = m->f32_arena;
-    if (bind_weight(m, "token_embd.weight", E, V, 0, &m->tok_embd, err, errlen) != 0) return -1;
-    if (bind_vec(m, "output_norm.weight", E, 0, &arena, &m->output_norm, err, errlen) != 0) return -1;
-    int rc = bind_weight(m, "output.weight", E, V, 1, &m->output, err, errlen);
+    if (model_bind_weight(m, "token_embd.weight", E, V, 0, &m->tok_embd, err, errlen) != 0) return -1;
+    if (model_bind_vec(m, "output_norm.weight", E, 0, &arena, &m->output_norm, err, errlen) != 0) return -1;
+    int rc = model_bind_weight(m, "output.weight", E, V, 1, &m->output, err, errlen);
     if (rc < 0) return -1;
     I->tied_embeddings = rc == 1;
     if (rc == 1) m->output = m->tok_embd;
@@ -162,10 +163,10 @@ static int bind_all(infer_model *m, char *err, size_t errlen) {
         char n[96];
 #define W(field, suffix, cols, rows)                                                   \
     snprintf(n, sizeof n, "blk.%d.%s.weight", il, suffix);                             \
-    if (bind_weight(m, n, cols, rows, 0, &L->field, err, errlen) != 0) return -1;
+    if (model_bind_weight(m, n, cols, rows, 0, &L->field, err, errlen) != 0) return -1;
 #define VEC(field, suffix, kind, len, opt)                                             \
     snprintf(n, sizeof n, "blk.%d.%s.%s", il, suffix, kind);                           \
-    if (bind_vec(m, n, len, opt, &arena, &L->field, err, errlen) < 0) return -1;
+    if (model_bind_vec(m, n, len, opt, &arena, &L->field, err, errlen) < 0) return -1;
         VEC(attn_norm, "attn_norm", "weight", E, 0)
         VEC(ffn_norm, "ffn_norm", "weight", E, 0)
         W(wq, "attn_q", E, qd)
@@ -209,40 +210,45 @@ static void summarize(infer_model *m) {
 int infer_model_load(const char *path, infer_model **out, char *err, size_t errlen) {
     *out = NULL;
     infer_model *m = calloc(1, sizeof *m);
-    if (!m) return fail(err, errlen, "out of memory");
+    if (!m) return model_fail(err, errlen, "out of memory");
     atomic_init(&m->refs, 1);
     if (gguf_open(path, &m->g, err, errlen) < 0) goto bad;
     const char *s;
     uint64_t len;
     if (gguf_get_str(m->g, "general.architecture", &s, &len) < 0) {
-        fail(err, errlen, "%s: missing general.architecture", path);
+        model_fail(err, errlen, "%s: missing general.architecture", path);
         goto bad;
     }
     if (len == 5 && memcmp(s, "llama", 5) == 0) m->arch = ARCH_LLAMA;
     else if (len == 5 && memcmp(s, "qwen2", 5) == 0) m->arch = ARCH_QWEN2;
     else if (len == 5 && memcmp(s, "qwen3", 5) == 0) m->arch = ARCH_QWEN3;
+    else if (len == 4 && memcmp(s, "bert", 4) == 0) m->arch = ARCH_BERT;
+    else if (len == 10 && memcmp(s, "nomic-bert", 10) == 0) m->arch = ARCH_NOMIC_BERT;
     else {
-        fail(err, errlen, "%s: architecture '%.*s' is not supported (llama, qwen2, qwen3 are)", path,
-             (int)(len < 64 ? len : 64), s);
+        model_fail(err, errlen,
+                   "%s: architecture '%.*s' is not supported (llama, qwen2, qwen3, bert, nomic-bert are)", path,
+                   (int)(len < 64 ? len : 64), s);
         goto bad;
     }
+    m->is_encoder = m->arch == ARCH_BERT || m->arch == ARCH_NOMIC_BERT;
+    m->info.is_encoder = m->is_encoder;
     snprintf(m->arch_name, sizeof m->arch_name, "%.*s", (int)len, s);
     m->info.arch = m->arch_name;
     if (gguf_get_str(m->g, "general.name", &s, &len) == 0)
         snprintf(m->name, sizeof m->name, "%.*s", (int)(len < sizeof m->name ? len : sizeof m->name - 1), s);
     m->info.name = m->name;
     char sub[256];
-    if (read_hparams(m, sub, sizeof sub) < 0) {
-        fail(err, errlen, "%s: %s", path, sub);
+    if ((m->is_encoder ? encoder_read_hparams(m, sub, sizeof sub) : read_hparams(m, sub, sizeof sub)) < 0) {
+        model_fail(err, errlen, "%s: %s", path, sub);
         goto bad;
     }
     if (vocab_from_gguf(m->g, &m->vocab, sub, sizeof sub) < 0) {
-        fail(err, errlen, "%s: tokenizer: %s", path, sub);
+        model_fail(err, errlen, "%s: tokenizer: %s", path, sub);
         goto bad;
     }
     m->info.n_vocab = infer_vocab_size(m->vocab);
-    if (bind_all(m, sub, sizeof sub) < 0) {
-        fail(err, errlen, "%s: %s", path, sub);
+    if ((m->is_encoder ? encoder_bind(m, sub, sizeof sub) : bind_all(m, sub, sizeof sub)) < 0) {
+        model_fail(err, errlen, "%s: %s", path, sub);
         goto bad;
     }
     summarize(m);
@@ -264,6 +270,7 @@ void infer_model_unref(infer_model *m) {
     infer_vocab_free(m->vocab);
     gguf_close(m->g);
     free(m->layers);
+    free(m->enc.layers);
     free(m->f32_arena);
     free(m);
 }

@@ -15,6 +15,7 @@
  * active sequences) belongs to the scheduler thread alone, and callbacks run
  * on it without the lock held. */
 #include "runtime/ctx.h"
+#include "runtime/sched_kind.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -55,6 +56,7 @@ typedef struct req {
 } req;
 
 struct infer_sched {
+    sched_head head; /* SCHED_DECODE */
     infer_ctx *c;
     infer_sched_params p;
     pthread_t thread;
@@ -409,11 +411,16 @@ static void *sched_main(void *arg) {
 
 int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **out, char *err, size_t errlen) {
     *out = NULL;
+    if (c->m->is_encoder) {
+        snprintf(err, errlen, "%s is an encoder: schedule it with infer_embed_sched_create", c->m->arch_name);
+        return -1;
+    }
     infer_sched *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    s->head.kind = SCHED_DECODE;
     s->c = c;
     if (p) s->p = *p;
     if (s->p.max_queue <= 0) s->p.max_queue = DEFAULT_QUEUE;
@@ -447,6 +454,10 @@ int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **
 
 void infer_sched_free(infer_sched *s) {
     if (!s) return;
+    if (sched_kind(s) == SCHED_EMBED) {
+        embed_sched_free(s);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     s->stop = 1;
     pthread_cond_broadcast(&s->cv);
@@ -471,6 +482,10 @@ static int reject(infer_sched *s, char *err, size_t errlen, const char *fmt, ...
 }
 
 int infer_sched_submit(infer_sched *s, const infer_request *r, uint64_t *id, char *err, size_t errlen) {
+    if (sched_kind(s) != SCHED_DECODE) {
+        snprintf(err, errlen, "this scheduler embeds (an encoder model): submit with infer_embed_submit");
+        return -1;
+    }
     infer_ctx *c = s->c;
     if (r->n_prompt <= 0 || !r->prompt) return reject(s, err, errlen, "empty prompt");
     if (r->max_tokens <= 0) return reject(s, err, errlen, "max tokens must be at least 1");
@@ -534,6 +549,7 @@ int infer_sched_submit(infer_sched *s, const infer_request *r, uint64_t *id, cha
 }
 
 int infer_sched_cancel(infer_sched *s, uint64_t id) {
+    if (sched_kind(s) == SCHED_EMBED) return embed_sched_cancel(s, id);
     int found = -1;
     pthread_mutex_lock(&s->mu);
     for (req *q = s->q_head; q && found < 0; q = q->next)
@@ -547,6 +563,10 @@ int infer_sched_cancel(infer_sched *s, uint64_t id) {
 }
 
 void infer_sched_get_stats(infer_sched *s, infer_sched_stats *st) {
+    if (sched_kind(s) == SCHED_EMBED) {
+        embed_sched_get_stats(s, st);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     *st = s->st;
     pthread_mutex_unlock(&s->mu);
