@@ -24,7 +24,7 @@ void ic_gen_opts_free(ic_gen_opts *o) {
 
 /* Names the offending word (at most 64 bytes of it), so a typo in a long
  * option list is found at a glance. */
-static int syntax(const ic_arg *a, const char *why, char *err, size_t errlen) {
+int ic_syntax(const ic_arg *a, const char *why, char *err, size_t errlen) {
     int n = a->len > 64 ? 64 : (int)a->len;
     snprintf(err, errlen, "ERR syntax error: %s '%.*s'", why, n, a->ptr);
     for (char *p = err; *p; p++)
@@ -32,15 +32,97 @@ static int syntax(const ic_arg *a, const char *why, char *err, size_t errlen) {
     return -1;
 }
 
-int ic_gen_parse(const ic_arg *argv, int argc, const ic_model *m, long long default_timeout_ms,
-                 ic_gen_opts *o, char *err, size_t errlen) {
+int ic_gen_option(const ic_arg *argv, int argc, int *pos, int32_t n_ctx, int32_t n_vocab, ic_gen_opts *o,
+                  char *err, size_t errlen) {
+    int i = *pos;
+    const ic_arg *a = &argv[i];
+    double d;
+    long long ll;
+    if (ic_arg_is(a, "CHAT")) {
+        o->chat = 1;
+        return 1;
+    }
+    if (i + 1 >= argc) return ic_syntax(a, "no value after", err, errlen);
+    const ic_arg *v = &argv[i + 1];
+    if (ic_arg_is(a, "MAXTOKENS")) {
+        if (ic_arg_ll(v, "MAXTOKENS", 1, n_ctx, &o->max_tokens, err, errlen) < 0) return -1;
+    } else if (ic_arg_is(a, "TEMPERATURE")) {
+        if (ic_arg_double(v, "TEMPERATURE", 0, 100, &d, err, errlen) < 0) return -1;
+        o->sp.temperature = (float)d;
+    } else if (ic_arg_is(a, "TOPK")) {
+        if (ic_arg_ll(v, "TOPK", 0, n_vocab, &ll, err, errlen) < 0) return -1;
+        o->sp.top_k = (int32_t)ll;
+    } else if (ic_arg_is(a, "TOPP")) {
+        if (ic_arg_double(v, "TOPP", 0, 1, &d, err, errlen) < 0) return -1;
+        if (d <= 0) {
+            snprintf(err, errlen, "ERR TOPP must be a number between 0 (exclusive) and 1");
+            return -1;
+        }
+        o->sp.top_p = (float)d;
+    } else if (ic_arg_is(a, "MINP")) {
+        if (ic_arg_double(v, "MINP", 0, 1, &d, err, errlen) < 0) return -1;
+        o->sp.min_p = (float)d;
+    } else if (ic_arg_is(a, "REPEAT-PENALTY")) {
+        if (ic_arg_double(v, "REPEAT-PENALTY", 0.01, 100, &d, err, errlen) < 0) return -1;
+        o->sp.repeat_penalty = (float)d;
+    } else if (ic_arg_is(a, "SEED")) {
+        if (ic_parse_u64(v, &o->sp.seed) < 0) {
+            snprintf(err, errlen, "ERR SEED must be an integer between 0 and %llu", (unsigned long long)UINT64_MAX);
+            return -1;
+        }
+    } else if (ic_arg_is(a, "TIMEOUT")) {
+        if (ic_arg_ll(v, "TIMEOUT", 0, IC_MAX_TIMEOUT_MS, &o->timeout_ms, err, errlen) < 0) return -1;
+    } else if (ic_arg_is(a, "STOP")) {
+        if (o->n_stop >= IC_MAX_STOP) {
+            snprintf(err, errlen, "ERR at most %d STOP strings", IC_MAX_STOP);
+            return -1;
+        }
+        if (v->len == 0 || v->len > IC_MAX_STOP_LEN || memchr(v->ptr, 0, v->len)) {
+            snprintf(err, errlen, "ERR STOP string must be 1 to %d bytes without NUL", IC_MAX_STOP_LEN);
+            return -1;
+        }
+        char *c = malloc(v->len + 1);
+        if (!c) {
+            snprintf(err, errlen, "ERR out of memory");
+            return -1;
+        }
+        memcpy(c, v->ptr, v->len);
+        c[v->len] = 0;
+        o->stop[o->n_stop++] = c;
+    } else if (ic_arg_is(a, "STORE")) {
+        o->store = *v;
+    } else if (ic_arg_is(a, "STREAM")) {
+        o->stream = *v;
+    } else {
+        return 0;
+    }
+    *pos = i + 1;
+    return 1;
+}
+
+void ic_gen_defaults(ic_gen_opts *o, long long default_timeout_ms) {
     memset(o, 0, sizeof *o);
     infer_sampler_defaults(&o->sp);
     o->timeout_ms = default_timeout_ms;
+}
+
+int ic_need_generator(const ic_arg *name, const ic_model *m, char *err, size_t errlen) {
+    if (!m->encoder) return 0;
+    char shown[IC_NAME_MAX];
+    ic_shown(name->ptr, name->len, shown, sizeof shown);
+    snprintf(err, errlen, "ERR model '%s' is an encoder (it makes embeddings): use INFER.EMBED, or name a generator",
+             shown);
+    return -1;
+}
+
+int ic_gen_parse(const ic_arg *argv, int argc, const ic_model *m, long long default_timeout_ms,
+                 ic_gen_opts *o, char *err, size_t errlen) {
+    ic_gen_defaults(o, default_timeout_ms);
     if (argc < 3) {
         snprintf(err, errlen, "ERR wrong number of arguments for 'infer.generate' command");
         return -1;
     }
+    if (ic_need_generator(&argv[1], m, err, errlen) < 0) return -1;
     int32_t n_vocab = infer_vocab_size(infer_model_vocab(m->model));
     int32_t n_ctx = infer_ctx_n_ctx(m->ctx);
     int from = 3;
@@ -49,68 +131,9 @@ int ic_gen_parse(const ic_arg *argv, int argc, const ic_model *m, long long defa
     if (argc >= 4 && ic_arg_is(&argv[2], "PROMPTKEY")) o->src = IC_SRC_PROMPTKEY, o->input = argv[3], from = 4;
     else if (argc >= 4 && ic_arg_is(&argv[2], "TOKENSKEY")) o->src = IC_SRC_TOKENSKEY, o->input = argv[3], from = 4;
     for (int i = from; i < argc; i++) {
-        const ic_arg *a = &argv[i];
-        double d;
-        long long ll;
-        if (ic_arg_is(a, "CHAT")) {
-            o->chat = 1;
-            continue;
-        }
-        if (i + 1 >= argc) return syntax(a, "no value after", err, errlen);
-        const ic_arg *v = &argv[++i];
-        if (ic_arg_is(a, "MAXTOKENS")) {
-            if (ic_arg_ll(v, "MAXTOKENS", 1, n_ctx, &o->max_tokens, err, errlen) < 0) return -1;
-        } else if (ic_arg_is(a, "TEMPERATURE")) {
-            if (ic_arg_double(v, "TEMPERATURE", 0, 100, &d, err, errlen) < 0) return -1;
-            o->sp.temperature = (float)d;
-        } else if (ic_arg_is(a, "TOPK")) {
-            if (ic_arg_ll(v, "TOPK", 0, n_vocab, &ll, err, errlen) < 0) return -1;
-            o->sp.top_k = (int32_t)ll;
-        } else if (ic_arg_is(a, "TOPP")) {
-            if (ic_arg_double(v, "TOPP", 0, 1, &d, err, errlen) < 0) return -1;
-            if (d <= 0) {
-                snprintf(err, errlen, "ERR TOPP must be a number between 0 (exclusive) and 1");
-                return -1;
-            }
-            o->sp.top_p = (float)d;
-        } else if (ic_arg_is(a, "MINP")) {
-            if (ic_arg_double(v, "MINP", 0, 1, &d, err, errlen) < 0) return -1;
-            o->sp.min_p = (float)d;
-        } else if (ic_arg_is(a, "REPEAT-PENALTY")) {
-            if (ic_arg_double(v, "REPEAT-PENALTY", 0.01, 100, &d, err, errlen) < 0) return -1;
-            o->sp.repeat_penalty = (float)d;
-        } else if (ic_arg_is(a, "SEED")) {
-            if (ic_parse_u64(v, &o->sp.seed) < 0) {
-                snprintf(err, errlen, "ERR SEED must be an integer between 0 and %llu",
-                         (unsigned long long)UINT64_MAX);
-                return -1;
-            }
-        } else if (ic_arg_is(a, "TIMEOUT")) {
-            if (ic_arg_ll(v, "TIMEOUT", 0, IC_MAX_TIMEOUT_MS, &o->timeout_ms, err, errlen) < 0) return -1;
-        } else if (ic_arg_is(a, "STOP")) {
-            if (o->n_stop >= IC_MAX_STOP) {
-                snprintf(err, errlen, "ERR at most %d STOP strings", IC_MAX_STOP);
-                return -1;
-            }
-            if (v->len == 0 || v->len > IC_MAX_STOP_LEN || memchr(v->ptr, 0, v->len)) {
-                snprintf(err, errlen, "ERR STOP string must be 1 to %d bytes without NUL", IC_MAX_STOP_LEN);
-                return -1;
-            }
-            char *c = malloc(v->len + 1);
-            if (!c) {
-                snprintf(err, errlen, "ERR out of memory");
-                return -1;
-            }
-            memcpy(c, v->ptr, v->len);
-            c[v->len] = 0;
-            o->stop[o->n_stop++] = c;
-        } else if (ic_arg_is(a, "STORE")) {
-            o->store = *v;
-        } else if (ic_arg_is(a, "STREAM")) {
-            o->stream = *v;
-        } else {
-            return syntax(a, "unknown option", err, errlen);
-        }
+        int rc = ic_gen_option(argv, argc, &i, n_ctx, n_vocab, o, err, errlen);
+        if (rc < 0) return -1;
+        if (rc == 0) return ic_syntax(&argv[i], "unknown option", err, errlen);
     }
     if (o->src == IC_SRC_TOKENSKEY && o->chat) {
         snprintf(err, errlen, "ERR CHAT cannot be combined with TOKENSKEY");

@@ -14,7 +14,12 @@
  *   - model loading on a thread of its own;
  *   - the request lifecycle over infer_sched, with the answer collected and,
  *     for streaming, handed over in pieces of complete UTF-8;
- *   - statistics aggregation for INFER.STATS and INFO infer.
+ *   - statistics aggregation for INFER.STATS and INFO infer;
+ *   - INFER.EMBED: its grammar and the embedding request over an encoder's
+ *     scheduler (infer_embed_submit);
+ *   - INFER.RAG: its grammar, the retrieved hits, the chunk texts read out
+ *     of their attributes, the prompt built from a template and cut to the
+ *     generator's context, and the reply fields.
  * No server or module API type appears here.  Arguments arrive as
  * (pointer, length) pairs.  Error texts are whole Redis error lines
  * ("ERR ...", "TIMEOUT ...") without the leading '-'.
@@ -58,6 +63,12 @@ int ic_arg_double(const ic_arg *a, const char *what, double lo, double hi, doubl
                   size_t errlen);
 /* Printable copy of untrusted bytes for an error message. */
 void ic_shown(const char *p, size_t len, char *out, size_t cap);
+/* "ERR syntax error: <why> '<word>'" (at most 64 bytes of the word). */
+int ic_syntax(const ic_arg *a, const char *why, char *err, size_t errlen);
+/* Whether p[0..len) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF).  1, or 0 with *bad the offset of the first
+ * byte that is not. */
+int ic_utf8_valid(const char *p, size_t len, size_t *bad);
 
 /* ---- model paths (paths.c) ----------------------------------------------- */
 
@@ -75,6 +86,8 @@ typedef struct ic_model {
     infer_threadpool *tp;
     infer_ctx *ctx;
     infer_sched *sched; /* NULL once stopped for shutdown */
+    int encoder;        /* an embedding model: sched is infer_embed_sched_create's */
+    int32_t embed_dim;  /* encoder: the length of its vectors */
     int refs;           /* one per registered name, one per request in flight */
     int requests;       /* requests in flight */
     int live;           /* on the registry's live list */
@@ -116,10 +129,10 @@ void ic_free_all(ic_registry *r);
 
 /* What INFER.MODELS shows for one registered name. */
 typedef struct ic_model_desc {
-    const char *name, *arch, *ftype, *path;
+    const char *name, *arch, *kind, *ftype, *path; /* kind: "generator" or "encoder" */
     char types[512];
     size_t types_len;
-    long long params, bytes, context, requests;
+    long long params, bytes, context, requests, dim; /* dim: 0 for a generator */
 } ic_model_desc;
 void ic_describe(const ic_entry *e, ic_model_desc *d);
 
@@ -180,6 +193,16 @@ typedef struct ic_gen_opts {
     ic_arg store, stream; /* keys (borrowed); ptr NULL when absent */
 } ic_gen_opts;
 
+/* "ERR model 'name' is an encoder ..." when m cannot generate. */
+int ic_need_generator(const ic_arg *name, const ic_model *m, char *err, size_t errlen);
+/* The sampler defaults, the default timeout, nothing else set. */
+void ic_gen_defaults(ic_gen_opts *o, long long default_timeout_ms);
+/* One generation option at argv[*pos] (MAXTOKENS ... STREAM, CHAT), for
+ * commands that take INFER.GENERATE's options after their own.  1: taken
+ * (*pos at its last argument); 0: not a generation option; -1: the error
+ * line ("no value after" when it is the last argument). */
+int ic_gen_option(const ic_arg *argv, int argc, int *pos, int32_t n_ctx, int32_t n_vocab, ic_gen_opts *o,
+                  char *err, size_t errlen);
 /* INFER.GENERATE name (prompt | PROMPTKEY key | TOKENSKEY key) [options]:
  * argv[0] is the command name, argv[1] the model (already looked up).
  * 0, or -1 with the error line (free o either way). */
@@ -272,9 +295,9 @@ typedef struct ic_field {
  * replaced and freed ones included. */
 int ic_stats(const ic_registry *r, ic_field out[IC_STATS_FIELDS]);
 
-/* INFER.MODELS: name, arch, parameters, type, types, bytes, context,
- * requests, path (strings point into d and the registry). */
-#define IC_MODEL_FIELDS 9
+/* INFER.MODELS: name, arch, kind, dim, parameters, type, types, bytes,
+ * context, requests, path (strings point into d and the registry). */
+#define IC_MODEL_FIELDS 11
 int ic_model_fields(const ic_entry *e, ic_model_desc *d, ic_field out[IC_MODEL_FIELDS]);
 
 /* INFER.GENERATE's RESP3 map after IC_EV_DONE: text, tokens, finish,
@@ -288,5 +311,184 @@ int ic_req_result(const ic_req *r, ic_field out[IC_RESULT_FIELDS]);
 int32_t *ic_tokenize(const ic_model *m, const char *text, size_t len, int64_t *n, char *err, size_t errlen);
 /* INFER.DETOKENIZE: ids as arguments, each checked; malloc'd text. */
 char *ic_detokenize(const ic_model *m, const ic_arg *ids, int n, size_t *len, char *err, size_t errlen);
+
+
+/* ---- INFER.EMBED (embed.c) and embedding requests (embreq.c) ---------------------------- */
+
+#define IC_EMBED_MAX_TEXTS 1024          /* texts in one INFER.EMBED */
+#define IC_EMBED_MAX_BYTES (16u << 20)   /* bytes of all its texts together */
+
+typedef struct ic_embed_opts {
+    const ic_arg *texts;   /* borrowed from argv */
+    int n_texts;
+    int into;              /* INTO key element text: VADD the vector */
+    ic_arg key, element;   /* INTO (borrowed) */
+    ic_arg setattr;        /* INTO SETATTR json; ptr NULL when absent */
+    const char *quant;     /* INTO "Q8" / "BIN" / "NOQUANT"; NULL: VADD's default */
+    int fp32;              /* reply each vector as one FP32 blob */
+    infer_embed_params params;
+    long long timeout_ms;
+} ic_embed_opts;
+
+/* INFER.EMBED model text [text ...] [NORMALIZE yes|no] [LONG refuse|chunk]
+ *     [FP32] [TIMEOUT ms]
+ * INFER.EMBED model INTO key element text [SETATTR json] [Q8|BIN|NOQUANT]
+ *     [NORMALIZE yes|no] [LONG refuse|chunk] [TIMEOUT ms]
+ * argv[1] is the model (already looked up: it must be an encoder).  In the
+ * first form the options are read from the end (see docs/commands.md).
+ * Every text is checked (ic_embed_check_texts).  0, or -1 with the line. */
+int ic_embed_parse(const ic_arg *argv, int argc, const ic_model *m, long long default_timeout_ms,
+                   ic_embed_opts *o, char *err, size_t errlen);
+/* Texts to embed: 1..IC_EMBED_MAX_TEXTS of them, each non-empty,
+ * well-formed UTF-8 and without NUL, IC_EMBED_MAX_BYTES together. */
+int ic_embed_check_texts(const ic_arg *texts, int n, const char *what, char *err, size_t errlen);
+/* "ERR model 'name' is not an encoder ..." when m cannot embed. */
+int ic_need_encoder(const ic_arg *name, const ic_model *m, char *err, size_t errlen);
+
+typedef struct ic_ereq ic_ereq;
+/* Called once, on the engine thread, when the request has ended; from
+ * then on it belongs to the main thread. */
+typedef void (*ic_enotify_fn)(ic_ereq *e);
+
+struct ic_ereq {
+    ic_model *m; /* holds a reference until ic_ereq_free */
+    uint64_t id;
+    long long timeout_ms;
+    ic_enotify_fn notify;
+    void *ud;
+    double t_submit;   /* monotonic ms */
+    /* engine thread until notify, then main thread */
+    int reason;        /* INFER_FINISH_* */
+    float *vec;        /* n * dim floats, text i at vec + i * dim */
+    int32_t n, dim;
+    long long tokens;  /* over all texts */
+    double embed_ms;   /* submit to completion */
+    int oom;
+    char errmsg[256];
+};
+
+ic_ereq *ic_ereq_new(ic_registry *reg, ic_model *m, ic_enotify_fn notify, void *ud);
+/* Submits texts (copied by the engine); -1 with the error line (queue
+ * full, shutting down): then notify never comes and the caller frees. */
+int ic_ereq_submit(ic_ereq *e, const ic_arg *texts, int n, const infer_embed_params *p, long long timeout_ms,
+                   char *err, size_t errlen);
+int ic_ereq_cancel(ic_ereq *e);
+/* After notify: NULL when the vectors are there, else the error line. */
+const char *ic_ereq_error(const ic_ereq *e, char *buf, size_t cap);
+void ic_ereq_free(ic_registry *reg, ic_ereq *e);
+/* v[0..n) as little-endian float32 bytes into out[0..4n): what VADD and
+ * VSIM take after FP32, on any host byte order. */
+void ic_f32_le(const float *v, size_t n, unsigned char *out);
+
+/* ---- INFER.RAG (rag.c, ragprompt.c, jsonfield.c) ------------------------------------------- */
+
+#define IC_RAG_DEFAULT_COUNT 5
+#define IC_RAG_MAX_COUNT 1000
+#define IC_RAG_TEXT_FIELD "text" /* attribute (or hash field) holding a chunk */
+/* The prompt when no TEMPLATE key is given: {context} is the chunks in
+ * rank order separated by blank lines, {question} the question. */
+#define IC_RAG_DEFAULT_TEMPLATE \
+    "Use the context below to answer the question.\n\nContext:\n{context}\n\nQuestion: {question}\nAnswer:"
+#define IC_RAG_CHUNK_SEP "\n\n"
+
+enum { IC_HIT_NOTEXT = 0, IC_HIT_USED = 1, IC_HIT_CUT = 2 };
+
+typedef struct ic_rag_hit {
+    char *name;          /* the element (copy) */
+    size_t name_len;
+    double score;        /* VSIM's similarity in [0, 1] */
+    char *attr;          /* its attributes (copy), NULL when none */
+    size_t attr_len;
+    char *key;           /* CONTEXTKEY-FIELD: the key its attributes name */
+    size_t key_len;
+    char *text;          /* its chunk (copy), NULL when none was found */
+    size_t text_len;
+    int too_long;        /* the chunk alone can never fit the context */
+    int state;           /* IC_HIT_*: in the prompt, cut for length, no text */
+} ic_rag_hit;
+
+typedef struct ic_rag {
+    ic_model *gen, *emb;  /* a reference on each until ic_rag_free */
+    /* the command's arguments, copied: the request outlives argv */
+    char *vset, *question, *filter, *key_field, *tmpl_key, *store, *stream;
+    size_t vset_len, question_len, filter_len, key_field_len, tmpl_key_len, store_len, stream_len;
+    long long count;
+    long long ef, filter_ef; /* VSIM's EF and FILTER-EF, 0: VSIM's defaults */
+    int withsources, withprompt;
+    ic_gen_opts gen_opts; /* store / stream point at the copies above */
+    int32_t budget;       /* prompt tokens the generator's context leaves */
+    size_t chunk_cap;     /* bytes over which a chunk can never fit */
+    /* what the retrieval step found */
+    unsigned char *blob;  /* the question's vector as FP32 bytes */
+    size_t blob_len;
+    char count_str[24], ef_str[24], filter_ef_str[24];
+    ic_rag_hit *hits;
+    int n_hits, cap_hits;
+    char *tmpl;           /* the TEMPLATE key's value (copy), NULL: default */
+    size_t tmpl_len;
+    double embed_ms;
+    /* the prompt built from them */
+    char *prompt;
+    size_t prompt_len;
+    int used;             /* chunks in the prompt */
+} ic_rag;
+
+/* INFER.RAG generator embedder vset question [COUNT k] [FILTER expr]
+ *     [CONTEXTKEY-FIELD name] [TEMPLATE key] [WITHSOURCES] [WITHPROMPT]
+ *     [generation options: MAXTOKENS ... STREAM key STORE key CHAT TIMEOUT]
+ * Looks both models up, checks their kinds, the question (as an
+ * INFER.EMBED text) and every option; copies what the later steps need
+ * and takes a reference on each model.  NULL with the error line. */
+ic_rag *ic_rag_parse(ic_registry *reg, const ic_arg *argv, int argc, long long default_timeout_ms,
+                     int default_max_tokens, char *err, size_t errlen);
+void ic_rag_free(ic_registry *reg, ic_rag *g);
+
+/* The retrieval step, on the main thread, all of it in one go so that it
+ * sees one state of the keyspace:
+ *   1. ic_rag_vsim_args: the VSIM to run for the question's vector
+ *      (VSIM vset FP32 blob WITHSCORES WITHATTRIBS COUNT k [FILTER expr]);
+ *      the front-end runs it (libvcmd, or the host's VSIM) and adds each
+ *      result with ic_rag_add_hit, best first;
+ *   2. for each hit, ic_rag_hit_source says where its chunk is: already
+ *      taken from the attributes, or in a key the front-end reads and
+ *      hands over with ic_rag_set_text (a string key's value, or a hash
+ *      key's field "text");
+ *   3. ic_rag_set_template with the TEMPLATE key's value, if one is named;
+ *   4. ic_rag_build: the prompt and its ids. */
+#define IC_RAG_VSIM_ARGS 15
+int ic_rag_vsim_args(ic_rag *g, const float *vec, int32_t dim, ic_arg out[IC_RAG_VSIM_ARGS], char *err,
+                     size_t errlen);
+/* A VSIM error turned into INFER.RAG's: "ERR vector set 'k': ...". */
+void ic_rag_vsim_error(const ic_rag *g, const char *line, char *err, size_t errlen);
+int ic_rag_add_hit(ic_rag *g, const char *name, size_t nlen, double score, const char *attr, size_t alen);
+enum { IC_SRC_NONE = 0, IC_SRC_ATTR = 1, IC_SRC_KEY = 2 };
+int ic_rag_hit_source(ic_rag *g, int i, const char **key, size_t *klen);
+/* Copies the chunk text of hit i (unless it is too long to ever fit);
+ * -1 when out of memory. */
+int ic_rag_set_text(ic_rag *g, int i, const char *p, size_t len);
+/* The TEMPLATE key's value; -1 with the line when it lacks {context} or
+ * {question}, or cannot fit the context. */
+int ic_rag_set_template(ic_rag *g, const char *p, size_t len, char *err, size_t errlen);
+/* Builds the prompt from the template with as many chunks as fit, the
+ * lowest-ranked dropped first, and tokenizes it (CHAT: in the generator's
+ * chat template); sets each hit's state and `used`, and leaves the
+ * generation what the embedding left of TIMEOUT (embed_ms must be set).
+ * malloc'd ids, or NULL with the error line. */
+int32_t *ic_rag_build(ic_rag *g, int32_t *n_prompt, char *err, size_t errlen);
+
+/* INFER.RAG's reply after the generation: text, chunks_used,
+ * chunks_retrieved, tokens, finish, prompt_tokens, reused_tokens,
+ * embed_ms, queue_ms, prefill_ms, decode_ms; the front-end adds "sources"
+ * (WITHSOURCES: [element, score, state] per hit, state "used", "cut" or
+ * "no-text") and "prompt" (WITHPROMPT). */
+#define IC_RAG_FIELDS 11
+int ic_rag_result(const ic_rag *g, const ic_req *r, ic_field out[IC_RAG_FIELDS]);
+const char *ic_rag_hit_state(const ic_rag_hit *h);
+
+/* The string value of field name in the top-level JSON object json[0..len)
+ * (escapes decoded, a lone surrogate as U+FFFD): 1 with *out (malloc'd,
+ * NUL-terminated) and *olen, 0 when json is not an object, has no such
+ * field or the field is not a string, -1 when out of memory. */
+int ic_json_string_field(const char *json, size_t len, const char *name, size_t nlen, char **out, size_t *olen);
 
 #endif

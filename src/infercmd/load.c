@@ -6,7 +6,9 @@
  * front-end blocks the client, this file's thread builds the model, and
  * the front-end installs it on the main thread when the thread's done
  * callback has handed the job back.  A failed load frees what it built on
- * its own thread; an installed model belongs to the registry. */
+ * its own thread; an installed model belongs to the registry.  Encoders
+ * (embedding models) load the same way and get the engine's embedding
+ * scheduler instead of the generation one. */
 #include "infercmd.h"
 #include "ic_impl.h"
 
@@ -95,7 +97,16 @@ static void *load_main(void *arg) {
     sp.max_active = l->p.max_active;
     sp.nice = l->p.nice;
     sp.idle = l->p.idle;
-    if (infer_sched_create(m->ctx, &sp, &m->sched, l->err, sizeof l->err) < 0) goto fail;
+    /* An encoder (bert) gets the embedding scheduler, which batches the
+     * texts of every waiting INFER.EMBED / INFER.RAG question; a decoder
+     * the generation scheduler.  Both are bounded by infer-max-queue. */
+    m->encoder = infer_model_is_encoder(m->model);
+    if (m->encoder) {
+        m->embed_dim = infer_model_embed_dim(m->model);
+        if (infer_embed_sched_create(m->ctx, &sp, &m->sched, l->err, sizeof l->err) < 0) goto fail;
+    } else if (infer_sched_create(m->ctx, &sp, &m->sched, l->err, sizeof l->err) < 0) {
+        goto fail;
+    }
     l->done(l);
     return NULL;
 fail:

@@ -139,6 +139,8 @@ void ic_describe(const ic_entry *e, ic_model_desc *d) {
     const infer_model_info *mi = infer_model_get_info(m->model);
     d->name = e->name;
     d->arch = mi->arch;
+    d->kind = m->encoder ? "encoder" : "generator";
+    d->dim = m->encoder ? m->embed_dim : 0;
     d->ftype = mi->ftype;
     d->path = m->path;
     d->types_len = infer_model_type_summary(m->model, d->types, sizeof d->types);

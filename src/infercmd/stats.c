@@ -90,6 +90,8 @@ int ic_model_fields(const ic_entry *e, ic_model_desc *d, ic_field out[IC_MODEL_F
     ic_describe(e, d);
     str(out, &i, "name", d->name, strlen(d->name));
     str(out, &i, "arch", d->arch, strlen(d->arch));
+    str(out, &i, "kind", d->kind, strlen(d->kind));
+    ll(out, &i, "dim", d->dim);
     ll(out, &i, "parameters", d->params);
     str(out, &i, "type", d->ftype, strlen(d->ftype));
     str(out, &i, "types", d->types, d->types_len);

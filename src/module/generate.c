@@ -14,32 +14,20 @@
  * user (ACL-checked), propagated to replicas and the AOF.
  * STREAM key: each piece of text is XADDed (field "text") as it is
  * produced, then a final entry (fields "finish" and "tokens").  The engine
- * thread asks for a main-thread callback with RedisModule_EventLoopAddOneShot;
- * the writes go through a detached context on the client's database.  The
+ * thread asks for a main-thread callback (mod_run_on_main: a one-shot that
+ * arms a module timer, so that the XADDs' propagation is flushed); the
+ * writes go through a detached context on the client's database.  The
  * user's write permission on the key is checked when the command runs.
  * A request stays alive (and counted in flight, so MODULE UNLOAD waits)
  * until its last pending callback has run. */
 #include "mod.h"
+#include "vcmd.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct gen_req {
-    struct gen_req *prev, *next; /* in-flight list (main thread) */
-    RedisModuleBlockedClient *bc;
-    ic_req *r;
-    atomic_int holds;  /* the blocked client + one per pending one-shot */
-    char *store_key;   /* STORE key (copied), or NULL */
-    size_t store_len;
-    char *stream_key;  /* STREAM key (copied), or NULL */
-    size_t stream_len;
-    int dbid;
-    int stream_done;   /* final entry written */
-    char stream_err[256];
-} gen_req;
 
 static gen_req *g_inflight;
 
@@ -59,6 +47,9 @@ static void list_del(gen_req *g) {
 static void release(gen_req *g) {
     if (atomic_fetch_sub(&g->holds, 1) != 1) return;
     ic_req_free(&g_mod.reg, g->r);
+    ic_ereq_free(&g_mod.reg, g->e);
+    ic_rag_free(&g_mod.reg, g->rag);
+    free(g->user);
     free(g->store_key);
     free(g->stream_key);
     free(g);
@@ -80,7 +71,7 @@ static int xadd_ok(RedisModuleCallReply *rep, gen_req *g) {
 }
 
 static void stream_flush(gen_req *g) {
-    if (!g->stream_key || g->stream_done) return;
+    if (!g->stream_key || g->stream_done || !g->r) return;
     char *buf;
     size_t *lens;
     size_t n = ic_req_take_pieces(g->r, &buf, &lens);
@@ -97,7 +88,7 @@ static void stream_flush(gen_req *g) {
 }
 
 static void stream_finish(gen_req *g) {
-    if (!g->stream_key || g->stream_done) return;
+    if (!g->stream_key || g->stream_done || !g->r) return;
     stream_flush(g);
     g->stream_done = 1;
     if (g->stream_err[0]) return;
@@ -110,7 +101,9 @@ static void stream_finish(gen_req *g) {
             g);
 }
 
-static void oneshot_flush(void *arg) {
+/* main thread, in a module context (mainthread.c): the pieces so far */
+static void main_flush(RedisModuleCtx *ctx, void *arg) {
+    (void)ctx;
     gen_req *g = arg;
     stream_flush(g);
     release(g);
@@ -126,16 +119,55 @@ static void notify(ic_req *r, int ev) {
         return;
     }
     atomic_fetch_add(&g->holds, 1);
-    if (RedisModule_EventLoopAddOneShot(oneshot_flush, g) != REDISMODULE_OK)
-        atomic_fetch_sub(&g->holds, 1); /* the pieces wait for the final flush */
+    if (mod_run_on_main(main_flush, g) < 0) atomic_fetch_sub(&g->holds, 1); /* the pieces wait for the final flush */
 }
 
 /* ---- main thread ------------------------------------------------------------ */
+
+/* A score as VSIM prints it: Redis 8's digits in RESP2, a double in RESP3. */
+static void reply_score(RedisModuleCtx *ctx, double d) {
+    if (mod_is_resp3(ctx)) {
+        RedisModule_ReplyWithDouble(ctx, d);
+        return;
+    }
+    char buf[64];
+    int n = vc_format_double(buf, sizeof buf, d);
+    RedisModule_ReplyWithStringBuffer(ctx, buf, (size_t)n);
+}
+
+/* INFER.RAG's answer: a map in both protocols (flat in RESP2). */
+static int rag_reply(RedisModuleCtx *ctx, const ic_rag *g, const ic_req *r) {
+    ic_field f[IC_RAG_FIELDS];
+    int n = ic_rag_result(g, r, f);
+    RedisModule_ReplyWithMap(ctx, n + g->withsources + g->withprompt);
+    for (int i = 0; i < n; i++) {
+        RedisModule_ReplyWithCString(ctx, f[i].name);
+        if (f[i].kind == IC_F_DOUBLE) RedisModule_ReplyWithDouble(ctx, f[i].d);
+        else if (f[i].kind == IC_F_STR) RedisModule_ReplyWithStringBuffer(ctx, f[i].s, f[i].slen);
+        else RedisModule_ReplyWithLongLong(ctx, f[i].ll);
+    }
+    if (g->withsources) {
+        RedisModule_ReplyWithCString(ctx, "sources");
+        RedisModule_ReplyWithArray(ctx, g->n_hits);
+        for (int i = 0; i < g->n_hits; i++) {
+            RedisModule_ReplyWithArray(ctx, 3);
+            RedisModule_ReplyWithStringBuffer(ctx, g->hits[i].name, g->hits[i].name_len);
+            reply_score(ctx, g->hits[i].score);
+            RedisModule_ReplyWithCString(ctx, ic_rag_hit_state(&g->hits[i]));
+        }
+    }
+    if (g->withprompt) {
+        RedisModule_ReplyWithCString(ctx, "prompt");
+        RedisModule_ReplyWithStringBuffer(ctx, g->prompt ? g->prompt : "", g->prompt_len);
+    }
+    return REDISMODULE_OK;
+}
 
 static int gen_reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv, (void)argc;
     gen_req *g = RedisModule_GetBlockedClientPrivateData(ctx);
     ic_req *r = g->r;
+    if (!r) return mod_reply_err(ctx, g->early_err[0] ? g->early_err : "ERR the request ended early");
     stream_finish(g);
     char buf[IC_ERRLEN];
     const char *e = ic_req_error(r, buf, sizeof buf);
@@ -155,9 +187,19 @@ static int gen_reply(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         }
         RedisModule_FreeCallReply(rep);
     }
+    if (g->rag) return rag_reply(ctx, g->rag, r);
     if (!mod_is_resp3(ctx)) return RedisModule_ReplyWithStringBuffer(ctx, r->text ? r->text : "", r->len);
     ic_field f[IC_RESULT_FIELDS];
     return mod_reply_fields(ctx, f, ic_req_result(r, f));
+}
+
+/* Ends the request at whatever step it is: INFER.RAG's embedding, its
+ * retrieval (not run yet: its main-thread callback sees the flag), the
+ * generation. */
+static void cancel(gen_req *g) {
+    g->cancelled = 1;
+    if (g->e) ic_ereq_cancel(g->e);
+    else if (g->r) ic_req_cancel(g->r);
 }
 
 /* Never armed by time (the engine enforces TIMEOUT): only CLIENT UNBLOCK
@@ -169,7 +211,7 @@ static int gen_timeout(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     RedisModuleBlockedClient *bc = RedisModule_GetBlockedClientHandle(ctx);
     for (gen_req *g = g_inflight; bc && g; g = g->next) {
         if (g->bc == bc) {
-            ic_req_cancel(g->r);
+            cancel(g);
             break;
         }
     }
@@ -189,7 +231,7 @@ static void gen_disconnected(RedisModuleCtx *ctx, RedisModuleBlockedClient *bc) 
     (void)ctx;
     for (gen_req *g = g_inflight; g; g = g->next) {
         if (g->bc == bc) {
-            ic_req_cancel(g->r);
+            cancel(g);
             return;
         }
     }
@@ -238,7 +280,7 @@ static char *copy_key(RedisModuleCtx *ctx, const ic_arg *key, size_t *len) {
 
 /* STREAM key: the user must be allowed to write it, and it must be a
  * stream or absent.  Replies the error and returns -1 otherwise. */
-static int check_stream_key(RedisModuleCtx *ctx, const ic_arg *key) {
+int mod_check_stream_key(RedisModuleCtx *ctx, const ic_arg *key) {
     RedisModuleString *k = RedisModule_CreateString(ctx, key->ptr, key->len);
     RedisModuleString *uname = RedisModule_GetCurrentUserName(ctx);
     RedisModuleUser *u = uname ? RedisModule_GetModuleUserFromUserName(uname) : NULL;
@@ -272,6 +314,48 @@ static char *dup_arg(const ic_arg *a) {
     return s;
 }
 
+gen_req *mod_gen_block(RedisModuleCtx *ctx, const ic_gen_opts *o) {
+    gen_req *g = calloc(1, sizeof *g);
+    if (!g || (o->store.ptr && !(g->store_key = dup_arg(&o->store))) ||
+        (o->stream.ptr && !(g->stream_key = dup_arg(&o->stream)))) {
+        if (g) free(g->store_key), free(g->stream_key), free(g);
+        RedisModule_ReplyWithError(ctx, "ERR out of memory");
+        return NULL;
+    }
+    g->store_len = o->store.len;
+    g->stream_len = o->stream.len;
+    g->dbid = RedisModule_GetSelectedDb(ctx);
+    atomic_init(&g->holds, 1);
+    g->bc = RedisModule_BlockClient(ctx, gen_reply, gen_timeout, gen_free, 0);
+    if (!g->bc) {
+        release(g);
+        RedisModule_ReplyWithError(ctx, "ERR cannot block the client");
+        return NULL;
+    }
+    /* listed before anything is submitted: the reply may come as soon as
+     * a submit returns */
+    list_add(g);
+    RedisModule_SetDisconnectCallback(g->bc, gen_disconnected);
+    return g;
+}
+
+void mod_gen_abort(gen_req *g) {
+    list_del(g);
+    RedisModule_AbortBlock(g->bc);
+    release(g);
+}
+
+int mod_gen_submit(gen_req *g, ic_model *m, const ic_gen_opts *o, const int32_t *ids, int32_t n, char *err,
+                   size_t errlen) {
+    if (!(g->r = ic_req_new(&g_mod.reg, m, o->stream.ptr != NULL, notify, g))) {
+        snprintf(err, errlen, "ERR out of memory");
+        return -1;
+    }
+    return ic_req_submit(&g_mod.reg, g->r, o, ids, n, err, errlen);
+}
+
+void mod_gen_release(gen_req *g) { release(g); }
+
 /* INFER.GENERATE name (prompt | PROMPTKEY key | TOKENSKEY key) [options] */
 int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc < 3) return RedisModule_WrongArity(ctx);
@@ -298,7 +382,7 @@ int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         RedisModule_ReplyWithError(ctx, "READONLY You can't write against a read only replica.");
         goto out;
     }
-    if (o.stream.ptr && check_stream_key(ctx, &o.stream) < 0) goto out;
+    if (o.stream.ptr && mod_check_stream_key(ctx, &o.stream) < 0) goto out;
 
     /* Copy the input while the lock is held; everything after works on
      * the copy. */
@@ -317,37 +401,13 @@ int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         mod_reply_err(ctx, err);
         goto out;
     }
-    g = calloc(1, sizeof *g);
-    if (!g || (o.store.ptr && !(g->store_key = dup_arg(&o.store))) ||
-        (o.stream.ptr && !(g->stream_key = dup_arg(&o.stream))) ||
-        !(g->r = ic_req_new(&g_mod.reg, m, o.stream.ptr != NULL, notify, g))) {
-        if (g) free(g->store_key), free(g->stream_key), free(g);
-        g = NULL;
-        RedisModule_ReplyWithError(ctx, "ERR out of memory");
-        goto out;
-    }
-    g->store_len = o.store.len;
-    g->stream_len = o.stream.len;
-    g->dbid = RedisModule_GetSelectedDb(ctx);
-    atomic_init(&g->holds, 1);
-    g->bc = RedisModule_BlockClient(ctx, gen_reply, gen_timeout, gen_free, 0);
-    if (!g->bc) {
-        release(g);
-        RedisModule_ReplyWithError(ctx, "ERR cannot block the client");
-        goto out;
-    }
-    /* listed before submit: the reply may come as soon as submit returns */
-    list_add(g);
-    if (ic_req_submit(&g_mod.reg, g->r, &o, ids, n_prompt, err, sizeof err) < 0) {
+    if (!(g = mod_gen_block(ctx, &o))) goto out;
+    if (mod_gen_submit(g, m, &o, ids, n_prompt, err, sizeof err) < 0) {
         /* no callback will ever come: unblock without callbacks and answer
          * from here */
-        list_del(g);
-        RedisModule_AbortBlock(g->bc);
-        release(g);
+        mod_gen_abort(g);
         mod_reply_err(ctx, err);
-        goto out;
     }
-    RedisModule_SetDisconnectCallback(g->bc, gen_disconnected);
 out:
     free(ids);
     ic_gen_opts_free(&o);

@@ -15,6 +15,7 @@
 #include "redismodule_api.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef struct mod_config {
@@ -41,6 +42,54 @@ int mod_cmd_models(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
 /* generation (generate.c) */
 int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+/* A blocked INFER.GENERATE or INFER.RAG (generate.c owns its lifecycle:
+ * blocking, STREAM and STORE writes, the reply, cancellation; rag.c drives
+ * INFER.RAG's steps before the generation).  Main thread, except holds. */
+typedef struct gen_req {
+    struct gen_req *prev, *next; /* in-flight list (main thread) */
+    RedisModuleBlockedClient *bc;
+    ic_req *r;         /* the generation; NULL while INFER.RAG embeds */
+    ic_rag *rag;       /* INFER.RAG's state, NULL for INFER.GENERATE */
+    ic_ereq *e;        /* INFER.RAG's question while it is embedded */
+    char *user;        /* INFER.RAG: the calling user's name (retrieval ACL checks) */
+    int cancelled;     /* the client went away, or CLIENT UNBLOCK */
+    char early_err[IC_ERRLEN]; /* INFER.RAG: the answer when it ends before generating */
+    atomic_int holds;  /* the blocked client + one per pending one-shot */
+    char *store_key;   /* STORE key (copied), or NULL */
+    size_t store_len;
+    char *stream_key;  /* STREAM key (copied), or NULL */
+    size_t stream_len;
+    int dbid;
+    int stream_done;   /* final entry written */
+    char stream_err[256];
+} gen_req;
+
+/* A request for the calling client with the STORE / STREAM keys of o,
+ * blocked with generate.c's callbacks and listed; NULL with the error
+ * replied.  Its generation is started with mod_gen_submit, or it is
+ * answered early by setting early_err and unblocking it. */
+gen_req *mod_gen_block(RedisModuleCtx *ctx, const ic_gen_opts *o);
+/* Undoes mod_gen_block when nothing was started (no callback will come). */
+void mod_gen_abort(gen_req *g);
+/* Starts the generation on model m (main thread): 0, or -1 with the line. */
+int mod_gen_submit(gen_req *g, ic_model *m, const ic_gen_opts *o, const int32_t *ids, int32_t n, char *err,
+                   size_t errlen);
+/* Drops one hold (the last frees the request). */
+void mod_gen_release(gen_req *g);
+/* STREAM key checks (write permission, a stream or absent); -1 replied. */
+int mod_check_stream_key(RedisModuleCtx *ctx, const ic_arg *key);
+
+/* main-thread callbacks (mainthread.c) */
+typedef void (*mod_main_fn)(RedisModuleCtx *ctx, void *arg);
+/* Any thread: fn(ctx, arg) will run on the main thread inside a module
+ * context (keyspace access allowed, its writes propagated).  -1 when it
+ * cannot be scheduled: then fn never runs. */
+int mod_run_on_main(mod_main_fn fn, void *arg);
+
+/* embeddings (embed.c) and retrieval-augmented generation (rag.c) */
+int mod_cmd_embed(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int mod_cmd_rag(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
 /* tokenizer commands (tokens.c) */
 int mod_cmd_tokenize(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);

@@ -127,6 +127,8 @@ static const cmd_def commands[] = {
     {"infer.unload", mod_cmd_unload, "deny-script"},
     {"infer.models", mod_cmd_models, "readonly"},
     {"infer.generate", mod_cmd_generate, "readonly deny-script"},
+    {"infer.embed", mod_cmd_embed, "readonly deny-script"},
+    {"infer.rag", mod_cmd_rag, "readonly deny-script"},
     {"infer.tokenize", mod_cmd_tokenize, "readonly"},
     {"infer.detokenize", mod_cmd_detokenize, "readonly"},
     {"infer.stats", mod_cmd_stats, "readonly"},

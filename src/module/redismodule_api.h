@@ -29,6 +29,7 @@
 /* CallReplyType results */
 #define REDISMODULE_REPLY_STRING 0
 #define REDISMODULE_REPLY_ERROR 1
+#define REDISMODULE_REPLY_INTEGER 2
 #define REDISMODULE_REPLY_ARRAY 3
 #define REDISMODULE_REPLY_NULL 4
 
@@ -86,6 +87,8 @@ typedef int (*RedisModuleCmdFunc)(RedisModuleCtx *ctx, RedisModuleString **argv,
 typedef void (*RedisModuleDisconnectFunc)(RedisModuleCtx *ctx, RedisModuleBlockedClient *bc);
 typedef void (*RedisModuleFreePrivdataFunc)(RedisModuleCtx *ctx, void *privdata);
 typedef void (*RedisModuleEventLoopOneShotFunc)(void *user_data);
+typedef void (*RedisModuleTimerProc)(RedisModuleCtx *ctx, void *data);
+typedef uint64_t RedisModuleTimerID;
 typedef void (*RedisModuleEventCallback)(RedisModuleCtx *ctx, RedisModuleEvent eid, uint64_t subevent,
                                          void *data);
 
@@ -273,7 +276,10 @@ typedef struct RedisModuleCommandInfo {
     X(int, SetCommandInfo, (RedisModuleCommand * command, const RedisModuleCommandInfo *info))     \
     X(void, GetRandomBytes, (unsigned char *dst, size_t len))                                      \
     X(size_t, CallReplyLength, (RedisModuleCallReply * reply))                                     \
-    X(RedisModuleCallReply *, CallReplyArrayElement, (RedisModuleCallReply * reply, size_t idx))
+    X(RedisModuleCallReply *, CallReplyArrayElement, (RedisModuleCallReply * reply, size_t idx))   \
+    X(long long, CallReplyInteger, (RedisModuleCallReply * reply))                                 \
+    X(RedisModuleTimerID, CreateTimer,                                                             \
+      (RedisModuleCtx * ctx, long long period, RedisModuleTimerProc callback, void *data))
 
 /* Entry points newer than Redis 7.0: fetched when the server has them and
  * left NULL otherwise (a caller checks before using one).

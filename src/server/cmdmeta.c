@@ -1,5 +1,6 @@
 /* cmdmeta.c - renders the COMMAND INFO records of cmdmeta_gen.c (and of
- * cmdmeta_vset.c, the vector-set commands written by hand in the same form).
+ * cmdmeta_vset.c and cmdmeta_infer.c, the vector-set commands and the
+ * INFER.* commands that name keys, written by hand in the same form).
  *
  * Each record is redis-server's own RESP3 reply for one command, captured
  * by tools/cmdmeta/gen_cmdmeta.py.  Keeping the reply as data (instead of
@@ -73,10 +74,11 @@ static const cmdmeta_record *find_in(const cmdmeta_record *r, size_t n, const ch
     return NULL;
 }
 
-/* The generated table first; the hand-written V* entries second. */
+/* The generated table first; the hand-written V* and INFER.* entries next. */
 static const cmdmeta_record *find_record(const char *name, size_t len) {
     const cmdmeta_record *r = find_in(cmdmeta_records, cmdmeta_count, name, len);
-    return r ? r : find_in(cmdmeta_vset_records, cmdmeta_vset_count, name, len);
+    if (!r) r = find_in(cmdmeta_vset_records, cmdmeta_vset_count, name, len);
+    return r ? r : find_in(cmdmeta_infer_records, cmdmeta_infer_count, name, len);
 }
 
 /* Finds the RESP3 text of one command's entry; "parent|sub" names are looked

@@ -305,6 +305,12 @@ static command table[] = {
     C("infer.unload", infer_unload_cmd, 2, NS, "infer slow dangerous", 0, 0, 0),
     C("infer.models", infer_models_cmd, 1, LD | ST, "infer slow", 0, 0, 0),
     C("infer.generate", infer_generate_cmd, -3, W | NS | CMD_BLOCKING, "infer write slow blocking", 0, 0, 0),
+    /* EMBED writes with INTO; RAG reads its vector set (argv[3]), its
+     * TEMPLATE key and the chunk keys its attributes name, and writes
+     * with STREAM / STORE.  COMMAND INFO and GETKEYS: cmdmeta_infer.c and
+     * getkeys_movable below. */
+    C("infer.embed", infer_embed_cmd, -3, W | NS | CMD_BLOCKING, "infer write slow blocking", 0, 0, 0),
+    C("infer.rag", infer_rag_cmd, -5, W | NS | CMD_BLOCKING, "infer write slow blocking", 3, 3, 1),
     C("infer.tokenize", infer_tokenize_cmd, 3, R, "infer read slow", 0, 0, 0),
     C("infer.detokenize", infer_detokenize_cmd, -3, R, "infer read slow", 0, 0, 0),
     C("infer.stats", infer_stats_cmd, 1, LD | ST, "infer slow", 0, 0, 0),
@@ -510,10 +516,11 @@ static void reply_flags(client *c, const command *cmd) {
     long n = 0;
     for (unsigned i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
         if (f & (1u << i)) n++;
-    int movable = cmd->first_key == 0 && (!strcmp(cmd->name, "lmpop") || !strcmp(cmd->name, "zmpop") ||
+    int movable = !strcmp(cmd->name, "infer.embed") || !strcmp(cmd->name, "infer.rag") ||
+                  (cmd->first_key == 0 && (!strcmp(cmd->name, "lmpop") || !strcmp(cmd->name, "zmpop") ||
                                           !strcmp(cmd->name, "sintercard") || !strcmp(cmd->name, "zunion") ||
                                           !strcmp(cmd->name, "zinter") || !strcmp(cmd->name, "zdiff") ||
-                                          !strcmp(cmd->name, "zintercard"));
+                                          !strcmp(cmd->name, "zintercard")));
     reply_set_len(c, n + movable);
     for (unsigned i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
         if (f & (1u << i)) reply_status(c, flag_names[i]);
@@ -615,6 +622,30 @@ static void command_list(client *c) {
 /* Key positions of commands whose keys follow a numkeys argument.  Replies
  * and returns 1 when cmd is one of them. */
 static int getkeys_movable(client *c, const command *cmd, dstr *argv, int argc) {
+    if (!strcmp(cmd->name, "infer.embed")) {
+        /* INFER.EMBED model INTO key element text ...: one key, or none */
+        int into = argc >= 6 && !strcasecmp(argv[2], "into");
+        reply_array_len(c, into);
+        if (into) reply_bulk_dstr(c, argv[3]);
+        return 1;
+    }
+    if (!strcmp(cmd->name, "infer.rag")) {
+        /* the vector set, then TEMPLATE / STREAM / STORE keys among the
+         * options (every other option but the flags takes one value) */
+        int keys[4], n = 0;
+        keys[n++] = 3;
+        for (int i = 5; i < argc; i++) {
+            const char *o = argv[i];
+            if (!strcasecmp(o, "withsources") || !strcasecmp(o, "withprompt") || !strcasecmp(o, "chat")) continue;
+            if (i + 1 >= argc) break;
+            if ((!strcasecmp(o, "template") || !strcasecmp(o, "stream") || !strcasecmp(o, "store")) && n < 4)
+                keys[n++] = i + 1;
+            i++;
+        }
+        reply_array_len(c, n);
+        for (int k = 0; k < n; k++) reply_bulk_dstr(c, argv[keys[k]]);
+        return 1;
+    }
     if (!strcmp(cmd->name, "xread") || !strcmp(cmd->name, "xreadgroup")) {
         /* keys follow the keyword STREAMS, paired with as many ids */
         int at = -1;

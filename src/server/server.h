@@ -357,6 +357,9 @@ extern const size_t cmdmeta_count;
 /* cmdmeta_vset.c: the V* commands, written by hand as Redis 8 answers. */
 extern const cmdmeta_record cmdmeta_vset_records[];
 extern const size_t cmdmeta_vset_count;
+/* cmdmeta_infer.c: INFER.EMBED and INFER.RAG, the INFER.* that name keys */
+extern const cmdmeta_record cmdmeta_infer_records[];
+extern const size_t cmdmeta_infer_count;
 /* Replies the entry of "name" or "parent|sub"; 0 (nothing sent) if unknown. */
 int cmdmeta_reply(client *c, const char *full_name);
 int cmdmeta_arity(const char *full_name, long long *arity);
@@ -649,6 +652,7 @@ dstr infer_get_models_dir(dstr out);
 dstr infer_info_section(dstr s); /* INFO infer */
 DECL(infer_load_cmd); DECL(infer_unload_cmd); DECL(infer_models_cmd); DECL(infer_generate_cmd);
 DECL(infer_tokenize_cmd); DECL(infer_detokenize_cmd); DECL(infer_stats_cmd);
+DECL(infer_embed_cmd); DECL(infer_rag_cmd);
 
 /* t_vset.c: vector sets.  One handler runs all thirteen V* commands
  * through libvcmd (src/vcmd/), the front-end inferkv.so shares. */

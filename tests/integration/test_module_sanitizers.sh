@@ -8,6 +8,8 @@
 #               test_module_load.py   500-client flood, reloads, lifecycle
 #               test_module_vset.py   vector sets: commands, RDB/AOF, corrupt
 #                                     payloads, 50 concurrent clients
+#               test_module_rag.py    INFER.EMBED / INFER.RAG: replicas, ACL,
+#                                     the retrieval's main-thread callbacks
 #   TSan        test_module_load.py   the concurrency test: flood, reloads
 #                                     under traffic, kill/unload/shutdown races
 #
@@ -60,7 +62,7 @@ run() { # label module runtime-lib options suite
 }
 asan=build/asan-module tsan=build/tsan-module
 if build_module "$asan" "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"; then
-    for suite in test_module_infer.py test_module_load.py test_module_vset.py; do
+    for suite in test_module_infer.py test_module_load.py test_module_vset.py test_module_rag.py; do
         run "ASan+UBSan" "$asan/inferkv.so" libasan.so "ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1" "$suite"
     done
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_server_asan.sh - the INFER.* and the vector-set integration suites
+# test_server_asan.sh - the INFER.*, vector-set and RAG integration suites
 # once more against an inferkv-server built with ASan + UBSan
 # (build/asan/inferkv-server).  Each suite fails on any sanitizer report or
 # unclean exit in the server's log; this script adds the build and sums
@@ -20,7 +20,7 @@ fi
 # Leaks are not checked: the server exits without freeing what lives until
 # exit (databases, clients); use-after-free, overflows and UB are.
 passed=0 failed=0 skipped=0
-for suite in test_server_infer.py test_server_vset.py; do
+for suite in test_server_infer.py test_server_vset.py test_server_rag.py; do
     echo "-- $suite against $ASAN_BUILD/inferkv-server"
     out=$(env INFERKV_SERVER="$ASAN_BUILD/inferkv-server" INFERKV_TEST_SLOWDOWN=4 \
         ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -223,7 +223,8 @@ static void test_registry_and_requests(void) {
     CHECK(!strcmp(d.arch, "llama") && d.context == 256 && d.params > 0 && d.requests == 0);
     ic_field mf[IC_MODEL_FIELDS];
     CHECK(ic_model_fields(&r.entries[1], &d, mf) == IC_MODEL_FIELDS && !strcmp(mf[0].name, "name") &&
-          mf[0].slen == 1 && mf[0].s[0] == 't' && !strcmp(mf[6].name, "context") && mf[6].ll == 256);
+          mf[0].slen == 1 && mf[0].s[0] == 't' && !strcmp(mf[2].name, "kind") && !strcmp(mf[2].s, "generator") &&
+          !strcmp(mf[8].name, "context") && mf[8].ll == 256);
 
     /* grammar errors are checked against this model */
     ic_gen_opts o;
