@@ -20,7 +20,7 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fno-strict
               -Isrc -Isrc/core -Isrc/engine -Isrc/infercmd -Isrc/vector -Isrc/vcmd -MMD -MP
 CFLAGS  ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
-LDLIBS  = -lpcre2-8 -lm -lpthread
+LDLIBS  = -lpcre2-8 -lm -lpthread -llzf
 ISA_AVX2   = -mavx2 -mfma -mf16c
 ISA_AVX512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 

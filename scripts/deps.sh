@@ -10,6 +10,7 @@ PKGS=(
     libclang-rt-14-dev      # sanitizer/fuzzer runtimes for clang
     pkg-config
     libpcre2-dev            # Unicode regex for BPE pre-tokenizers
+    liblzf-dev              # LZF, the compression inside RDB files (server persistence)
     redis-server            # behavioural reference + module host (7.0.x)
     redis-tools             # redis-cli, redis-benchmark
     python3-redis           # redis-py for client tests (/usr/bin/python3)

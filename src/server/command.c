@@ -7,6 +7,7 @@
  * replies before it returns or blocks the client (block.c) and replies
  * later; the dispatcher does not care which. */
 #include "server.h"
+#include "rdb.h"
 #include "vcmd.h"
 
 #include <ctype.h>
@@ -480,6 +481,16 @@ void command_process(client *c) {
             reject(c, mcmd, "OOM command not allowed when used memory > 'maxmemory'.");
             return;
         }
+    }
+    /* stop-writes-on-bgsave-error: as Redis, writes and PING are refused
+     * while the last background save failed (persist.c) */
+    if (((cmd->flags & CMD_WRITE) || cmd->proc == ping_cmd) && persist_writes_denied()) {
+        reject(c, mcmd, "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist "
+                        "to disk. Commands that may modify the data set are disabled, because this instance is "
+                        "configured to report errors during writes if RDB snapshotting fails "
+                        "(stop-writes-on-bgsave-error option). Please check the Redis logs for details about the "
+                        "RDB error.");
+        return;
     }
     if (!pubsub_command_allowed(c, cmd)) {
         snprintf(msg, sizeof msg,

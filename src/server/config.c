@@ -6,6 +6,7 @@
  * and give the same errors Redis gives.  Options that only make sense at
  * startup (databases, daemonize, ...) are immutable at run time. */
 #include "server.h"
+#include "rdb.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -51,6 +52,8 @@ static int set_perm(const char **argv, int argc, char *err, size_t errlen);
 static dstr get_perm(dstr out);
 static int set_dir(const char **argv, int argc, char *err, size_t errlen);
 static dstr get_dir(dstr out);
+static int set_dbfilename(const char **argv, int argc, char *err, size_t errlen);
+static dstr get_dbfilename(dstr out);
 
 /* Options that CONFIG accepts only to be compatible with tools that set
  * them (redis-benchmark, test harnesses); they have no effect yet. */
@@ -88,15 +91,19 @@ static cfg table[] = {
     {"lazyfree-lazy-user-flush", NULL, K_BOOL, &srv.lazyfree_lazy_user_flush, 0, 0, 0, NULL, NULL, NULL},
     {"save", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, set_save, get_save},
     {"appendonly", NULL, K_BOOL, &srv.appendonly, 0, 0, 0, NULL, NULL, NULL},
-    {"dbfilename", NULL, K_STR, &srv.dbfilename, 0, 0, 0, NULL, NULL, NULL},
+    {"dbfilename", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, set_dbfilename, get_dbfilename},
     {"lazyfree-lazy-eviction", NULL, K_BOOL, &compat_yesno[0], 0, 0, 0, NULL, NULL, NULL},
     {"lazyfree-lazy-expire", NULL, K_BOOL, &compat_yesno[1], 0, 0, 0, NULL, NULL, NULL},
     {"lazyfree-lazy-server-del", NULL, K_BOOL, &compat_yesno[2], 0, 0, 0, NULL, NULL, NULL},
     {"appendfsync", NULL, K_STR, &compat_str[0], 0, 0, 0, NULL, NULL, NULL},
     {"latency-tracking", NULL, K_BOOL, &srv.latency_tracking, 0, 0, 0, NULL, NULL, NULL},
     {"activerehashing", NULL, K_BOOL, &compat_yesno[3], 0, 0, 0, NULL, NULL, NULL},
-    {"stop-writes-on-bgsave-error", NULL, K_BOOL, &compat_yesno[4], 0, 0, 0, NULL, NULL, NULL},
-    {"rdbcompression", NULL, K_BOOL, &compat_yesno[5], 0, 0, 0, NULL, NULL, NULL},
+    /* RDB snapshots (persist.c) */
+    {"stop-writes-on-bgsave-error", NULL, K_BOOL, &persist.stop_writes_on_error, 0, 0, 0, NULL, NULL, NULL},
+    {"rdbcompression", NULL, K_BOOL, &persist.compression, 0, 0, 0, NULL, NULL, NULL},
+    {"rdbchecksum", NULL, K_BOOL, &persist.checksum, 0, 0, IMMUTABLE, NULL, NULL, NULL},
+    {"rdb-key-save-delay", NULL, K_LL, &persist.key_save_delay, INT_MIN, INT_MAX, 0, NULL, NULL, NULL},
+    {"rdb-del-sync-files", NULL, K_BOOL, &persist.del_sync_files, 0, 0, 0, NULL, NULL, NULL},
     {"slowlog-log-slower-than", NULL, K_LL, &compat_ll[0], -1, LLONG_MAX, 0, NULL, NULL, NULL},
     {"slowlog-max-len", NULL, K_LL, &compat_ll[1], 0, LONG_MAX, 0, NULL, NULL, NULL},
     {"enable-debug-command", NULL, K_STR, &compat_str[1], 0, 0, IMMUTABLE, NULL, NULL, NULL},
@@ -312,8 +319,8 @@ static dstr get_obuf(dstr out) {
                        srv.obuf_pubsub.hard, srv.obuf_pubsub.soft, srv.obuf_pubsub.soft_seconds);
 }
 
-/* RDB snapshots are a later issue: save points are validated and kept so
- * that CONFIG GET shows what was asked. */
+/* Save points are validated here and kept as text; persist.c reads the
+ * pairs (seconds, changes) from it in the cron. */
 static int set_save(const char **argv, int argc, char *err, size_t errlen) {
     dstr joined = dstr_empty();
     for (int i = 0; joined && i < argc; i++) {
@@ -383,6 +390,32 @@ static int set_dir(const char **argv, int argc, char *err, size_t errlen) {
     }
     return OK;
 }
+
+/* As Redis: a file name in `dir`, never a path. */
+static int set_dbfilename(const char **argv, int argc, char *err, size_t errlen) {
+    if (argc != 1) {
+        snprintf(err, errlen, "wrong number of arguments");
+        return ERR;
+    }
+    if (strchr(argv[0], '/')) {
+        snprintf(err, errlen, "dbfilename can't be a path, just a filename");
+        return ERR;
+    }
+    if (!*argv[0]) {
+        snprintf(err, errlen, "dbfilename can't be empty");
+        return ERR;
+    }
+    dstr n = dstr_new(argv[0]);
+    if (!n) {
+        snprintf(err, errlen, "out of memory");
+        return ERR;
+    }
+    dstr_free(srv.dbfilename);
+    srv.dbfilename = n;
+    return OK;
+}
+
+static dstr get_dbfilename(dstr out) { return srv.dbfilename ? dstr_cat(out, srv.dbfilename) : out; }
 
 static dstr get_dir(dstr out) {
     char buf[4096];
@@ -493,7 +526,8 @@ static int apply_value(cfg *x, const char *val, char *err, size_t errlen) {
     dstr *words = NULL;
     int wc = 1;
     const char **argv = argv1;
-    if (x->kind == K_SPECIAL && strcmp(x->name, "dir") != 0 && strcmp(x->name, "infer-models-dir") != 0) {
+    if (x->kind == K_SPECIAL && strcmp(x->name, "dir") != 0 && strcmp(x->name, "infer-models-dir") != 0 &&
+        strcmp(x->name, "dbfilename") != 0) {
         wc = resp_split_args(val, strlen(val), &words);
         if (wc < 0) wc = 0;
         argv = (const char **)words;

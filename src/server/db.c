@@ -33,6 +33,53 @@ oom:
 
 kdb *db_get(int id) { return id >= 0 && id < srv.dbnum ? &srv.dbs[id] : NULL; }
 
+/* ---------------------------------------------- whole sets of databases */
+
+/* A loader (rdb_load.c) fills a fresh array and the server takes it only
+ * once the whole file checked out: a corrupt file never leaves half a
+ * dataset behind. */
+kdb *db_array_new(int n) {
+    kdb *dbs = km_calloc(sizeof(kdb) * (size_t)n);
+    if (!dbs) return NULL;
+    for (int i = 0; i < n; i++) {
+        dbs[i].id = i;
+        dbs[i].keys = dict_create_embedded(&keyspace_type);
+        dbs[i].expires = dict_create(&expires_type);
+        if (!dbs[i].keys || !dbs[i].expires) {
+            db_array_free(dbs, n);
+            return NULL;
+        }
+    }
+    return dbs;
+}
+
+void db_array_free(kdb *dbs, int n) {
+    if (!dbs) return;
+    for (int i = 0; i < n; i++) {
+        if (dbs[i].expires) dict_release(dbs[i].expires); /* first: it borrows the keys */
+        if (dbs[i].keys) dict_release(dbs[i].keys);
+    }
+    km_free(dbs);
+}
+
+/* Moves the contents of dbs (srv.dbnum of them) into the live databases,
+ * whose old contents are freed with the array.  Clients keep pointing at
+ * srv.dbs; WATCHed keys are touched. */
+void db_array_install(kdb *dbs) {
+    for (int i = 0; i < srv.dbnum; i++) {
+        kdb *x = &srv.dbs[i], *y = &dbs[i];
+        multi_touch_db(x);
+        dict *k = x->keys, *e = x->expires;
+        x->keys = y->keys;
+        x->expires = y->expires;
+        y->keys = k;
+        y->expires = e;
+        x->avg_ttl = 0;
+        x->expire_cursor = 0;
+    }
+    db_array_free(dbs, srv.dbnum);
+}
+
 long long db_get_expire(kdb *db, const dstr key) {
     if (dict_size(db->expires) == 0) return -1;
     dict_entry *e = dict_find(db->expires, key);
@@ -160,10 +207,12 @@ int db_check_type(client *c, kobj *o, int type) {
 }
 
 /* Every write to a key passes here: it records that the running command
- * wrote and invalidates the WATCHes on the key (t_multi.c).  Keyspace
- * notifications are sent by the commands, which know the event's name. */
+ * wrote, counts one change for the save points (persist.c) and invalidates
+ * the WATCHes on the key (t_multi.c).  Keyspace notifications are sent by
+ * the commands, which know the event's name. */
 void db_signal_modified(kdb *db, const dstr key) {
     srv.executing_db_modified = 1;
+    srv.dirty++; /* INFO rdb_changes_since_last_save, save points */
     multi_touch_key(db, key);
 }
 

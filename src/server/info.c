@@ -1,6 +1,7 @@
 /* info.c - INFO: the server's state as "field:value" lines in sections,
  * with the field names Redis uses so that monitoring tools read it. */
 #include "server.h"
+#include "rdb.h"
 
 #include <string.h>
 #include <strings.h>
@@ -79,18 +80,13 @@ static dstr sec_memory(dstr s) {
     return s;
 }
 
-static dstr sec_persistence(dstr s) {
-    return dstr_catfmt(s,
-        "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\n"
-        "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:%lld\r\nrdb_last_bgsave_status:ok\r\n"
-        "aof_enabled:0\r\naof_rewrite_in_progress:0\r\n", srv.lastsave);
-}
+static dstr sec_persistence(dstr s) { return persist_info(s); }
 
 static dstr sec_stats(dstr s) {
     long long ops = 0, channels, patterns, shard;
     for (int i = 0; i < 16; i++) ops += srv.stat_ops_sec[i];
     pubsub_totals(&channels, &patterns, &shard);
-    return dstr_catfmt(s,
+    s = dstr_catfmt(s,
         "# Stats\r\ntotal_connections_received:%lld\r\ntotal_commands_processed:%lld\r\n"
         "instantaneous_ops_per_sec:%lld\r\ntotal_net_input_bytes:%lld\r\ntotal_net_output_bytes:%lld\r\n"
         "rejected_connections:%lld\r\nexpired_keys:%lld\r\nexpired_stale_perc:%.2f\r\n"
@@ -105,6 +101,7 @@ static dstr sec_stats(dstr s) {
         srv.stat_evictedkeys, srv.stat_evicted_clients, srv.stat_keyspace_hits, srv.stat_keyspace_misses,
         channels, patterns, shard, srv.stat_total_error_replies, srv.stat_client_qbuf_limit_disconnections,
         srv.stat_client_outbuf_limit_disconnections);
+    return s ? persist_info_stats(s) : s; /* latest_fork_usec, total_forks */
 }
 
 static dstr sec_replication(dstr s) {

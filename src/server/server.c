@@ -3,10 +3,13 @@
  * Startup follows redis-server: an optional config file, then --option
  * value pairs that override it; daemonize and pidfile when asked; listen;
  * then the event loop.  The cron (hz times a second) does the periodic
- * work: active expiry, dict resizing, idle clients, statistics.  The
+ * work: active expiry, dict resizing, idle clients, statistics, the
+ * BGSAVE child and the save points (persist.c).  The dataset in
+ * dir/dbfilename is loaded before the event loop starts.  The
  * before-sleep hook runs every loop turn: it writes pending replies, frees
  * closed clients, and runs the fast expire cycle. */
 #include "server.h"
+#include "rdb.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,9 +42,9 @@ static void sample_ops(void) {
     srv.stat_ops_sec_last_cmds = srv.stat_numcommands;
 }
 
-int server_prepare_shutdown(int nosave) {
-    (void)nosave;
+int server_prepare_shutdown(int flags) {
     log_msg(LL_WARNING, "User requested shutdown...");
+    if (persist_on_shutdown(flags) != OK) return ERR; /* a failed final save keeps the server up */
     net_close_listeners();
     if (srv.pidfile) unlink(srv.pidfile);
     log_msg(LL_WARNING, "Redis is now ready to exit, bye bye...");
@@ -52,17 +55,26 @@ static long long server_cron(evloop *el, long long id, void *priv) {
     (void)id; (void)priv;
     server_update_clock();
     if (got_signal) {
-        log_msg(LL_WARNING, "Received %s scheduling shutdown...", got_signal == SIGINT ? "SIGINT" : "SIGTERM");
-        server_prepare_shutdown(0);
-        ev_stop(el);
-        return -1;
+        const char *name = got_signal == SIGINT ? "SIGINT" : "SIGTERM";
+        got_signal = 0;
+        log_msg(LL_WARNING, "Received %s scheduling shutdown...", name);
+        if (server_prepare_shutdown(SHUTDOWN_NOFLAGS) == OK) {
+            ev_stop(el);
+            return -1;
+        }
+        log_msg(LL_WARNING, "%s received but errors trying to shut down the server, check the logs for more "
+                            "information", name);
     }
     sample_ops();
     size_t used = km_used();
     if (used > srv.stat_peak_memory) srv.stat_peak_memory = used;
     db_active_expire_cycle(0);
-    db_cron();
+    /* No resizing or background rehashing while a BGSAVE child runs, as
+     * Redis: moving entries between tables writes to every page they are
+     * on, and each such page is copied for the parent (copy-on-write). */
+    if (persist.child == -1) db_cron();
     clients_cron();
+    persist_cron(); /* BGSAVE child, save points */
     return 1000 / srv.hz;
 }
 
@@ -75,10 +87,7 @@ static void before_sleep(evloop *el) {
     db_active_expire_cycle(1);
     clients_handle_pending_writes();
     clients_free_pending();
-    if (srv.shutdown_asap) {
-        server_prepare_shutdown(0);
-        ev_stop(srv.el);
-    }
+    if (srv.shutdown_asap) ev_stop(srv.el); /* SHUTDOWN already prepared it */
 }
 
 static void on_signal(int sig) {
@@ -100,7 +109,8 @@ static void usage(void) {
             "Usage: ./inferkv-server [/path/to/inferkv.conf] [options] [-]\n"
             "       ./inferkv-server - (read config from stdin)\n"
             "       ./inferkv-server -v or --version\n"
-            "       ./inferkv-server -h or --help\n\n"
+            "       ./inferkv-server -h or --help\n"
+            "       ./inferkv-server --check-rdb FILE (load an RDB file, report what is wrong)\n\n"
             "Examples:\n"
             "       ./inferkv-server (run the server with default config)\n"
             "       ./inferkv-server /etc/inferkv/6379.conf\n"
@@ -195,6 +205,15 @@ int main(int argc, char **argv) {
             usage();
             return 0;
         }
+        if (!strcmp(argv[1], "--check-rdb")) {
+            /* like redis-check-rdb: load FILE, say what is wrong, exit */
+            if (argc < 3) {
+                fprintf(stderr, "Usage: inferkv-server --check-rdb FILE [--databases N]\n");
+                return 1;
+            }
+            if (apply_args(argc, argv, 3) != OK) return 1;
+            return persist_check_main(argv[2]);
+        }
         if (strncmp(argv[1], "--", 2) != 0) {
             char err[1024];
             srv.configfile = dstr_new(argv[1]);
@@ -216,6 +235,14 @@ int main(int argc, char **argv) {
     write_pidfile();
     log_msg(LL_NOTICE, "inferkv-server %s (Redis %s compatible) started, pid=%d, port=%d",
             INFERKV_OWN_VERSION, INFERKV_VERSION, (int)getpid(), srv.port);
+    /* dir/dbfilename, before any client is served; a file that does not
+     * load whole stops the server here (persist.c) */
+    char lerr[1400];
+    if (persist_load_at_start(lerr, sizeof lerr) != OK) {
+        log_msg(LL_WARNING, "%s", lerr);
+        if (srv.pidfile) unlink(srv.pidfile);
+        return 1;
+    }
     log_msg(LL_NOTICE, "Ready to accept connections");
     ev_run(srv.el);
     return 0;

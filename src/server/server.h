@@ -118,6 +118,12 @@ int db_remove_expire(kdb *db, const dstr key);
 int db_expire_if_needed(kdb *db, const dstr key);
 long long db_flush(kdb *db);
 int db_init_all(char *err, size_t errlen);
+/* Whole sets of n databases, for loading (rdb_load.c): a fresh array
+ * (NULL on OOM), its release, and moving one into the live databases
+ * (srv.dbnum of them; the array is freed). */
+kdb *db_array_new(int n);
+void db_array_free(kdb *dbs, int n);
+void db_array_install(kdb *dbs);
 kdb *db_get(int id);
 int db_swap(int a, int b);
 void db_active_expire_cycle(int fast);
@@ -136,6 +142,7 @@ size_t klist_len(const klist *l);
 dstr klist_get(const klist *l, size_t i);
 klist *klist_dup(const klist *l);
 size_t klist_bytes(const klist *l);
+int klist_push_tail(klist *l, dstr s); /* takes s; OK or ERR (OOM) */
 
 /* Shared with the blocking variants (t_block.c). */
 void list_pop_reply(struct client *c, const dstr key, klist *l, int head, long long count);
@@ -178,11 +185,18 @@ size_t hash_len(const struct kobj *o);
 void hash_free(struct kobj *o);
 struct kobj *hash_dup(const struct kobj *o);
 size_t hash_memory(struct kobj *o);
+/* A new empty (packed) hash with room for hint bytes; NULL on OOM. */
+struct kobj *hash_create(size_t hint);
+/* Sets a field, converting the encoding as a write would: 1 new, 0
+ * updated, -1 OOM. */
+int hash_set_field(struct kobj *o, const char *f, size_t flen, const char *v, size_t vlen);
 
 /* set values are dicts (or intsets); t_set.c */
 void set_free(kobj *o);
 kobj *set_dup(const kobj *o);
 size_t set_len(const kobj *o);
+kobj *set_create(void);                               /* NULL on OOM */
+int set_add(kobj *o, const char *p, size_t len);      /* 1 added, 0 present, -1 OOM */
 
 /* -------------------------------------------------------------- client.c */
 enum client_flags {
@@ -536,6 +550,7 @@ typedef struct server {
     int stat_ops_idx;
     size_t stat_peak_memory;
     int executing_db_modified;
+    long long dirty;            /* changes since the last save (db_signal_modified) */
 } server;
 
 extern server srv;
@@ -545,11 +560,16 @@ unsigned long long obj_idle_ms(const kobj *o);
 void server_update_clock(void);
 void info_command(client *c);
 dstr info_section_text(const char *section, dstr s);
-int server_prepare_shutdown(int nosave);
+/* SHUTDOWN's options; none: save only when save points are configured. */
+enum { SHUTDOWN_NOFLAGS = 0, SHUTDOWN_SAVE = 1, SHUTDOWN_NOSAVE = 2, SHUTDOWN_NOW = 4, SHUTDOWN_FORCE = 8 };
+/* Everything before exiting: kills a BGSAVE child, the final save
+ * (persist.c), listeners, pidfile.  ERR when the save failed without
+ * SHUTDOWN_FORCE: the server must keep running. */
+int server_prepare_shutdown(int flags);
 
 /* Command implementations, one family per file. */
 #define DECL(n) void n(client *c)
-/* t_conn.c: connection and server */
+/* t_conn.c: connection and server (save, bgsave, lastsave: persist.c) */
 DECL(ping_cmd); DECL(echo_cmd); DECL(quit_cmd); DECL(select_cmd); DECL(swapdb_cmd);
 DECL(dbsize_cmd); DECL(flushdb_cmd); DECL(flushall_cmd); DECL(time_cmd);
 DECL(hello_cmd); DECL(auth_cmd); DECL(lastsave_cmd); DECL(shutdown_cmd);

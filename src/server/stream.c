@@ -264,13 +264,15 @@ static void node_shrink(snode *nd) {
     }
 }
 
-/* A node whose master fields are the fields of the entry about to come. */
-static snode *node_new(const sid *master, const char *const *strs, const size_t *lens, int npairs) {
+/* A node whose master fields are the fields of the entry about to come:
+ * strs[stride * i] for i < npairs (stride 2 skips the values; a loaded
+ * node's master fields come alone, stride 1). */
+static snode *node_new(const sid *master, const char *const *strs, const size_t *lens, int npairs, int stride) {
     snode *nd = km_calloc(sizeof *nd);
     if (!nd) return NULL;
     nd->master = *master;
     size_t need = 0;
-    for (int i = 0; i < npairs; i++) need += varint_len(lens[2 * i]) + lens[2 * i];
+    for (int i = 0; i < npairs; i++) need += varint_len(lens[stride * i]) + lens[stride * i];
     if (node_reserve(nd, need) != 0) {
         node_free(nd);
         return NULL;
@@ -279,10 +281,10 @@ static snode *node_new(const sid *master, const char *const *strs, const size_t 
                   lp_elem_int(npairs) + lp_elem_int(0) /* master terminator */;
     unsigned char *w = nd->buf;
     for (int i = 0; i < npairs; i++) {
-        varint_put(&w, lens[2 * i]);
-        if (lens[2 * i]) memcpy(w, strs[2 * i], lens[2 * i]);
-        w += lens[2 * i];
-        nd->lpbytes += lp_elem_str(strs[2 * i], lens[2 * i]);
+        varint_put(&w, lens[stride * i]);
+        if (lens[stride * i]) memcpy(w, strs[stride * i], lens[stride * i]);
+        w += lens[stride * i];
+        nd->lpbytes += lp_elem_str(strs[stride * i], lens[stride * i]);
     }
     nd->used = (size_t)(w - nd->buf);
     nd->mfields = (uint32_t)npairs;
@@ -485,7 +487,7 @@ int stream_append(stream *s, const sid *id, const char *const *strs, const size_
             s->nodes = n;
             s->capnodes = cap;
         }
-        last = node_new(id, strs, lens, npairs);
+        last = node_new(id, strs, lens, npairs, 2);
         if (!last) return -1;
         fresh = 1;
     }
@@ -961,4 +963,63 @@ size_t stream_memory(const stream *s) {
                  g->consumers[k]->pel.cap * sizeof(nack *);
     }
     return m;
+}
+
+/* ----------------------------------------------------------- persistence */
+
+void stream_node_info(const stream *s, size_t i, snode_info *out) {
+    const snode *nd = s->nodes[i];
+    out->master = nd->master;
+    out->n = nd->n;
+    out->live = nd->live;
+    out->mfields = nd->mfields;
+}
+
+void stream_node_master_fields(const stream *s, size_t i, sentry *e) {
+    const snode *nd = s->nodes[i];
+    e->id = nd->master;
+    e->npairs = nd->mfields;
+    e->mfields = nd->buf;
+    e->p = NULL;
+}
+
+void sentry_next_master_field(sentry *e, const char **f, size_t *flen) {
+    *flen = (size_t)varint_get(&e->mfields);
+    *f = (const char *)e->mfields;
+    e->mfields += *flen;
+}
+
+void stream_node_entry(const stream *s, size_t i, uint32_t k, sentry *e, int *flags) {
+    const snode *nd = s->nodes[i];
+    *flags = nd->buf[nd->off[k]] & (F_DELETED | F_SAMEFIELDS);
+    entry_view(nd, k, e);
+}
+
+int stream_load_node(stream *s, const sid *master, const char *const *fields, const size_t *lens, int nfields) {
+    for (int i = 0; i < nfields; i++)
+        if (lens[i] > UINT32_MAX) return -1;
+    if (s->nnodes == s->capnodes) {
+        size_t cap = s->capnodes ? s->capnodes * 2 : 4;
+        snode **n = km_realloc(s->nodes, cap * sizeof *n);
+        if (!n) return -1;
+        s->nodes = n;
+        s->capnodes = cap;
+    }
+    snode *nd = node_new(master, fields, lens, nfields, 1);
+    if (!nd) return -1;
+    if (s->nnodes) node_shrink(s->nodes[s->nnodes - 1]);
+    s->nodes[s->nnodes++] = nd;
+    return 0;
+}
+
+int stream_load_entry(stream *s, const sid *id, int deleted, const char *const *strs, const size_t *lens,
+                      int npairs) {
+    if (!s->nnodes) return -1;
+    snode *nd = s->nodes[s->nnodes - 1];
+    for (int i = 0; i < 2 * npairs; i++)
+        if (lens[i] > UINT32_MAX) return -1;
+    if (nd->n == UINT32_MAX || node_append(nd, id, strs, lens, npairs) != 0) return -1;
+    if (deleted) node_mark_deleted(nd, nd->n - 1);
+    else s->length++;
+    return 0;
 }

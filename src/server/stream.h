@@ -124,6 +124,34 @@ enum { TRIM_NONE = 0, TRIM_MAXLEN = 1, TRIM_MINID = 2 };
 long long stream_trim(stream *s, int strategy, unsigned long long maxlen, const sid *minid,
                       int approx, long long limit);
 
+/* Persistence (rdb_save.c, rdb_load.c): nodes exactly as they are,
+ * deleted entries included, so that a dump keeps Redis's node boundaries
+ * (each node is one listpack in the file). */
+typedef struct snode_info {
+    sid master;
+    uint32_t n;       /* entries, deleted included */
+    uint32_t live;
+    uint32_t mfields; /* the master entry's field count */
+} snode_info;
+void stream_node_info(const stream *s, size_t i, snode_info *out);
+/* The master fields of node i, read with sentry_next_master_field. */
+void stream_node_master_fields(const stream *s, size_t i, sentry *e);
+void sentry_next_master_field(sentry *e, const char **f, size_t *flen);
+/* Entry k of node i (deleted or not); *flags: 1 deleted, 2 same fields as
+ * the master (Redis's flag bits). */
+void stream_node_entry(const stream *s, size_t i, uint32_t k, sentry *e, int *flags);
+/* Loading: opens a new last node with these master fields, then appends
+ * entries to it as they were (ids increasing, checked by the caller).
+ * Only length changes; the caller sets the ids and counters.  0 or -1
+ * (OOM, or a string over 4 GB). */
+int stream_load_node(stream *s, const sid *master, const char *const *fields, const size_t *lens, int nfields);
+int stream_load_entry(stream *s, const sid *id, int deleted, const char *const *strs, const size_t *lens,
+                      int npairs);
+
+/* t_stream.c: a group's entries_read for last id `id` when it can be
+ * known, else -1 (what XGROUP CREATE and loading old dumps set). */
+long long stream_estimate_entries_read(const stream *s, const sid *id);
+
 /* Consumer groups. */
 sgroup *sgroup_find(const stream *s, const char *name, size_t len);
 /* NULL when it exists (*oom = 0) or on OOM (*oom = 1). */

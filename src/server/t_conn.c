@@ -1,8 +1,9 @@
 /* t_conn.c - connection and server commands: PING ECHO QUIT SELECT SWAPDB
- * DBSIZE FLUSHDB FLUSHALL TIME HELLO AUTH RESET LASTSAVE SHUTDOWN CLIENT
- * DEBUG MEMORY SAVE BGSAVE.  INFO is in info.c, CONFIG in config.c, COMMAND
- * in command.c. */
+ * DBSIZE FLUSHDB FLUSHALL TIME HELLO AUTH RESET SHUTDOWN CLIENT DEBUG
+ * MEMORY.  INFO is in info.c, CONFIG in config.c, COMMAND in command.c,
+ * SAVE BGSAVE LASTSAVE (and SHUTDOWN's save, DEBUG RELOAD) in persist.c. */
 #include "server.h"
+#include "rdb.h"
 #include "vset.h"
 
 #include <string.h>
@@ -77,16 +78,21 @@ static int flush_flags_ok(client *c) {
 void flushdb_cmd(client *c) {
     if (!flush_flags_ok(c)) return;
     multi_touch_db(c->db);
-    db_flush(c->db);
+    srv.dirty += db_flush(c->db);
     reply_ok(c);
 }
 
+/* As Redis: a BGSAVE in progress is dropped (it would bring the keys
+ * back) and, with save points configured, the empty dataset is saved at
+ * once (persist.c). */
 void flushall_cmd(client *c) {
     if (!flush_flags_ok(c)) return;
     for (int i = 0; i < srv.dbnum; i++) {
         multi_touch_db(&srv.dbs[i]);
-        db_flush(&srv.dbs[i]);
+        srv.dirty += db_flush(&srv.dbs[i]);
     }
+    persist_after_flushall();
+    srv.dirty++;
     reply_ok(c);
 }
 
@@ -97,8 +103,6 @@ void time_cmd(client *c) {
     reply_bulk_ll(c, (long long)tv.tv_sec);
     reply_bulk_ll(c, (long long)tv.tv_usec);
 }
-
-void lastsave_cmd(client *c) { reply_ll(c, srv.lastsave); }
 
 /* One user ("default") for now: ACL users are a later issue. */
 static int check_password(const char *user, const dstr pass) {
@@ -238,16 +242,19 @@ void shutdown_cmd(client *c) {
         reply_error(c, "ERR No shutdown in progress.");
         return;
     }
-    /* Like Redis, the client gets no reply: the connection just closes. */
+    int flags = (nosave ? SHUTDOWN_NOSAVE : 0) | (save ? SHUTDOWN_SAVE : 0);
+    for (int i = 1; i < c->argc; i++) {
+        if (arg_is(c->argv[i], "now")) flags |= SHUTDOWN_NOW;
+        if (arg_is(c->argv[i], "force")) flags |= SHUTDOWN_FORCE;
+    }
+    /* The final save happens here, so that its failure is this command's
+     * error; on success, like Redis, the client gets no reply: the
+     * connection just closes. */
+    if (server_prepare_shutdown(flags) != OK) {
+        reply_error(c, "ERR Errors trying to SHUTDOWN. Check logs.");
+        return;
+    }
     srv.shutdown_asap = 1;
-}
-
-void save_cmd(client *c) {
-    reply_error(c, "ERR SAVE is not supported yet: inferkv has no persistence (a later issue)");
-}
-
-void bgsave_cmd(client *c) {
-    reply_error(c, "ERR BGSAVE is not supported yet: inferkv has no persistence (a later issue)");
 }
 
 /* ---------------------------------------------------------------- CLIENT */
@@ -474,6 +481,8 @@ void debug_cmd(client *c) {
         reply_ok(c);
     } else if (arg_is(c->argv[1], "change-repl-id")) {
         reply_ok(c);
+    } else if (arg_is(c->argv[1], "reload")) {
+        persist_debug_reload(c);
     } else {
         reply_errorf(c, "ERR unknown subcommand '%.128s'. Try DEBUG HELP.", c->argv[1]);
     }

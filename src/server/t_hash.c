@@ -167,6 +167,19 @@ kobj *hash_dup(const kobj *o) {
     return n;
 }
 
+kobj *hash_create(size_t hint) {
+    dstr b = dstr_newlen(NULL, hint); /* capacity hint, length 0 below */
+    if (!b) return NULL;
+    dstr_setlen(b, 0);
+    kobj *o = obj_new(OBJ_HASH, ENC_PACKED, b);
+    if (!o) dstr_free(b);
+    return o;
+}
+
+int hash_set_field(kobj *o, const char *f, size_t flen, const char *v, size_t vlen) {
+    return hash_set(o, f, flen, v, vlen);
+}
+
 /* ------------------------------------------------------------ commands */
 
 static kobj *get_hash(client *c, const dstr key, int write, int *err) {

@@ -89,6 +89,8 @@ static void remove_at(klist *l, size_t i) {
     l->len--;
 }
 
+int klist_push_tail(klist *l, dstr s) { return push(l, s, 0); }
+
 klist *klist_dup(const klist *l) {
     klist *n = klist_new();
     if (!n || grow(n, l->len ? l->len : 1) != OK) {

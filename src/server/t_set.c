@@ -28,6 +28,22 @@ static dict *set_copy(dict *src) {
     return d;
 }
 
+kobj *set_create(void) {
+    dict *d = dict_create(&set_type);
+    kobj *o = d ? obj_new(OBJ_SET, ENC_HT, d) : NULL;
+    if (!o) dict_release(d);
+    return o;
+}
+
+int set_add(kobj *o, const char *p, size_t len) {
+    dstr m = dstr_newlen(p, len);
+    if (!m) return -1;
+    dict_entry *existing;
+    if (dict_add_raw(o->ptr, m, &existing)) return 1;
+    dstr_free(m);
+    return existing ? 0 : -1;
+}
+
 kobj *set_dup(const kobj *o) {
     dict *d = set_copy(o->ptr);
     if (!d) return NULL;

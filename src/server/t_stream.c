@@ -165,6 +165,8 @@ static long long estimate_entries_read(const stream *s, const sid *id) {
     return INVALID_ENTRIES_READ;
 }
 
+long long stream_estimate_entries_read(const stream *s, const sid *id) { return estimate_entries_read(s, id); }
+
 /* entries_added - read in two's complement, as Redis computes it: both
  * counters can be set by hand (XSETID ENTRIESADDED, XGROUP ... ENTRIESREAD)
  * to values whose signed difference overflows. */

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target tests/fuzz/fuzz_*.c with clang, ASan and
-# UBSan into build/fuzz/, linked with the core and engine sources built the
-# same way.  Then, unless --build-only, runs each for FUZZ_SECONDS (default
-# 15) from its seed corpus tests/fuzz/corpus/<name>/ (if any) and fails if a
-# target crashes.  `make fuzz` calls this.
+# UBSan into build/fuzz/ (or $FUZZ_OUT), linked with the core and engine
+# sources built the same way (fuzz_rdb also with the server's).  Then,
+# unless --build-only, runs each for FUZZ_SECONDS (default 15) from its
+# seed corpus tests/fuzz/corpus/<name>/ (if any) and fails if a target
+# crashes.  `make fuzz` calls this.
 set -eu
 cd "$(dirname "$0")/../.."
-out=build/fuzz
+out=${FUZZ_OUT:-build/fuzz}
 mkdir -p "$out/obj"
 CC=${FUZZ_CC:-clang}
-FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -Isrc -Isrc/core -Isrc/engine -Isrc/vector -Wall -Wextra -Werror -Wno-unused-command-line-argument"
+FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -Isrc -Isrc/core -Isrc/engine -Isrc/vector -Isrc/server -Isrc/infercmd -Isrc/vcmd -Wall -Wextra -Werror -Wno-unused-command-line-argument"
 objs=()
 for src in src/core/*.c src/engine/*/*.c src/vector/*.c; do
     case "$src" in src/engine/cli/*) continue ;; esac
@@ -25,10 +26,29 @@ for src in src/core/*.c src/engine/*/*.c src/vector/*.c; do
     fi
     objs+=("$o")
 done
+# The server's objects, for targets that drive server code (fuzz_rdb: the
+# RDB loader needs the keyspace, every type and the front-end libraries);
+# server.c's main() is renamed so that libFuzzer's main is the one.
+# Their headers change often (server.h): any header newer than an object
+# rebuilds it.
+srv_objs=()
+newest_hdr=$(ls -t src/server/*.h src/core/*.h src/vector/*.h src/infercmd/*.h src/vcmd/*.h src/engine/*.h | head -n 1)
+for src in src/server/*.c src/infercmd/*.c src/vcmd/*.c; do
+    [ -f "$src" ] || continue
+    o=$out/obj/$(echo "$src" | tr / _).o
+    extra=""
+    [ "$src" = src/server/server.c ] && extra="-Dmain=inferkv_server_main"
+    if [ ! -f "$o" ] || [ "$src" -nt "$o" ] || [ "$0" -nt "$o" ] || [ "$newest_hdr" -nt "$o" ]; then
+        $CC $FLAGS $extra -c "$src" -o "$o"
+    fi
+    srv_objs+=("$o")
+done
 targets=()
 for f in tests/fuzz/fuzz_*.c; do
     name=$(basename "$f" .c)
-    $CC $FLAGS -fsanitize=fuzzer "$f" "${objs[@]}" -lpcre2-8 -lm -lpthread -o "$out/$name"
+    more=()
+    case "$name" in fuzz_rdb) more=("${srv_objs[@]}") ;; esac
+    $CC $FLAGS -fsanitize=fuzzer "$f" "${more[@]}" "${objs[@]}" -lpcre2-8 -lm -lpthread -llzf -o "$out/$name"
     targets+=("$name")
     echo "built $out/$name"
 done

@@ -15,7 +15,7 @@ if ! bash tests/fuzz/build.sh --build-only > /tmp/inferkv-fuzz-build.log 2>&1; t
     echo "FAIL: fuzz targets do not build"; echo "0 passed, 1 failed"; exit 1
 fi
 runs=${FUZZ_SMOKE_RUNS:-20000}
-for t in build/fuzz/fuzz_*; do
+for t in "${FUZZ_OUT:-build/fuzz}"/fuzz_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     work=$(mktemp -d)
