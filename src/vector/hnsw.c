@@ -362,7 +362,9 @@ int hnsw_scan(vset *s, const vq *q, const vset_query *opt, vset_hit *hits) {
         vnode *n = vs_node(s, id);
         if (!n) continue;
         if (opt->filter && !vfilter_match(opt->filter, n->attr, n->attr_len)) continue;
-        float d = rescore(s, q, n, hnsw_dist(s, q, n));
+        /* Q8 with the query's floats: the re-scored distance is the one
+         * that ranks, so the int8 one is not computed at all. */
+        float d = q->f && s->quant == VSET_Q8 ? rescore(s, q, n, 0) : hnsw_dist(s, q, n);
         if (h.n < opt->count) heap_push(&h, d, id, 1);
         else if (d < h.v[0].d) heap_replace_top(&h, d, id, 1);
     }

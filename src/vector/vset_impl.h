@@ -39,6 +39,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 
 #define VS_SMALL 10          /* chunks 0..9 hold 8, 16, ..., 4096 records */
@@ -192,9 +193,16 @@ static inline uint32_t *vs_links(const vset *s, vnode *n, int level, uint32_t **
 
 static inline int vs_cap(const vset *s, int level) { return level == 0 ? s->m0 : s->m; }
 
+/* A node lock is held for a few hundred nanoseconds; spinning beats a
+ * mutex then.  But a holder may be preempted (more threads than cores, or
+ * a busy machine), and spinning on would burn its time slice: after a
+ * while the waiter yields the CPU. */
 static inline void vs_spin_lock(uint8_t *l) {
-    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
-        while (__atomic_load_n(l, __ATOMIC_RELAXED)) __builtin_ia32_pause();
+    for (unsigned spins = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE);)
+        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+            if (++spins < 128) __builtin_ia32_pause();
+            else sched_yield();
+        }
 }
 static inline void vs_spin_unlock(uint8_t *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
 
