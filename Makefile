@@ -21,6 +21,10 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fno-strict
 CFLAGS  ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 LDLIBS  = -lpcre2-8 -lm -lpthread -llzf
+# The server's persistence sidecars (src/server/sidecar.c): BLAKE2b hashes
+# (libb2) and Reed-Solomon parity (ISA-L).  Only the server and the unit
+# tests link them, not inferkv.so, the CLI or the tools.
+SIDECAR_LIBS = -lb2 -lisal
 ISA_AVX2   = -mavx2 -mfma -mf16c
 ISA_AVX512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 
@@ -114,7 +118,7 @@ $(CLI): $(call obj,$(CLI_SRC)) $(LIBINFER)
 	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(CLI_SRC)) $(LIBINFER) $(LDLIBS)
 
 $(BUILD)/inferkv-server: $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE)
-	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE) $(LDLIBS) $(SIDECAR_LIBS)
 
 define TOOL_RULE
 $(BUILD)/$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBINFER) $(LIBVSET)
@@ -124,7 +128,7 @@ $(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_RULE,$(t))))
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE) $(LDLIBS) $(SIDECAR_LIBS)
 
 # The test and run targets install missing Debian packages first, so that a
 # fresh machine needs nothing but `make test` / `make run`.

@@ -11,6 +11,8 @@ PKGS=(
     pkg-config
     libpcre2-dev            # Unicode regex for BPE pre-tokenizers
     liblzf-dev              # LZF, the compression inside RDB files (server persistence)
+    libb2-dev               # BLAKE2b block hashes of persistence sidecars (src/server/sidecar.c)
+    libisal-dev             # ISA-L Reed-Solomon parity of persistence sidecars (src/server/sidecar.c)
     redis-server            # behavioural reference + module host (7.0.x)
     redis-tools             # redis-cli, redis-benchmark
     python3-redis           # redis-py for client tests (/usr/bin/python3)

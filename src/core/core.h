@@ -166,6 +166,9 @@ void dict_set_hash_seed(const uint8_t seed[16]);
 /* Exact string -> long long with Redis's rules: no spaces, no '+', no leading
  * zeros, no overflow.  1 on success. */
 int str_to_ll(const char *s, size_t len, long long *out);
+/* Writes all n bytes to fd (retrying short writes and EINTR): 0, or -1
+ * with errno set (EIO for a write that made no progress). */
+int write_full(int fd, const void *p, size_t n);
 int str_to_ull(const char *s, size_t len, unsigned long long *out);
 /* Strict string -> double: rejects NaN, spaces, empty, trailing junk.
  * Accepts inf / -inf / +inf. */

@@ -286,3 +286,21 @@ void random_hex(char *buf, size_t n) {
         buf[i] = hex[v & 15];
     }
 }
+
+int write_full(int fd, const void *p, size_t n) {
+    const unsigned char *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}

@@ -8,6 +8,7 @@
  * registration).  A client is never freed in the middle of a callback that
  * may still use it: it is marked and freed from before-sleep. */
 #include "server.h"
+#include "aof.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -358,6 +359,9 @@ static void write_handler(evloop *el, int fd, void *priv, int mask) {
     (void)el; (void)fd; (void)mask;
     client *c = priv;
     if (c->flags & CF_CLOSE_ASAP) return;
+    /* this turn's writes may not be in the AOF yet (before_sleep writes
+     * it): a reply must never go out ahead of its write */
+    if (aof_has_pending()) aof_flush_before_replies();
     if (write_to_client(c) == 0) after_write(c);
 }
 

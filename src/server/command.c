@@ -7,6 +7,7 @@
  * replies before it returns or blocks the client (block.c) and replies
  * later; the dispatcher does not care which. */
 #include "server.h"
+#include "aof.h"
 #include "rdb.h"
 #include "vcmd.h"
 
@@ -120,6 +121,7 @@ static command table[] = {
     C("debug", debug_cmd, -2, A | NS | LD | ST, "admin slow dangerous", 0, 0, 0),
     C("save", save_cmd, 1, A | NS, "admin slow dangerous", 0, 0, 0),
     C("bgsave", bgsave_cmd, -1, A | NS, "admin slow dangerous", 0, 0, 0),
+    C("bgrewriteaof", bgrewriteaof_cmd, 1, A | NS, "admin slow dangerous", 0, 0, 0),
     CS("client", -2, SE, "slow", client_subs),
     CS("config", -2, 0, "slow", config_subs),
     {"command", command_cmd, -1, LD | ST | SE, "slow connection", 0, 0, 0, command_subs, NULL, 0, 0, 0, 0},
@@ -315,6 +317,9 @@ static command table[] = {
     C("infer.tokenize", infer_tokenize_cmd, 3, R, "infer read slow", 0, 0, 0),
     C("infer.detokenize", infer_detokenize_cmd, -3, R, "infer read slow", 0, 0, 0),
     C("infer.stats", infer_stats_cmd, 1, LD | ST, "infer slow", 0, 0, 0),
+    /* what AOF rewrites without an RDB preamble write for a vector set
+     * (aof_rewrite.c), the same command inferkv.so registers */
+    C("infer.vsetrestore", vset_restore_cmd, -3, W | M, "write slow vectorset", 1, 1, 1),
     /* Vector sets (t_vset.c): one handler, libvcmd parses.  Named in upper
      * case because that is how Redis 8 registers them (arity errors say
      * 'VADD', COMMAND LIST lists VADD); lookup ignores case.  Their
@@ -441,6 +446,20 @@ static const command *resolve(client *c) {
     return cmd;
 }
 
+/* The command argv names, with its subcommand, or NULL; NULL too when the
+ * arity is wrong (*bad_arity set).  The AOF loader's lookup: no reply. */
+const command *command_resolve(dstr *argv, int argc, int *bad_arity) {
+    *bad_arity = 0;
+    if (argc < 1) return NULL;
+    const command *cmd = command_lookup(argv[0]);
+    if (cmd && cmd->subcmds) cmd = argc >= 2 ? find_subcommand(cmd, argv[1]) : NULL;
+    if (cmd && !arity_ok(cmd, argc)) {
+        *bad_arity = 1;
+        return NULL;
+    }
+    return cmd;
+}
+
 /* A command refused before it runs (Redis's rejectCommand): inside MULTI
  * it dooms the transaction, and a refused EXEC discards it at once. */
 static void reject(client *c, command *mcmd, const char *msg) {
@@ -492,6 +511,13 @@ void command_process(client *c) {
                         "RDB error.");
         return;
     }
+    /* as Redis: while the AOF cannot be written, writes are refused (an
+     * acknowledged write must be in the file) */
+    const char *aof_err = (cmd->flags & CMD_WRITE) ? aof_write_error() : NULL;
+    if (aof_err) {
+        reject(c, mcmd, aof_err);
+        return;
+    }
     if (!pubsub_command_allowed(c, cmd)) {
         snprintf(msg, sizeof msg,
                  "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
@@ -505,7 +531,7 @@ void command_process(client *c) {
     }
     long long start = mono_us();
     c->flags |= CF_EXECUTING;
-    cmd->proc(c);
+    prop_call(c);
     c->flags &= ~CF_EXECUTING;
     mcmd->calls++;
     mcmd->usec += mono_us() - start;

@@ -6,6 +6,7 @@
  * and give the same errors Redis gives.  Options that only make sense at
  * startup (databases, daemonize, ...) are immutable at run time. */
 #include "server.h"
+#include "aof.h"
 #include "rdb.h"
 
 #include <ctype.h>
@@ -54,6 +55,14 @@ static int set_dir(const char **argv, int argc, char *err, size_t errlen);
 static dstr get_dir(dstr out);
 static int set_dbfilename(const char **argv, int argc, char *err, size_t errlen);
 static dstr get_dbfilename(dstr out);
+static int set_appendonly(const char **argv, int argc, char *err, size_t errlen);
+static dstr get_appendonly(dstr out);
+static int set_appendfilename(const char **argv, int argc, char *err, size_t errlen);
+static dstr get_appendfilename(dstr out);
+static int set_appenddirname(const char **argv, int argc, char *err, size_t errlen);
+static dstr get_appenddirname(dstr out);
+static const enum_name fsync_names[] = {
+    {"everysec", AOF_FSYNC_EVERYSEC}, {"always", AOF_FSYNC_ALWAYS}, {"no", AOF_FSYNC_NO}, {NULL, 0}};
 
 /* Options that CONFIG accepts only to be compatible with tools that set
  * them (redis-benchmark, test harnesses); they have no effect yet. */
@@ -90,12 +99,22 @@ static cfg table[] = {
     {"lazyfree-lazy-user-del", NULL, K_BOOL, &srv.lazyfree_lazy_user_del, 0, 0, 0, NULL, NULL, NULL},
     {"lazyfree-lazy-user-flush", NULL, K_BOOL, &srv.lazyfree_lazy_user_flush, 0, 0, 0, NULL, NULL, NULL},
     {"save", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, set_save, get_save},
-    {"appendonly", NULL, K_BOOL, &srv.appendonly, 0, 0, 0, NULL, NULL, NULL},
+    /* AOF (aof.c) */
+    {"appendonly", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, set_appendonly, get_appendonly},
+    {"appendfsync", NULL, K_ENUM, &aofcfg.fsync, 0, 0, 0, fsync_names, NULL, NULL},
+    {"appendfilename", NULL, K_SPECIAL, NULL, 0, 0, IMMUTABLE, NULL, set_appendfilename, get_appendfilename},
+    {"appenddirname", NULL, K_SPECIAL, NULL, 0, 0, IMMUTABLE, NULL, set_appenddirname, get_appenddirname},
+    {"aof-use-rdb-preamble", NULL, K_BOOL, &aofcfg.use_rdb_preamble, 0, 0, 0, NULL, NULL, NULL},
+    {"aof-load-truncated", NULL, K_BOOL, &aofcfg.load_truncated, 0, 0, 0, NULL, NULL, NULL},
+    {"aof-timestamp-enabled", NULL, K_BOOL, &aofcfg.timestamp_enabled, 0, 0, 0, NULL, NULL, NULL},
+    {"aof-rewrite-incremental-fsync", NULL, K_BOOL, &aofcfg.rewrite_incremental_fsync, 0, 0, 0, NULL, NULL, NULL},
+    {"no-appendfsync-on-rewrite", NULL, K_BOOL, &aofcfg.no_fsync_on_rewrite, 0, 0, 0, NULL, NULL, NULL},
+    {"auto-aof-rewrite-percentage", NULL, K_LL, &aofcfg.auto_rewrite_perc, 0, INT_MAX, 0, NULL, NULL, NULL},
+    {"auto-aof-rewrite-min-size", NULL, K_MEM, &aofcfg.auto_rewrite_min_size, 0, LLONG_MAX, 0, NULL, NULL, NULL},
     {"dbfilename", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, set_dbfilename, get_dbfilename},
     {"lazyfree-lazy-eviction", NULL, K_BOOL, &compat_yesno[0], 0, 0, 0, NULL, NULL, NULL},
     {"lazyfree-lazy-expire", NULL, K_BOOL, &compat_yesno[1], 0, 0, 0, NULL, NULL, NULL},
     {"lazyfree-lazy-server-del", NULL, K_BOOL, &compat_yesno[2], 0, 0, 0, NULL, NULL, NULL},
-    {"appendfsync", NULL, K_STR, &compat_str[0], 0, 0, 0, NULL, NULL, NULL},
     {"latency-tracking", NULL, K_BOOL, &srv.latency_tracking, 0, 0, 0, NULL, NULL, NULL},
     {"activerehashing", NULL, K_BOOL, &compat_yesno[3], 0, 0, 0, NULL, NULL, NULL},
     /* RDB snapshots (persist.c) */
@@ -104,6 +123,8 @@ static cfg table[] = {
     {"rdbchecksum", NULL, K_BOOL, &persist.checksum, 0, 0, IMMUTABLE, NULL, NULL, NULL},
     {"rdb-key-save-delay", NULL, K_LL, &persist.key_save_delay, INT_MIN, INT_MAX, 0, NULL, NULL, NULL},
     {"rdb-del-sync-files", NULL, K_BOOL, &persist.del_sync_files, 0, 0, 0, NULL, NULL, NULL},
+    /* tamper-evident sidecars of dumps and AOF bases (persist_sidecar.c) */
+    {"rdb-sidecar", NULL, K_BOOL, &persist_sidecar_enabled, 0, 0, 0, NULL, NULL, NULL},
     {"slowlog-log-slower-than", NULL, K_LL, &compat_ll[0], -1, LLONG_MAX, 0, NULL, NULL, NULL},
     {"slowlog-max-len", NULL, K_LL, &compat_ll[1], 0, LONG_MAX, 0, NULL, NULL, NULL},
     {"enable-debug-command", NULL, K_STR, &compat_str[1], 0, 0, IMMUTABLE, NULL, NULL, NULL},
@@ -417,6 +438,55 @@ static int set_dbfilename(const char **argv, int argc, char *err, size_t errlen)
 
 static dstr get_dbfilename(dstr out) { return srv.dbfilename ? dstr_cat(out, srv.dbfilename) : out; }
 
+/* appendonly: at start it only says whether to load and keep an AOF; at
+ * run time (the event loop exists) turning it on starts the rewrite that
+ * writes the base, turning it off closes the file. */
+static int set_appendonly(const char **argv, int argc, char *err, size_t errlen) {
+    int on;
+    if (argc != 1 || (strcasecmp(argv[0], "yes") && strcasecmp(argv[0], "no"))) {
+        snprintf(err, errlen, "argument must be 'yes' or 'no'");
+        return ERR;
+    }
+    on = !strcasecmp(argv[0], "yes");
+    if (srv.el && on != aofcfg.appendonly && aof_set_enabled(on, err, errlen) != OK) return ERR;
+    aofcfg.appendonly = on;
+    return OK;
+}
+
+static dstr get_appendonly(dstr out) { return dstr_cat(out, aofcfg.appendonly ? "yes" : "no"); }
+
+static int set_plain_name(dstr *slot, const char *what, const char **argv, int argc, char *err, size_t errlen) {
+    if (argc != 1) {
+        snprintf(err, errlen, "wrong number of arguments");
+        return ERR;
+    }
+    if (strchr(argv[0], '/')) {
+        snprintf(err, errlen, "%s can't be a path, just a %s", what, !strcmp(what, "appenddirname") ? "dirname" : "filename");
+        return ERR;
+    }
+    if (!*argv[0] || !strcmp(argv[0], ".") || !strcmp(argv[0], "..")) {
+        snprintf(err, errlen, "%s is not valid", what);
+        return ERR;
+    }
+    dstr n = dstr_new(argv[0]);
+    if (!n) {
+        snprintf(err, errlen, "out of memory");
+        return ERR;
+    }
+    dstr_free(*slot);
+    *slot = n;
+    return OK;
+}
+
+static int set_appendfilename(const char **argv, int argc, char *err, size_t errlen) {
+    return set_plain_name(&aofcfg.filename, "appendfilename", argv, argc, err, errlen);
+}
+static dstr get_appendfilename(dstr out) { return dstr_cat(out, aofcfg.filename ? aofcfg.filename : ""); }
+static int set_appenddirname(const char **argv, int argc, char *err, size_t errlen) {
+    return set_plain_name(&aofcfg.dirname, "appenddirname", argv, argc, err, errlen);
+}
+static dstr get_appenddirname(dstr out) { return dstr_cat(out, aofcfg.dirname ? aofcfg.dirname : ""); }
+
 static dstr get_dir(dstr out) {
     char buf[4096];
     if (!getcwd(buf, sizeof buf)) return out;
@@ -448,8 +518,9 @@ void config_init_defaults(void) {
     compat_yesno[3] = compat_yesno[4] = compat_yesno[5] = 1;
     compat_ll[0] = 10000;
     compat_ll[1] = 128;
-    compat_str[0] = dstr_new("everysec");
     compat_str[1] = dstr_new("no");
+    aofcfg.filename = dstr_new("appendonly.aof");
+    aofcfg.dirname = dstr_new("appendonlydir");
 }
 
 int config_load_file(const char *path, char *err, size_t errlen) {

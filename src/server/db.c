@@ -8,6 +8,7 @@
  * continuing while more than 10% of what it samples turns out expired, so
  * memory held by dead keys stays bounded without a full sweep). */
 #include "server.h"
+#include "aof.h"
 
 #include <string.h>
 
@@ -97,10 +98,14 @@ int db_delete(kdb *db, const dstr key) {
 }
 
 int db_expire_if_needed(kdb *db, const dstr key) {
+    /* While an AOF replays, keys die only by the DELs it holds: its
+     * commands ran when those keys were alive. */
+    if (srv.loading) return 0;
     long long when = db_get_expire(db, key);
     if (when < 0 || when > srv.now_ms) return 0;
     srv.stat_expiredkeys++;
-    db_delete(db, key);
+    prop_del(db->id, key); /* before the key dies: the DEL names it */
+    if (db_delete(db, key)) srv.dirty_expired++;
     notify_keyspace_event(NOTIFY_EXPIRED, "expired", key, db->id);
     return 1;
 }

@@ -7,6 +7,7 @@
  * the least recently used, the nearest to expiring, or any.  Sampling keeps
  * the cost per eviction constant whatever the size of the keyspace. */
 #include "server.h"
+#include "aof.h"
 
 #define MAX_SAMPLES 64
 
@@ -66,6 +67,7 @@ int evict_if_needed(void) {
         if (!db) return ERR; /* nothing left that the policy may evict */
         dstr copy = dstr_dup(key);
         if (!copy) return ERR;
+        prop_del(db->id, copy);
         db_delete(db, copy);
         srv.stat_evictedkeys++;
         notify_keyspace_event(NOTIFY_EVICTED, "evicted", copy, db->id);

@@ -99,6 +99,11 @@ static void publish_on(const char *prefix, int dbid, const char *tail, size_t tl
 }
 
 void notify_keyspace_event(int type, const char *event, const dstr key, int dbid) {
+    /* Every write raises an event (as in Redis), so the events count the
+     * writes that do not touch WATCH (XGROUP, XSETID, ...): the running
+     * command changed the dataset and must be propagated (propagate.c).
+     * Misses, expiry and eviction are not the command's own writes. */
+    if (!(type & (NOTIFY_KEY_MISS | NOTIFY_EXPIRED | NOTIFY_EVICTED))) srv.dirty_events++;
     if (!(notify_flags & type)) return;
     size_t elen = strlen(event);
     if (notify_flags & NOTIFY_KEYSPACE)

@@ -23,6 +23,7 @@
  * file.  It resets the signals the server handles, closes the listening
  * sockets (so that a restarted server can bind while it finishes), and
  * never returns into server code. */
+#include "aof.h"
 #include "rdb.h"
 
 #include <errno.h>
@@ -127,13 +128,19 @@ static void child_final(void *ud, uint64_t keys) {
     child_send(cx, keys, 1);
 }
 
-/* The fork child: see the file comment for what it may and may not do. */
-__attribute__((noreturn)) static void child_main(int report_fd) {
+/* What every fork child does first: see the file comment for what it may
+ * and may not do. */
+static void child_setup(void) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGUSR1, SIG_DFL); /* the parent's way to cancel the save */
     for (int i = 0; i < srv.nlisten; i++) close(srv.listen_fds[i]);
     if (srv.unix_fd >= 0) close(srv.unix_fd); /* the socket file stays: it is the parent's */
+}
+
+/* The BGSAVE child. */
+__attribute__((noreturn)) static void child_main(int report_fd) {
+    child_setup();
     child_ctx cx = {report_fd, time_ms()};
     rdb_save_opts opts = {0};
     opts.compress = persist.compression;
@@ -142,7 +149,9 @@ __attribute__((noreturn)) static void child_main(int report_fd) {
     opts.progress_ud = &cx;
     opts.key_delay_us = persist.key_save_delay;
     char err[1024];
+    struct sidecar_writer *sc = persist_sidecar_start(srv.dbfilename, &opts);
     int rc = rdb_save_path(srv.dbfilename, &opts, err, sizeof err);
+    persist_sidecar_finish(sc, srv.dbfilename, rc == OK);
     if (rc != OK) log_msg(LL_WARNING, "%s", err);
     else log_msg(LL_NOTICE, "DB saved on disk");
     child_final(&cx, 0);
@@ -180,6 +189,16 @@ static void child_done(int status) {
     int bysignal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     server_update_clock();
+    if (persist.child_kind == PERSIST_CHILD_AOF) {
+        persist.aof_cow_last = persist.cow_current;
+        if (persist.child_pipe >= 0) close(persist.child_pipe);
+        persist.child_pipe = -1;
+        persist.child = -1;
+        persist.cow_current = persist.cow_peak = 0;
+        persist.keys_done = persist.keys_total = 0;
+        aof_rewrite_done(!bysignal && code == 0, bysignal);
+        return;
+    }
     if (!bysignal && code == 0) {
         log_msg(LL_NOTICE, "Background saving terminated with success");
         srv.dirty -= persist.dirty_at_fork;
@@ -204,9 +223,63 @@ static void child_done(int status) {
     persist.keys_done = persist.keys_total = 0;
 }
 
+/* The report pipe of a child forked by persist_fork (in that child). */
+static int child_report_fd = -1;
+
+void persist_child_final(void) {
+    if (child_report_fd < 0) return;
+    child_ctx cx = {child_report_fd, 0};
+    child_final(&cx, 0);
+}
+
+/* Forks a child of kind PERSIST_CHILD_AOF: the child returns 0 (set up,
+ * and must end with _exit), the parent the pid, or -1 with err set. */
+pid_t persist_fork(int kind, char *err, size_t errlen) {
+    if (persist.child != -1) {
+        snprintf(err, errlen, "a child process is already running");
+        return -1;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    long long start = mono_us();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        child_report_fd = fds[1];
+        child_setup();
+        return 0;
+    }
+    int fork_errno = errno;
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        snprintf(err, errlen, "fork: %s", strerror(fork_errno));
+        return -1;
+    }
+    persist.last_fork_us = mono_us() - start;
+    persist.total_forks++;
+    persist.child = pid;
+    persist.child_kind = kind;
+    persist.child_pipe = fds[0];
+    persist.child_start_ms = srv.now_ms;
+    persist.keys_done = 0;
+    persist.keys_total = 0;
+    persist.cow_current = persist.cow_peak = 0;
+    persist.cow_updated_ms = srv.now_ms;
+    return pid;
+}
+
 int persist_bgsave(char *err, size_t errlen) {
     if (persist.child != -1) {
-        snprintf(err, errlen, "Background save already in progress");
+        if (persist.child_kind == PERSIST_CHILD_AOF)
+            snprintf(err, errlen, "An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE "
+                                  "in order to schedule a BGSAVE whenever possible.");
+        else
+            snprintf(err, errlen, "Background save already in progress");
         return ERR;
     }
     int fds[2];
@@ -237,6 +310,7 @@ int persist_bgsave(char *err, size_t errlen) {
     persist.last_fork_us = mono_us() - start;
     persist.total_forks++;
     persist.child = pid;
+    persist.child_kind = PERSIST_CHILD_RDB;
     persist.child_pipe = fds[0];
     persist.child_start_ms = srv.now_ms;
     persist.dirty_at_fork = srv.dirty;
@@ -264,7 +338,10 @@ static int save_now(char *err, size_t errlen) {
     opts.compress = persist.compression;
     opts.checksum = persist.checksum;
     persist.saves++;
-    if (rdb_save_path(srv.dbfilename, &opts, err, errlen) != OK) {
+    struct sidecar_writer *sc = persist_sidecar_start(srv.dbfilename, &opts);
+    int rc = rdb_save_path(srv.dbfilename, &opts, err, errlen);
+    persist_sidecar_finish(sc, srv.dbfilename, rc == OK);
+    if (rc != OK) {
         log_msg(LL_WARNING, "%s", err);
         return ERR;
     }
@@ -297,6 +374,8 @@ void persist_cron(void) {
         }
         return;
     }
+    aof_start_scheduled(); /* a BGREWRITEAOF that waited for a BGSAVE */
+    if (persist.child != -1) return;
     char err[512];
     if (persist.scheduled) {
         persist_bgsave(err, sizeof err);
@@ -316,7 +395,8 @@ void persist_cron(void) {
 }
 
 void persist_after_flushall(void) {
-    persist_kill_child();
+    /* an AOF rewrite goes on: FLUSHALL itself lands in the new incr file */
+    if (persist.child_kind == PERSIST_CHILD_RDB) persist_kill_child();
     if (have_save_points()) {
         char err[512];
         save_now(err, sizeof err);
@@ -324,7 +404,7 @@ void persist_after_flushall(void) {
 }
 
 int persist_on_shutdown(int flags) {
-    if (persist.child != -1) {
+    if (persist.child != -1 && persist.child_kind == PERSIST_CHILD_RDB) {
         log_msg(LL_WARNING, "There is a child saving an .rdb. Killing it!");
         persist_kill_child();
     }
@@ -354,7 +434,35 @@ static void log_loaded(const rdb_load_result *res, long long us) {
 }
 
 int persist_load_at_start(char *err, size_t errlen) {
+    /* with appendonly yes the AOF is the dataset (aof.c) */
+    if (aofcfg.appendonly) return aof_load_at_start(err, errlen);
+    return persist_load_rdb_at_start(err, errlen);
+}
+
+/* Whether path loads whole and carries a real CRC64 (a zero one, from
+ * rdbchecksum no, vouches for nothing). */
+static int rdb_loads_whole(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    unsigned char crc[8];
+    off_t end = lseek(fd, 0, SEEK_END);
+    int has_crc = end >= 8 && pread(fd, crc, 8, end - 8) == 8 && memcmp(crc, "\0\0\0\0\0\0\0\0", 8) != 0;
+    close(fd);
+    if (!has_crc) return 0;
+    rdb_load_result res;
+    int missing;
+    char why[512];
+    if (rdb_load_path(path, RDB_LOAD_KEEP_EXPIRED, &res, &missing, why, sizeof why) != OK || missing) return 0;
+    db_array_free(res.dbs, res.ndbs);
+    return 1;
+}
+
+int persist_rdb_loads_whole(const char *path) { return rdb_loads_whole(path); }
+
+int persist_load_rdb_at_start(char *err, size_t errlen) {
     long long start = mono_us();
+    if (access(srv.dbfilename, F_OK) == 0 && persist_sidecar_check(srv.dbfilename, rdb_loads_whole, err, errlen) != OK)
+        return ERR;
     rdb_load_result res;
     int missing;
     char why[768];
@@ -440,7 +548,7 @@ void persist_debug_reload(client *c) {
     }
     char err[768];
     /* a BGSAVE finishing later would put an older dataset over this file */
-    if (save) persist_kill_child();
+    if (save && persist.child_kind == PERSIST_CHILD_RDB) persist_kill_child();
     if (save && save_now(err, sizeof err) != OK) {
         reply_error(c, "ERR Error trying to save the DB");
         return;
@@ -463,26 +571,23 @@ void persist_debug_reload(client *c) {
 /* -------------------------------------------------------------------- INFO */
 
 dstr persist_info(dstr s) {
-    int in_progress = persist.child != -1;
+    int in_progress = persist.child != -1 && persist.child_kind == PERSIST_CHILD_RDB;
     double perc = in_progress && persist.keys_total ? 100.0 * (double)persist.keys_done / (double)persist.keys_total
                                                     : 0.0;
     long long cow_age = in_progress ? (srv.now_ms - persist.cow_updated_ms) / 1000 : 0;
     long long cur_secs = in_progress ? (srv.now_ms - persist.child_start_ms) / 1000 : -1;
-    return dstr_catfmt(s,
+    s = dstr_catfmt(s,
         "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:%zu\r\ncurrent_cow_size:%zu\r\n"
         "current_cow_size_age:%lld\r\ncurrent_fork_perc:%.2f\r\ncurrent_save_keys_processed:%llu\r\n"
         "current_save_keys_total:%llu\r\nrdb_changes_since_last_save:%lld\r\nrdb_bgsave_in_progress:%d\r\n"
         "rdb_last_save_time:%lld\r\nrdb_last_bgsave_status:%s\r\nrdb_last_bgsave_time_sec:%lld\r\n"
         "rdb_current_bgsave_time_sec:%lld\r\nrdb_saves:%lld\r\nrdb_last_cow_size:%zu\r\n"
-        "rdb_last_load_keys_expired:%lld\r\nrdb_last_load_keys_loaded:%lld\r\n"
-        "aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\n"
-        "aof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\n"
-        "aof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\n"
-        "module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+        "rdb_last_load_keys_expired:%lld\r\nrdb_last_load_keys_loaded:%lld\r\n",
         in_progress ? persist.cow_peak : 0, in_progress ? persist.cow_current : 0, cow_age, perc,
         in_progress ? persist.keys_done : 0, in_progress ? persist.keys_total : 0, srv.dirty, in_progress,
         srv.lastsave, persist.last_bgsave_ok ? "ok" : "err", persist.last_bgsave_secs, cur_secs, persist.saves,
         persist.cow_last, persist.load_expired, persist.load_loaded);
+    return s ? aof_info(s) : s;
 }
 
 dstr persist_info_stats(dstr s) {

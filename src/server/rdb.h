@@ -315,6 +315,7 @@ typedef struct persist_state {
     int del_sync_files;        /* rdb-del-sync-files (accepted; no replication) */
     /* the background save */
     pid_t child;               /* -1: none */
+    int child_kind;            /* PERSIST_CHILD_RDB / _AOF */
     int child_pipe;            /* read end of the child's report pipe */
     long long child_start_ms;
     long long dirty_at_fork;
@@ -327,12 +328,22 @@ typedef struct persist_state {
     long long cow_updated_ms;
     unsigned long long keys_done, keys_total;
     long long last_fork_us, total_forks;
+    size_t aof_cow_last;       /* aof_last_cow_size */
     /* the last load */
     long long load_loaded, load_expired;
 } persist_state;
 extern persist_state persist;
 
+enum { PERSIST_CHILD_RDB = 0, PERSIST_CHILD_AOF = 1 };
+
 void persist_init_defaults(void);
+/* One fork child at a time, BGSAVE's or an AOF rewrite's: 0 in the child
+ * (set up; it must end with _exit), the pid in the parent, -1 with err. */
+pid_t persist_fork(int kind, char *err, size_t errlen);
+/* In such a child, at the end: its copy-on-write size for INFO. */
+void persist_child_final(void);
+/* Loads dir/dbfilename (persist_load_at_start without an AOF). */
+int persist_load_rdb_at_start(char *err, size_t errlen);
 /* Loads dir/dbfilename at start.  OK (also when there is no file), or ERR
  * with the reason: the server must not start. */
 int persist_load_at_start(char *err, size_t errlen);
@@ -352,5 +363,22 @@ int persist_check_main(const char *path);
 /* SHUTDOWN's save: flags are SHUTDOWN_*.  OK, or ERR when the save
  * failed and the shutdown must not go on. */
 int persist_on_shutdown(int flags);
+
+/* ---------------------------------------------------- persist_sidecar.c */
+
+struct sidecar_writer;
+extern int persist_sidecar_enabled; /* rdb-sidecar yes|no */
+/* Before data_path is (re)written: removes its old sidecar and, with
+ * rdb-sidecar yes, hangs a sidecar writer on opts (NULL otherwise). */
+struct sidecar_writer *persist_sidecar_start(const char *data_path, rdb_save_opts *opts);
+/* After: writes data_path.sidecar when ok, frees the writer. */
+void persist_sidecar_finish(struct sidecar_writer *w, const char *data_path, int ok);
+/* Before data_path is loaded (rdb-sidecar yes): checks it against its
+ * sidecar and repairs it from parity when it can.  loads_whole (or NULL)
+ * says whether the file is whole by its own checksum, which then wins over
+ * a disagreeing sidecar.  OK (go on and load), or ERR with the blocks that
+ * could not be repaired. */
+int persist_rdb_loads_whole(const char *path); /* persist.c: loads_whole for an RDB */
+int persist_sidecar_check(const char *data_path, int (*loads_whole)(const char *path), char *err, size_t errlen);
 
 #endif

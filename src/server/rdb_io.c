@@ -88,24 +88,7 @@ void rdbo_release(rdb_out *o) {
     o->cap = o->lzf_cap = o->used = 0;
 }
 
-int rdbo_sink_fd(void *ud, const void *p, size_t n) {
-    int fd = *(int *)ud;
-    const char *s = p;
-    while (n) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
+int rdbo_sink_fd(void *ud, const void *p, size_t n) { return write_full(*(int *)ud, p, n); }
 
 int rdbo_sink_dstr(void *ud, const void *p, size_t n) {
     dstr *d = ud;

@@ -9,6 +9,7 @@
  * before-sleep hook runs every loop turn: it writes pending replies, frees
  * closed clients, and runs the fast expire cycle. */
 #include "server.h"
+#include "aof.h"
 #include "rdb.h"
 
 #include <errno.h>
@@ -44,6 +45,7 @@ static void sample_ops(void) {
 
 int server_prepare_shutdown(int flags) {
     log_msg(LL_WARNING, "User requested shutdown...");
+    aof_on_shutdown(); /* what is buffered is written and fsynced */
     if (persist_on_shutdown(flags) != OK) return ERR; /* a failed final save keeps the server up */
     net_close_listeners();
     if (srv.pidfile) unlink(srv.pidfile);
@@ -75,6 +77,7 @@ static long long server_cron(evloop *el, long long id, void *priv) {
     if (persist.child == -1) db_cron();
     clients_cron();
     persist_cron(); /* BGSAVE child, save points */
+    aof_cron();     /* everysec fsync, scheduled and automatic rewrites */
     return 1000 / srv.hz;
 }
 
@@ -85,6 +88,9 @@ static void before_sleep(evloop *el) {
     block_handle_ready_keys();
     block_resume_pending();
     db_active_expire_cycle(1);
+    /* the AOF holds every write before its reply goes out (and is on
+     * disk first under appendfsync always) */
+    aof_flush_before_replies();
     clients_handle_pending_writes();
     clients_free_pending();
     if (srv.shutdown_asap) ev_stop(srv.el); /* SHUTDOWN already prepared it */
@@ -110,7 +116,8 @@ static void usage(void) {
             "       ./inferkv-server - (read config from stdin)\n"
             "       ./inferkv-server -v or --version\n"
             "       ./inferkv-server -h or --help\n"
-            "       ./inferkv-server --check-rdb FILE (load an RDB file, report what is wrong)\n\n"
+            "       ./inferkv-server --check-rdb FILE (load an RDB file, report what is wrong)\n"
+            "       ./inferkv-server --check-aof [--fix] MANIFEST|DIR|FILE (check an AOF, cut a truncated tail)\n\n"
             "Examples:\n"
             "       ./inferkv-server (run the server with default config)\n"
             "       ./inferkv-server /etc/inferkv/6379.conf\n"
@@ -213,6 +220,18 @@ int main(int argc, char **argv) {
             }
             if (apply_args(argc, argv, 3) != OK) return 1;
             return persist_check_main(argv[2]);
+        }
+        if (!strcmp(argv[1], "--check-aof")) {
+            /* like redis-check-aof: PATH is a manifest, the AOF directory
+             * or one file; --fix cuts a truncated last file */
+            int fix = argc >= 3 && !strcmp(argv[2], "--fix");
+            if (argc < 3 + fix) {
+                fprintf(stderr, "Usage: inferkv-server --check-aof [--fix] <file.manifest|dir|file.aof> "
+                                "[--appendfilename NAME]\n");
+                return 1;
+            }
+            if (apply_args(argc, argv, 3 + fix) != OK) return 1;
+            return aof_check_main(argv[2 + fix], fix);
         }
         if (strncmp(argv[1], "--", 2) != 0) {
             char err[1024];

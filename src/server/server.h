@@ -351,6 +351,7 @@ typedef struct command {
 } command;
 
 void commands_init(void);
+const command *command_resolve(dstr *argv, int argc, int *bad_arity);
 const command *command_lookup(const dstr name);
 void command_process(client *c);  /* runs c->argv / c->argc */
 void commands_reset_stats(void);
@@ -551,6 +552,9 @@ typedef struct server {
     size_t stat_peak_memory;
     int executing_db_modified;
     long long dirty;            /* changes since the last save (db_signal_modified) */
+    long long dirty_expired;    /* of those, deletions of expired keys (propagate.c) */
+    long long dirty_events;     /* keyspace events of writes (notify.c, propagate.c) */
+    int loading;                /* replaying an AOF: no expiry, no propagation */
 } server;
 
 extern server srv;
@@ -676,7 +680,7 @@ DECL(infer_embed_cmd); DECL(infer_rag_cmd);
 
 /* t_vset.c: vector sets.  One handler runs all thirteen V* commands
  * through libvcmd (src/vcmd/), the front-end inferkv.so shares. */
-DECL(vset_cmd);
+DECL(vset_cmd); DECL(vset_restore_cmd); DECL(bgrewriteaof_cmd);
 /* Installs km_* as libvset's allocator, so that used_memory, maxmemory and
  * MEMORY USAGE see vector-set memory.  Before any set exists. */
 void vset_server_init(void);

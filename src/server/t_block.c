@@ -19,6 +19,7 @@
  * there is something to deliver.  Inside EXEC (CF_IN_EXEC) nothing blocks:
  * the command answers as if its timeout had passed. */
 #include "server.h"
+#include "aof.h"
 #include "zset.h"
 
 #include <math.h>
@@ -159,7 +160,9 @@ static void arm_wake_timer(long long deadline) {
 /* Inside EXEC a blocking command answers at once, as on timeout
  * (BLMOVE/BRPOPLPUSH there answer a null bulk, as Redis does). */
 static int deny_blocking(client *c) {
-    if (!(c->flags & CF_IN_EXEC)) return 0;
+    /* inside EXEC, and for the AOF loader, a blocking command answers as
+     * if its timeout had passed */
+    if (!(c->flags & CF_IN_EXEC) && !srv.loading) return 0;
     if (c->cmd && (!strcmp(c->cmd->name, "blmove") || !strcmp(c->cmd->name, "brpoplpush"))) reply_null(c);
     else reply_null_array(c);
     return 1;
@@ -270,6 +273,24 @@ static int first_ready(client *c, int first, int n, int type) {
     return -1;
 }
 
+/* What a served blocking pop propagates: its non-blocking twin on the key
+ * it popped from, so replay never waits (Redis 7.0's forms). */
+static void prop_nonblocking(const char *name, const dstr key, const char *a1, const char *a2, long long count) {
+    if (!prop_active()) return;
+    prop_args a;
+    pa_init(&a);
+    pa_cstr(&a, name);
+    if (count > 0) pa_cstr(&a, "1");
+    pa_dstr(&a, key);
+    if (a1) pa_cstr(&a, a1);
+    if (a2) pa_cstr(&a, a2);
+    if (count > 0) {
+        pa_cstr(&a, "COUNT");
+        pa_ll(&a, count);
+    }
+    prop_replace(&a);
+}
+
 static void bpop_generic(client *c, int max_or_head, int type) {
     long long deadline;
     if (parse_timeout(c, c->argv[c->argc - 1], &deadline) != OK) return;
@@ -281,11 +302,13 @@ static void bpop_generic(client *c, int max_or_head, int type) {
     }
     kobj *o = db_lookup_write(c, c->argv[k]);
     if (type == OBJ_LIST) {
+        prop_nonblocking(max_or_head ? "LPOP" : "RPOP", c->argv[k], NULL, NULL, 0);
         reply_array_len(c, 2);
         reply_bulk_dstr(c, c->argv[k]);
         list_pop_reply(c, c->argv[k], o->ptr, max_or_head, -1);
         return;
     }
+    prop_nonblocking(max_or_head ? "ZPOPMAX" : "ZPOPMIN", c->argv[k], NULL, NULL, 0);
     /* BZPOPMIN/MAX: key, member, score in one flat array */
     zset *z = o->ptr;
     zsl_node *x = max_or_head ? z->zsl->tail : z->zsl->header->level[0].forward;
@@ -316,6 +339,16 @@ static void bmove_generic(client *c, int from, int to, int timeout_arg) {
     if (k < 0) {
         block_on_keys(c, 1, 1, deadline);
         return;
+    }
+    if (prop_active()) {
+        prop_args a;
+        pa_init(&a);
+        pa_cstr(&a, "LMOVE");
+        pa_dstr(&a, c->argv[1]);
+        pa_dstr(&a, c->argv[2]);
+        pa_cstr(&a, from ? "LEFT" : "RIGHT");
+        pa_cstr(&a, to ? "LEFT" : "RIGHT");
+        prop_replace(&a);
     }
     list_move(c, c->argv[1], c->argv[2], from, to);
 }
@@ -365,6 +398,8 @@ static void bmpop_generic(client *c, int type) {
         return;
     }
     kobj *o = db_lookup_write(c, c->argv[k]);
+    if (type == OBJ_LIST) prop_nonblocking("LMPOP", c->argv[k], side ? "LEFT" : "RIGHT", NULL, count);
+    else prop_nonblocking("ZMPOP", c->argv[k], side ? "MAX" : "MIN", NULL, count);
     reply_array_len(c, 2);
     reply_bulk_dstr(c, c->argv[k]);
     if (type == OBJ_LIST) list_pop_reply(c, c->argv[k], o->ptr, side, count);
@@ -442,7 +477,15 @@ static void serve_key(int dbid, const dstr key) {
         if (!c || !(c->flags & CF_BLOCKED) || !c->bstate.priv || c->bstate.on_timeout != on_timeout) continue;
         bpop *b = c->bstate.priv;
         if (b->serve) {
-            if (!b->serve(c, db, key, b->priv)) continue;
+            /* a served reader is a unit of its own: XREADGROUP emits its
+             * XCLAIM / XGROUP SETID forms from inside serve */
+            kdb *saved_db = c->db;
+            c->db = db;
+            prop_enter();
+            int served = b->serve(c, db, key, b->priv);
+            prop_exit();
+            c->db = saved_db;
+            if (!served) continue;
             forget(c);
             unblock_client(c);
             client_reset_args(c);
@@ -457,7 +500,7 @@ static void serve_key(int dbid, const dstr key) {
         c->cmd = cmd;
         c->flags |= CF_EXECUTING;
         serving_key = key;
-        cmd->proc(c);
+        prop_call(c); /* propagates the non-blocking form the handler chose */
         serving_key = NULL;
         c->flags &= ~CF_EXECUTING;
         c->cmd = NULL;

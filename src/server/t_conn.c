@@ -63,6 +63,7 @@ void swapdb_cmd(client *c) {
     }
     multi_touch_swapped((int)a, (int)b);
     block_signal_swapped((int)a, (int)b);
+    srv.dirty++; /* as Redis: a write (the AOF replays it), though no key event */
     reply_ok(c);
 }
 

@@ -7,6 +7,7 @@
  * It never converts back.  The hash_* layer below hides the encoding from
  * the commands and from SCAN, COPY and MEMORY USAGE. */
 #include "server.h"
+#include "aof.h"
 
 #include <math.h>
 #include <string.h>
@@ -424,6 +425,15 @@ void hincrbyfloat_cmd(client *c) {
         return;
     }
     db_signal_modified(c->db, c->argv[1]);
+    if (prop_active()) { /* the result, as HSET: float text is never re-parsed */
+        prop_args a;
+        pa_init(&a);
+        pa_cstr(&a, "HSET");
+        pa_dstr(&a, c->argv[1]);
+        pa_dstr(&a, c->argv[2]);
+        pa_add(&a, buf, (size_t)n);
+        prop_replace(&a);
+    }
     notify_keyspace_event(NOTIFY_HASH, "hincrbyfloat", c->argv[1], c->db->id);
     reply_bulk(c, buf, (size_t)n);
 }

@@ -24,6 +24,7 @@
  * answer is built from one state of the keyspace; then the generator's
  * scheduler answers and the reply goes out as INFER.GENERATE's does. */
 #include "server.h"
+#include "aof.h"
 #include "infercmd.h"
 #include "vcmd.h"
 
@@ -63,6 +64,10 @@ static ic_model *model_of(client *c, const dstr name) {
 }
 
 static int in_exec(client *c, const char *what) {
+    if (srv.loading) { /* an AOF holds the effects of INFER.*, never the commands */
+        reply_errorf(c, "ERR %s cannot run while loading the AOF", what);
+        return 1;
+    }
     if (!(c->flags & CF_IN_EXEC)) return 0;
     reply_errorf(c, "ERR %s cannot run inside MULTI or a script", what);
     return 1;
@@ -357,6 +362,14 @@ static int store_text(srv_gen *g, char *err, size_t errlen) {
         snprintf(err, errlen, "ERR STORE failed: out of memory");
         return ERR;
     }
+    if (prop_active()) { /* the generated text, as a plain SET */
+        prop_args a;
+        pa_init(&a);
+        pa_cstr(&a, "SET");
+        pa_dstr(&a, g->store_key);
+        pa_add(&a, g->r->text ? g->r->text : "", g->r->len);
+        prop_emit(db->id, &a);
+    }
     notify_keyspace_event(NOTIFY_STRING, "set", g->store_key, db->id);
     return OK;
 }
@@ -626,7 +639,18 @@ static void into_vadd(client *c, srv_embed *s) {
         int saved_argc = c->argc;
         c->argv = argv;
         c->argc = argc;
+        /* the VADD with the vector as FP32 is what replay must run: the
+         * model need not be loaded then, and its output is not replayed */
+        long long dirty0 = srv.dirty;
+        prop_enter();
         vset_cmd(c);
+        if (srv.dirty != dirty0 && prop_active()) {
+            prop_args a;
+            pa_init(&a);
+            for (int i = 0; i < argc; i++) pa_dstr(&a, argv[i]);
+            prop_emit(c->db->id, &a);
+        }
+        prop_exit();
         c->argv = saved;
         c->argc = saved_argc;
     }

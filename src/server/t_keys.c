@@ -2,6 +2,7 @@
  * RENAME RENAMENX KEYS SCAN RANDOMKEY EXPIRE* TTL PTTL EXPIRETIME
  * PEXPIRETIME PERSIST TOUCH COPY MOVE OBJECT. */
 #include "server.h"
+#include "aof.h"
 
 #include <string.h>
 
@@ -134,6 +135,17 @@ static int parse_expire_flags(client *c, int *flags) {
 }
 
 /* basetime_ms: 0 for absolute times; unit_ms: 1000 for seconds. */
+/* The running command propagates NAME key [ms] instead of its argv. */
+static void prop_key(const char *name, const dstr key, long long ms) {
+    if (!prop_active()) return;
+    prop_args a;
+    pa_init(&a);
+    pa_cstr(&a, name);
+    pa_dstr(&a, key);
+    if (ms >= 0) pa_ll(&a, ms);
+    prop_replace(&a);
+}
+
 static void expire_generic(client *c, long long basetime_ms, long long unit_ms) {
     int flags;
     long long when;
@@ -158,12 +170,16 @@ static void expire_generic(client *c, long long basetime_ms, long long unit_ms) 
         }
         if ((flags & EX_LT) && cur != -1 && when >= cur) goto no;
     }
-    if (when <= srv.now_ms) {
+    /* A deadline already past deletes the key - except while an AOF
+     * replays, where later commands in the file saw the key alive. */
+    if (when <= srv.now_ms && !srv.loading) {
+        prop_key("DEL", c->argv[1], -1);
         db_delete(c->db, c->argv[1]);
         notify_keyspace_event(NOTIFY_GENERIC, "del", c->argv[1], c->db->id);
         reply_ll(c, 1);
         return;
     }
+    prop_key("PEXPIREAT", c->argv[1], when); /* an absolute deadline replays alike */
     db_set_expire(c->db, c->argv[1], when);
     db_signal_modified(c->db, c->argv[1]);
     notify_keyspace_event(NOTIFY_GENERIC, "expire", c->argv[1], c->db->id);

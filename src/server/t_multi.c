@@ -15,6 +15,7 @@
  * those clients dirty; a dirty client's EXEC answers a null array.  The
  * cost of a write when nobody watches anything is one counter test. */
 #include "server.h"
+#include "aof.h"
 
 #include <string.h>
 
@@ -372,7 +373,7 @@ void exec_cmd(client *c) {
         c->cmd = q[i].cmd;
         command *mc = (command *)q[i].cmd;
         long long start = mono_us();
-        q[i].cmd->proc(c);
+        prop_call(c); /* EXEC is the unit: its ops are handed on together */
         mc->calls++;
         mc->usec += mono_us() - start;
         c->total_cmds++;

@@ -2,6 +2,7 @@
  * The algebra (SINTER/SUNION/SDIFF and their STORE forms) builds the result
  * in a temporary dict, so a destination that is also a source is safe. */
 #include "server.h"
+#include "aof.h"
 
 #include <string.h>
 
@@ -184,11 +185,25 @@ void spop_cmd(client *c) {
     long long n = count < 0 ? 1 : count;
     if ((size_t)n > dict_size(s)) n = (long long)dict_size(s);
     if (count >= 0) reply_set_len(c, (long)n);
+    /* replay pops the same members: SREM them, 1024 to a command */
+    int prop = prop_active();
+    prop_args a;
+    pa_init(&a);
+    if (prop) prop_prevent();
     for (long long i = 0; i < n; i++) {
         dict_entry *e = dict_random(s);
         reply_bulk_dstr(c, e->key);
+        if (prop) {
+            if (a.n == 0) {
+                pa_cstr(&a, "SREM");
+                pa_dstr(&a, c->argv[1]);
+            }
+            pa_dstr(&a, e->key);
+            if (a.n == 2 + 1024) prop_emit(c->db->id, &a);
+        }
         dict_delete(s, e->key);
     }
+    if (prop && a.n) prop_emit(c->db->id, &a);
     notify_keyspace_event(NOTIFY_SET, "spop", c->argv[1], c->db->id);
     drop_if_empty(c, c->argv[1], s);
 }

@@ -10,6 +10,7 @@
  * wakes up).  Blocked XREAD/XREADGROUP keep the ids they wait past in an
  * xwait and are served by xread_serve() in the order they blocked. */
 #include "server.h"
+#include "aof.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -26,6 +27,78 @@ static void reply_sid(client *c, const sid *id) {
     char buf[SID_STR_SIZE];
     int n = sid_format(id, buf);
     reply_bulk(c, buf, (size_t)n);
+}
+
+/* ---------------------------------------------------------- propagation
+ * Consumer-group state depends on the clock (delivery times, min-idle)
+ * and on what was pending when a command ran, so group commands propagate
+ * explicit forms, as Redis 7.0 does: one XCLAIM ... FORCE JUSTID per
+ * delivery or claim with its time and count, XGROUP SETID for the group's
+ * position, XACK for a pending entry dropped because it was deleted, and
+ * XGROUP CREATECONSUMER for a consumer a read created. */
+
+static void pa_sid(prop_args *a, const sid *id) {
+    char buf[SID_STR_SIZE];
+    int n = sid_format(id, buf);
+    pa_add(a, buf, (size_t)n);
+}
+
+static void prop_claim(kdb *db, const dstr key, const sgroup *g, const nack *k) {
+    if (!prop_active()) return;
+    prop_args a;
+    pa_init(&a);
+    pa_cstr(&a, "XCLAIM");
+    pa_dstr(&a, key);
+    pa_dstr(&a, g->name);
+    pa_dstr(&a, k->consumer->name);
+    pa_cstr(&a, "0");
+    pa_sid(&a, &k->id);
+    pa_cstr(&a, "TIME");
+    pa_ll(&a, k->delivery_time);
+    pa_cstr(&a, "RETRYCOUNT");
+    pa_ll(&a, (long long)k->delivery_count);
+    pa_cstr(&a, "FORCE");
+    pa_cstr(&a, "JUSTID");
+    pa_cstr(&a, "LASTID");
+    pa_sid(&a, &g->last_id);
+    prop_emit(db->id, &a);
+}
+
+static void prop_group_pos(kdb *db, const dstr key, const sgroup *g) {
+    if (!prop_active()) return;
+    prop_args a;
+    pa_init(&a);
+    pa_cstr(&a, "XGROUP");
+    pa_cstr(&a, "SETID");
+    pa_dstr(&a, key);
+    pa_dstr(&a, g->name);
+    pa_sid(&a, &g->last_id);
+    pa_cstr(&a, "ENTRIESREAD");
+    pa_ll(&a, g->entries_read);
+    prop_emit(db->id, &a);
+}
+
+static void prop_ack(kdb *db, const dstr key, const sgroup *g, const sid *id) {
+    if (!prop_active()) return;
+    prop_args a;
+    pa_init(&a);
+    pa_cstr(&a, "XACK");
+    pa_dstr(&a, key);
+    pa_dstr(&a, g->name);
+    pa_sid(&a, id);
+    prop_emit(db->id, &a);
+}
+
+static void prop_new_consumer(kdb *db, const dstr key, const sgroup *g, const dstr name) {
+    if (!prop_active()) return;
+    prop_args a;
+    pa_init(&a);
+    pa_cstr(&a, "XGROUP");
+    pa_cstr(&a, "CREATECONSUMER");
+    pa_dstr(&a, key);
+    pa_dstr(&a, g->name);
+    pa_dstr(&a, name);
+    prop_emit(db->id, &a);
 }
 
 /* Redis's string2ull: a canonical long long >= 0, or what strtoull takes
@@ -239,10 +312,11 @@ static void pel_deliver(sgroup *g, sconsumer *cons, const sid *id) {
 /* Replies the entries in [start, end] (end NULL: open), at most count
  * (0: all); with a group, moves its last id and records deliveries. */
 static size_t reply_range(client *c, stream *s, const sid *start, const sid *end, long long count, int rev,
-                          sgroup *g, sconsumer *cons, int noack) {
+                          sgroup *g, sconsumer *cons, int noack, kdb *db, const dstr key) {
     static const sid max = {UINT64_MAX, UINT64_MAX};
     void *len = reply_defer_len(c);
     size_t n = 0;
+    int moved = 0;
     siter it;
     sentry e;
     siter_start(&it, s, start, end ? end : &max, rev);
@@ -253,19 +327,26 @@ static size_t reply_range(client *c, stream *s, const sid *start, const sid *end
             else if (s->entries_added)
                 g->entries_read = estimate_entries_read(s, &e.id);
             g->last_id = e.id;
+            moved = 1;
         }
         reply_entry(c, &e);
-        if (g && !noack) pel_deliver(g, cons, &e.id);
+        if (g && !noack) {
+            pel_deliver(g, cons, &e.id);
+            nack *k = pel_find(&g->pel, &e.id);
+            if (k && k->consumer) prop_claim(db, key, g, k);
+        }
         n++;
         if (count && (long long)n == count) break;
     }
+    if (moved) prop_group_pos(db, key, g);
     reply_set_deferred_array(c, len, (long)n);
     return n;
 }
 
 /* XREADGROUP with an id: the consumer's own pending entries after start;
  * an entry deleted meanwhile shows as [id, nil]. */
-static void reply_consumer_history(client *c, stream *s, const sid *start, long long count, sconsumer *cons) {
+static void reply_consumer_history(client *c, stream *s, const sid *start, long long count, sconsumer *cons,
+                                   sgroup *g, const dstr key) {
     void *len = reply_defer_len(c);
     size_t n = 0;
     for (size_t i = pel_lower_bound(&cons->pel, start); i < pel_len(&cons->pel); i++) {
@@ -274,6 +355,7 @@ static void reply_consumer_history(client *c, stream *s, const sid *start, long 
         if (reply_entry_by_id(c, s, &k->id)) {
             k->delivery_time = time_ms();
             k->delivery_count++;
+            prop_claim(c->db, key, g, k);
         } else {
             reply_array_len(c, 2);
             reply_sid(c, &k->id);
@@ -498,6 +580,28 @@ void xadd_cmd(client *c) {
     }
     reply_sid(c, &id);
     after_append(c->db, c->argv[1], s, &a);
+    int approx = a.strategy != TRIM_NONE && a.approx;
+    if (prop_active() && (!(a.id_given && a.seq_given) || approx)) {
+        /* XADD * (or ms-*): the id it chose, so replay picks the same; a
+         * ~ trim: the exact length it left (whole nodes go, and a stream
+         * rebuilt by a rewrite need not have the same nodes) */
+        prop_args pa;
+        pa_init(&pa);
+        pa_cstr(&pa, "XADD");
+        pa_dstr(&pa, c->argv[1]);
+        if (a.nomkstream) pa_cstr(&pa, "NOMKSTREAM");
+        if (approx) {
+            pa_cstr(&pa, "MAXLEN");
+            pa_cstr(&pa, "=");
+            pa_ll(&pa, (long long)s->length);
+        } else {
+            for (int i = 2; i < fpos - 1; i++)
+                if (!arg_is(c->argv[i], "nomkstream")) pa_dstr(&pa, c->argv[i]);
+        }
+        pa_sid(&pa, &id);
+        for (int i = fpos; i < c->argc; i++) pa_dstr(&pa, c->argv[i]);
+        prop_replace(&pa);
+    }
 }
 
 int stream_append_auto(kdb *db, const dstr key, const char *const *fields, const size_t *lens, int nfields,
@@ -538,6 +642,15 @@ int stream_append_auto(kdb *db, const dstr key, const char *const *fields, const
         snprintf(err, errlen, "OOM out of memory appending to the stream");
         return ERR;
     }
+    if (prop_active()) { /* written by the server itself: XADD with its id */
+        prop_args pa;
+        pa_init(&pa);
+        pa_cstr(&pa, "XADD");
+        pa_dstr(&pa, key);
+        pa_sid(&pa, &id);
+        for (int i = 0; i < 2 * nfields; i++) pa_add(&pa, fields[i], lens[i]);
+        prop_emit(db->id, &pa);
+    }
     after_append(db, key, s, NULL);
     block_handle_ready_keys(); /* no command is running to do it afterwards */
     return OK;
@@ -556,6 +669,16 @@ void xtrim_cmd(client *c) {
     if (deleted) {
         notify("xtrim", c->argv[1], c->db);
         db_signal_modified(c->db, c->argv[1]);
+        if (a.approx && prop_active()) { /* a ~ trim: the exact length it left */
+            prop_args pa;
+            pa_init(&pa);
+            pa_cstr(&pa, "XTRIM");
+            pa_dstr(&pa, c->argv[1]);
+            pa_cstr(&pa, "MAXLEN");
+            pa_cstr(&pa, "=");
+            pa_ll(&pa, (long long)((stream *)o->ptr)->length);
+            prop_replace(&pa);
+        }
     }
     reply_ll(c, deleted);
 }
@@ -607,7 +730,7 @@ static void xrange_generic(client *c, int rev) {
         reply_null_array(c);
         return;
     }
-    reply_range(c, o->ptr, &start, &end, count == -1 ? 0 : count, rev, NULL, NULL, 0);
+    reply_range(c, o->ptr, &start, &end, count == -1 ? 0 : count, rev, NULL, NULL, 0, NULL, NULL);
 }
 
 void xrange_cmd(client *c) { xrange_generic(c, 0); }
@@ -737,7 +860,10 @@ static sconsumer *consumer_get(sgroup *g, const dstr name, kdb *db, const dstr k
     sconsumer *cons = sconsumer_find(g, name, dstr_len(name));
     if (!cons) {
         cons = sconsumer_create(g, name, dstr_len(name), now);
-        if (cons) notify("xgroup-createconsumer", key, db);
+        if (cons) {
+            notify("xgroup-createconsumer", key, db);
+            prop_new_consumer(db, key, g, name);
+        }
     }
     if (cons) cons->seen_time = now;
     return cons;
@@ -791,7 +917,7 @@ static int xread_serve(client *c, kdb *db, const dstr key, void *priv) {
         reply_map_len(c, 1);
     }
     reply_bulk_dstr(c, key);
-    reply_range(c, s, &start, NULL, w->count, 0, g, cons, w->noack);
+    reply_range(c, s, &start, NULL, w->count, 0, g, cons, w->noack, db, key);
     return 1;
 }
 
@@ -935,8 +1061,9 @@ static void xread_generic(client *c, int xreadgroup) {
                 continue;
             }
         }
-        if (groups && history) reply_consumer_history(c, s, &start, count, cons);
-        else reply_range(c, s, &start, NULL, count, 0, groups ? groups[k] : NULL, cons, noack);
+        if (groups && history) reply_consumer_history(c, s, &start, count, cons, groups[k], c->argv[streams_arg + k]);
+        else reply_range(c, s, &start, NULL, count, 0, groups ? groups[k] : NULL, cons, noack, c->db,
+                             c->argv[streams_arg + k]);
     }
     if (served) {
         if (c->resp == 2) reply_set_deferred_array(c, top, served);
@@ -980,7 +1107,10 @@ done:
 }
 
 void xread_cmd(client *c) { xread_generic(c, 0); }
-void xreadgroup_cmd(client *c) { xread_generic(c, 1); }
+void xreadgroup_cmd(client *c) {
+    prop_prevent(); /* its deliveries went out as XCLAIM / XGROUP SETID */
+    xread_generic(c, 1);
+}
 
 /* ------------------------------------------------------ XACK XPENDING */
 
@@ -1028,6 +1158,8 @@ void xack_cmd(client *c) {
         acked++;
     }
     km_free(ids);
+    /* no WATCH and no event (as Redis), but a change the AOF must hold */
+    srv.dirty += acked;
     reply_ll(c, acked);
 }
 
@@ -1184,7 +1316,11 @@ void xclaim_cmd(client *c) {
             return;
         }
     }
-    if (sid_cmp(&last_id, &g->last_id) > 0) g->last_id = last_id;
+    prop_prevent(); /* each claim goes out as its own absolute XCLAIM */
+    if (sid_cmp(&last_id, &g->last_id) > 0) {
+        g->last_id = last_id;
+        prop_group_pos(c->db, c->argv[1], g);
+    }
     if (deliverytime != -1) {
         if (deliverytime < 0 || deliverytime > now) deliverytime = now;
     } else {
@@ -1198,7 +1334,10 @@ void xclaim_cmd(client *c) {
         parse_id_generic(c, c->argv[j], &id, 0, 1, NULL, 1);
         nack *k = pel_find(&g->pel, &id);
         if (!stream_has(s, &id)) {
-            if (k) nack_drop(g, k);
+            if (k) {
+                prop_ack(c->db, c->argv[1], g, &id);
+                nack_drop(g, k);
+            }
             continue;
         }
         if (force && !k) {
@@ -1222,6 +1361,7 @@ void xclaim_cmd(client *c) {
         k->delivery_time = deliverytime;
         if (retrycount >= 0) k->delivery_count = (unsigned long long)retrycount;
         else if (!justid) k->delivery_count++;
+        prop_claim(c->db, c->argv[1], g, k);
         if (justid) reply_sid(c, &id);
         else if (!reply_entry_by_id(c, s, &id)) reply_null(c);
         n++;
@@ -1257,6 +1397,7 @@ void xautoclaim_cmd(client *c) {
     kobj *o;
     sgroup *g = lookup_group_or_reply(c, &o);
     if (!g) return;
+    prop_prevent(); /* claims and drops go out as XCLAIM / XACK */
     stream *s = o->ptr;
     /* Claim first, reply after: the reply starts with the cursor, which is
      * known only at the end.  ids[0 .. nclaimed) claimed, then the ids of
@@ -1285,6 +1426,7 @@ void xautoclaim_cmd(client *c) {
         nack *k = pel_at(&g->pel, i);
         sid id = k->id;
         if (!stream_has(s, &id)) {
+            prop_ack(c->db, c->argv[1], g, &id);
             nack_drop(g, k); /* index i now holds the next one */
             gone[ngone++] = id;
             count--;
@@ -1301,6 +1443,7 @@ void xautoclaim_cmd(client *c) {
         }
         k->delivery_time = now;
         if (!justid) k->delivery_count++;
+        prop_claim(c->db, c->argv[1], g, k);
         ids[nclaimed++] = id;
         count--;
         i++;
@@ -1497,7 +1640,7 @@ static void xinfo_stream(client *c, stream *s) {
         return;
     }
     reply_bulk_cstr(c, "entries");
-    reply_range(c, s, &lo, &hi, count, 0, NULL, NULL, 0);
+    reply_range(c, s, &lo, &hi, count, 0, NULL, NULL, 0, NULL, NULL);
     reply_bulk_cstr(c, "groups");
     reply_array_len(c, (long)s->ngroups);
     for (size_t gi = 0; gi < s->ngroups; gi++) {

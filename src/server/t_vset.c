@@ -196,3 +196,66 @@ void vset_cmd(client *c) {
     vk_close(&k);
     if (argv != stack) km_free(argv);
 }
+
+/* ------------------------------------------------------------ restore */
+
+typedef struct argv_in {
+    dstr *argv;
+    int argc, i;
+    size_t pos;
+} argv_in;
+
+static int argv_read(void *ud, void *p, size_t n) {
+    argv_in *in = ud;
+    unsigned char *out = p;
+    while (n) {
+        if (in->i >= in->argc) return -1;
+        size_t len = dstr_len(in->argv[in->i]);
+        if (in->pos == len) {
+            in->i++;
+            in->pos = 0;
+            continue;
+        }
+        size_t take = len - in->pos < n ? len - in->pos : n;
+        memcpy(out, in->argv[in->i] + in->pos, take);
+        out += take;
+        in->pos += take;
+        n -= take;
+    }
+    return 0;
+}
+
+/* INFER.VSETRESTORE key chunk [chunk ...]
+ * Creates key from vset_save's bytes (the chunks concatenated): what an
+ * AOF rewrite without RDB preamble writes for a vector set, as inferkv.so
+ * does (src/module/vsets.c), so either reads the other's files.  The bytes
+ * are checked as hostile, as an RDB's are.  O(N) in the bytes. */
+void vset_restore_cmd(client *c) {
+    if (db_lookup(c->db, c->argv[1], LOOKUP_WRITE)) {
+        reply_error(c, "BUSYKEY Target key name already exists.");
+        return;
+    }
+    argv_in in = {c->argv + 2, c->argc - 2, 0, 0};
+    char err[256];
+    vset *s = vset_load(argv_read, &in, err, sizeof err);
+    const char *bad = s ? NULL : err;
+    int rest = 0;
+    for (int i = in.i; s && i < in.argc; i++) rest |= dstr_len(in.argv[i]) > (i == in.i ? in.pos : 0);
+    if (s && rest) bad = "ERR vector set data: bytes after the end";
+    else if (s && vset_card(s) == 0) bad = "ERR vector set data: an empty set";
+    kobj *o = bad ? NULL : obj_vset(s);
+    if (!bad && !o) bad = "ERR out of memory";
+    if (!bad && db_add(c->db, c->argv[1], o) != OK) {
+        obj_decref(o); /* frees the set */
+        s = NULL;
+        bad = "ERR out of memory";
+    }
+    if (bad) {
+        if (s && !o) vset_free(s);
+        if (!strncmp(bad, "ERR ", 4)) reply_error(c, bad);
+        else reply_errorf(c, "ERR vector set data: %s", bad);
+        return;
+    }
+    notify_keyspace_event(NOTIFY_GENERIC, "restore", c->argv[1], c->db->id);
+    reply_ok(c);
+}

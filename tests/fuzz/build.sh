@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target tests/fuzz/fuzz_*.c with clang, ASan and
 # UBSan into build/fuzz/ (or $FUZZ_OUT), linked with the core and engine
-# sources built the same way (fuzz_rdb also with the server's).  Then,
+# sources built the same way (fuzz_rdb and fuzz_aof also with the server's).  Then,
 # unless --build-only, runs each for FUZZ_SECONDS (default 15) from its
 # seed corpus tests/fuzz/corpus/<name>/ (if any) and fails if a target
 # crashes.  `make fuzz` calls this.
@@ -47,8 +47,10 @@ targets=()
 for f in tests/fuzz/fuzz_*.c; do
     name=$(basename "$f" .c)
     more=()
-    case "$name" in fuzz_rdb) more=("${srv_objs[@]}") ;; esac
-    $CC $FLAGS -fsanitize=fuzzer "$f" "${more[@]}" "${objs[@]}" -lpcre2-8 -lm -lpthread -llzf -o "$out/$name"
+    case "$name" in fuzz_rdb|fuzz_aof) more=("${srv_objs[@]}") ;; esac
+    # -lb2 -lisal: the server's sidecar.c (in fuzz_rdb's server objects, and
+    # fuzz_sidecar's own)
+    $CC $FLAGS -fsanitize=fuzzer "$f" "${more[@]}" "${objs[@]}" -lpcre2-8 -lm -lpthread -llzf -lb2 -lisal -o "$out/$name"
     targets+=("$name")
     echo "built $out/$name"
 done
