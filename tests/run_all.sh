@@ -12,14 +12,16 @@ which=${2:-all}
 cd "$(dirname "$0")/.."
 export INFERKV_BUILD=$(cd "$build" && pwd)
 export INFERKV_SHARED=${INFERKV_SHARED:-$(cd .. && pwd)/shared}
-total_p=0 total_f=0 total_s=0 bad_suites=()
+total_p=0 total_f=0 total_s=0 bad_suites=() timings=()
 
 run_suite() {
     local name=$1; shift
     echo "== $name"
-    local out rc
+    local out rc t0=$SECONDS
     out=$("$@" 2>&1); rc=$?
     printf '%s\n' "$out"
+    echo "   ($name: $((SECONDS - t0)) s)"
+    timings+=("$((SECONDS - t0)) $name")
     local line
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n1)
     if [ -z "$line" ]; then
@@ -50,6 +52,9 @@ if [ "$which" = all ] || [ "$which" = integration ]; then
     done
 fi
 echo
+# the slowest suites, so that the 20-minute budget of `make test` is watched
+echo "slowest suites (seconds): $(printf '%s\n' "${timings[@]}" | sort -rn | head -n 8 | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+echo "all suites: ${SECONDS} s"
 if [ ${#bad_suites[@]} -gt 0 ]; then echo "failing suites: ${bad_suites[*]}"; fi
 echo "$total_p passed, $total_f failed, $total_s skipped"
 [ ${#bad_suites[@]} -eq 0 ]
