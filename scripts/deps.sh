@@ -17,6 +17,10 @@ PKGS=(
     redis-tools             # redis-cli, redis-benchmark
     python3-redis           # redis-py for client tests (/usr/bin/python3)
     python3-numpy           # vector-set recall tests: data, brute-force truth
+    python3-pytest          # clients/python's test suite (tests/integration/test_python_client.sh)
+    python3-setuptools      # builds clients/python for `pip install` (offline, no build isolation)
+    python3-pip             # `pip install clients/python`, tested by clients/python/tests/test_package.py
+    mypy                    # type-checks clients/python (clients/python/tests/test_package.py)
     python3-hnswlib         # the peer HNSW the recall tests compare with
     libhnswlib-dev          # make bench: hnswlib's C++ harness (bench/vector)
     libhiredis-dev          # hiredis client test
