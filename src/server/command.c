@@ -319,7 +319,7 @@ static command table[] = {
     C("infer.stats", infer_stats_cmd, 1, LD | ST, "infer slow", 0, 0, 0),
     /* what AOF rewrites without an RDB preamble write for a vector set
      * (aof_rewrite.c), the same command inferkv.so registers */
-    C("infer.vsetrestore", vset_restore_cmd, -3, W | M, "write slow vectorset", 1, 1, 1),
+    C("infer.vsetrestore", vset_restore_cmd, -3, W | M, "infer write slow", 1, 1, 1),
     /* Vector sets (t_vset.c): one handler, libvcmd parses.  Named in upper
      * case because that is how Redis 8 registers them (arity errors say
      * 'VADD', COMMAND LIST lists VADD); lookup ignores case.  Their

@@ -11,6 +11,12 @@ out=${FUZZ_OUT:-build/fuzz}
 mkdir -p "$out/obj"
 CC=${FUZZ_CC:-clang}
 FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -Isrc -Isrc/core -Isrc/engine -Isrc/vector -Isrc/server -Isrc/infercmd -Isrc/vcmd -Wall -Wextra -Werror -Wno-unused-command-line-argument"
+# Compiles run N at a time (N = cores): the objects are independent.
+jobs_max=$(nproc 2>/dev/null || echo 2)
+failed_mark=$out/.compile-failed
+rm -f "$failed_mark"
+compile() { "$@" || touch "$failed_mark"; }
+throttle() { while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done; }
 objs=()
 for src in src/core/*.c src/engine/*/*.c src/vector/*.c; do
     case "$src" in src/engine/cli/*) continue ;; esac
@@ -22,7 +28,8 @@ for src in src/core/*.c src/engine/*/*.c src/vector/*.c; do
         *_avx512.c) isa="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c" ;;
     esac
     if [ ! -f "$o" ] || [ "$src" -nt "$o" ] || [ "$0" -nt "$o" ]; then
-        $CC $FLAGS $isa -c "$src" -o "$o"
+        throttle
+        compile $CC $FLAGS $isa -c "$src" -o "$o" &
     fi
     objs+=("$o")
 done
@@ -39,10 +46,16 @@ for src in src/server/*.c src/infercmd/*.c src/vcmd/*.c; do
     extra=""
     [ "$src" = src/server/server.c ] && extra="-Dmain=inferkv_server_main"
     if [ ! -f "$o" ] || [ "$src" -nt "$o" ] || [ "$0" -nt "$o" ] || [ "$newest_hdr" -nt "$o" ]; then
-        $CC $FLAGS $extra -c "$src" -o "$o"
+        throttle
+        compile $CC $FLAGS $extra -c "$src" -o "$o" &
     fi
     srv_objs+=("$o")
 done
+wait
+if [ -f "$failed_mark" ]; then
+    echo "FAIL: a fuzz object did not compile (see above)"
+    exit 1
+fi
 targets=()
 for f in tests/fuzz/fuzz_*.c; do
     name=$(basename "$f" .c)
@@ -50,10 +63,17 @@ for f in tests/fuzz/fuzz_*.c; do
     case "$name" in fuzz_rdb|fuzz_aof) more=("${srv_objs[@]}") ;; esac
     # -lb2 -lisal: the server's sidecar.c (in fuzz_rdb's server objects, and
     # fuzz_sidecar's own)
-    $CC $FLAGS -fsanitize=fuzzer "$f" "${more[@]}" "${objs[@]}" -lpcre2-8 -lm -lpthread -llzf -lb2 -lisal -o "$out/$name"
+    throttle
+    compile $CC $FLAGS -fsanitize=fuzzer "$f" "${more[@]}" "${objs[@]}" -lpcre2-8 -lm -lpthread -llzf -lb2 -lisal \
+        -o "$out/$name" &
     targets+=("$name")
-    echo "built $out/$name"
 done
+wait
+if [ -f "$failed_mark" ]; then
+    echo "FAIL: a fuzz target did not build (see above)"
+    exit 1
+fi
+for name in "${targets[@]}"; do echo "built $out/$name"; done
 [ "${1:-}" = --build-only ] && exit 0
 secs=${FUZZ_SECONDS:-15}
 for name in "${targets[@]}"; do

@@ -4,7 +4,7 @@
 # data race report fails the suite.
 set -u
 cd "$(dirname "$0")/../.."
-if ! make -s BUILD=build/tsan OPT=-O1 SANFLAGS="-fsanitize=thread" build/tsan/tests/test_sched \
+if ! make -s -j"$(nproc)" BUILD=build/tsan OPT=-O1 SANFLAGS="-fsanitize=thread" build/tsan/tests/test_sched \
         build/tsan/tests/test_engine > /tmp/inferkv-tsan-build.log 2>&1; then
     tail -n 20 /tmp/inferkv-tsan-build.log; echo "0 passed, 1 failed"; exit 1
 fi

@@ -35,7 +35,7 @@ build_module() { # dir sanflags -> 0 when built
     local t0 log
     t0=$(date +%s)
     log=$(mktemp)
-    if ! nice make -s BUILD="$1" OPT=-O1 SANFLAGS="$2" "$1/inferkv.so" >"$log" 2>&1; then
+    if ! nice make -s -j"$(nproc)" BUILD="$1" OPT=-O1 SANFLAGS="$2" "$1/inferkv.so" >"$log" 2>&1; then
         tail -n 20 "$log"; rm -f "$log"
         echo "FAIL: cannot build $1/inferkv.so"; failed=$((failed + 1)); return 1
     fi

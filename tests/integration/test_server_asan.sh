@@ -11,9 +11,9 @@ set -u
 cd "$(dirname "$0")/../.."
 ASAN_BUILD=${INFERKV_ASAN_BUILD:-build/asan}
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
-if ! nice make -s BUILD="$ASAN_BUILD" OPT=-O1 SANFLAGS="$SAN" "$ASAN_BUILD/inferkv-server" >/dev/null 2>&1; then
+if ! nice make -s -j"$(nproc)" BUILD="$ASAN_BUILD" OPT=-O1 SANFLAGS="$SAN" "$ASAN_BUILD/inferkv-server" >/dev/null 2>&1; then
     echo "  FAIL: cannot build $ASAN_BUILD/inferkv-server:"
-    nice make -s BUILD="$ASAN_BUILD" OPT=-O1 SANFLAGS="$SAN" "$ASAN_BUILD/inferkv-server" 2>&1 | tail -20
+    nice make -s -j"$(nproc)" BUILD="$ASAN_BUILD" OPT=-O1 SANFLAGS="$SAN" "$ASAN_BUILD/inferkv-server" 2>&1 | tail -20
     echo "0 passed, 1 failed"
     exit 1
 fi
