@@ -61,9 +61,12 @@ LIBVCMD  := $(BUILD)/libvcmd.a
 CLI      := $(BUILD)/inferkv-cli
 SERVER   := $(if $(SERVER_SRC),$(BUILD)/inferkv-server)
 MODULE   := $(if $(MODULE_SRC),$(BUILD)/inferkv.so)
-# The module is a shared object: it and the engine it carries are compiled
-# a second time as position-independent code, into obj-pic/.
-pic = $(patsubst %.c,$(BUILD)/obj-pic/%.o,$(1))
+# Every object is position-independent with hidden visibility, so that the
+# one set serves the executables and the module (a shared object, which
+# needs both); the sanitizer builds of the server and of the module then
+# share their objects too.  On x86-64 with hidden visibility -fPIC costs
+# what the distribution's default -fPIE does.
+pic = $(call obj,$(1))
 TOOLS    := $(addprefix $(BUILD)/,$(TOOL_DIRS))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
@@ -75,21 +78,11 @@ all: $(LIBCORE) $(LIBINFER) $(LIBINFERCMD) $(LIBVSET) $(LIBVCMD) $(CLI) $(SERVER
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ISA_AVX2) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden $(ISA_AVX2) -c $< -o $@
 $(BUILD)/obj/%_avx512.o: %_avx512.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ISA_AVX512) -c $< -o $@
-$(BUILD)/obj/%.o: %.c
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
-
-$(BUILD)/obj-pic/%_avx2.o: %_avx2.c
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden $(ISA_AVX2) -c $< -o $@
-$(BUILD)/obj-pic/%_avx512.o: %_avx512.c
-	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden $(ISA_AVX512) -c $< -o $@
-$(BUILD)/obj-pic/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
@@ -175,4 +168,4 @@ run: deps build-parallel
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj $(BUILD)/obj-pic -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -295,10 +295,20 @@ bad:
 static int mf_persist(const manifest *m, char *err, size_t errlen) {
     dstr s = dstr_empty();
     if (!s) goto oom;
-    if (m->base.name) s = dstr_catfmt(s, "file %s seq %lld type b\n", m->base.name, m->base.seq);
-    for (int i = 0; s && i < m->nhist; i++) s = dstr_catfmt(s, "file %s seq %lld type h\n", m->hist[i].name, m->hist[i].seq);
-    for (int i = 0; s && i < m->nincr; i++) s = dstr_catfmt(s, "file %s seq %lld type i\n", m->incr[i].name, m->incr[i].seq);
-    if (!s) goto oom;
+    /* base, history, incremental: the order Redis writes */
+    const aof_file *lists[3] = {m->base.name ? &m->base : NULL, m->hist, m->incr};
+    int counts[3] = {m->base.name ? 1 : 0, m->nhist, m->nincr};
+    for (int l = 0; l < 3; l++) {
+        for (int i = 0; i < counts[l]; i++) {
+            const aof_file *f = &lists[l][i];
+            dstr t = dstr_catfmt(s, "file %s seq %lld type %c\n", f->name, f->seq, f->type);
+            if (!t) { /* dstr_catfmt leaves s as it was */
+                dstr_free(s);
+                goto oom;
+            }
+            s = t;
+        }
+    }
     char name[600], tmp[1024], path[1024];
     snprintf(name, sizeof name, "%s.manifest", aofcfg.filename);
     if (path_in_dir(path, sizeof path, name) != OK) goto toolong;
@@ -444,33 +454,33 @@ static int pending_bg_fsync(void) {
 
 /* ---------------------------------------------------------------- writing */
 
-static void buf_cat_bulk(const char *p, size_t n) {
-    char h[32];
-    int hl = snprintf(h, sizeof h, "$%zu\r\n", n);
-    dstr b = dstr_catlen(A.buf, h, (size_t)hl);
-    if (b) b = dstr_catlen(b, p, n);
-    if (b) b = dstr_catlen(b, "\r\n", 2);
-    if (!b) {
-        aof_lost_op();
-        return;
-    }
+static int buf_cat(const void *p, size_t n) {
+    dstr b = dstr_catlen(A.buf, p, n);
+    if (!b) return ERR;
     A.buf = b;
+    return OK;
 }
 
-static void buf_cat_cmd(int argc, const dstr *argv) {
+/* Appends one command in RESP; on OOM the buffer is cut back to where it
+ * was, so the file never gets half a command. */
+static int buf_cat_cmd(int argc, const dstr *argv) {
     if (!A.buf && !(A.buf = dstr_empty())) {
         aof_lost_op();
-        return;
+        return ERR;
     }
+    size_t mark = dstr_len(A.buf);
     char h[32];
     int hl = snprintf(h, sizeof h, "*%d\r\n", argc);
-    dstr b = dstr_catlen(A.buf, h, (size_t)hl);
-    if (!b) {
-        aof_lost_op();
-        return;
+    int ok = buf_cat(h, (size_t)hl) == OK;
+    for (int i = 0; ok && i < argc; i++) {
+        hl = snprintf(h, sizeof h, "$%zu\r\n", dstr_len(argv[i]));
+        ok = buf_cat(h, (size_t)hl) == OK && buf_cat(argv[i], dstr_len(argv[i])) == OK && buf_cat("\r\n", 2) == OK;
     }
-    A.buf = b;
-    for (int i = 0; i < argc; i++) buf_cat_bulk(argv[i], dstr_len(argv[i]));
+    if (!ok) {
+        dstr_setlen(A.buf, mark);
+        aof_lost_op();
+    }
+    return ok ? OK : ERR;
 }
 
 void aof_feed(int dbid, int argc, const dstr *argv) {
@@ -479,11 +489,13 @@ void aof_feed(int dbid, int argc, const dstr *argv) {
         char n[16];
         snprintf(n, sizeof n, "%d", dbid);
         dstr sel[2] = {dstr_new("SELECT"), dstr_new(n)};
-        if (sel[0] && sel[1]) buf_cat_cmd(2, sel);
-        else aof_lost_op();
+        /* a SELECT that did not make it leaves the old one in force: the
+         * next op tries again */
+        if (sel[0] && sel[1] && buf_cat_cmd(2, sel) == OK) A.selected_db = dbid;
+        else if (!sel[0] || !sel[1]) aof_lost_op();
         dstr_free(sel[0]);
         dstr_free(sel[1]);
-        A.selected_db = dbid;
+        if (A.selected_db != dbid) return; /* the op would land in the wrong database */
     }
     buf_cat_cmd(argc, argv);
 }

@@ -60,7 +60,9 @@ run() { # label module runtime-lib options suite
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); fi
     echo "== $label $suite: $line (exit $rc, $(( $(date +%s) - t0 )) s)"
 }
-asan=build/asan-module tsan=build/tsan-module
+# the same trees as test_server_asan.sh and test_engine_tsan.sh (same flags):
+# whichever runs first compiles the engine and libraries for both
+asan=build/asan tsan=build/tsan
 if build_module "$asan" "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"; then
     for suite in test_module_infer.py test_module_load.py test_module_vset.py test_module_rag.py; do
         run "ASan+UBSan" "$asan/inferkv.so" libasan.so "ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1" "$suite"
