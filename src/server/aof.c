@@ -100,8 +100,6 @@ static struct {
        .child_pid = -1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fsync_fd = -1};
 
 int aof_feeding(void) { return A.state != AOF_OFF; }
-int aof_rewrite_in_progress(void) { return A.child_pid != -1; }
-int aof_rewrite_scheduled(void) { return A.scheduled; }
 int aof_has_pending(void) { return A.buf && dstr_len(A.buf) > 0; }
 
 void aof_lost_op(void) {
@@ -923,8 +921,6 @@ void aof_on_shutdown(void) {
     log_msg(LL_NOTICE, "Calling fsync() on the AOF file.");
     flush_and_sync();
 }
-
-void aof_flushall(void) {}
 
 /* ---------------------------------------------------------------- startup */
 

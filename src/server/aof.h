@@ -36,7 +36,6 @@ void pa_add(prop_args *a, const void *p, size_t len);
 void pa_cstr(prop_args *a, const char *s);
 void pa_dstr(prop_args *a, const dstr s);
 void pa_ll(prop_args *a, long long v);
-void pa_double(prop_args *a, double d); /* %.17g: replay gives the same bits */
 
 /* Whether anything consumes the stream (the AOF is on): handlers build
  * their deterministic forms only then. */
@@ -52,6 +51,10 @@ void prop_exit(void);
 void prop_emit(int dbid, prop_args *a);
 /* The running command propagates a instead of its argv (takes a). */
 void prop_replace(prop_args *a);
+/* The running command propagates `NAME key [p/len] [opt] [ms]` (p NULL,
+ * opt NULL, ms < 0: left out): the absolute forms of SET EX, EXPIRE,
+ * GETEX, INCRBYFLOAT. */
+void prop_replace_key(const char *name, const dstr key, const char *p, size_t len, const char *opt, long long ms);
 /* The running command propagates nothing of itself (it emitted its own
  * ops, or changed nothing that replay must repeat). */
 void prop_prevent(void);
@@ -101,10 +104,7 @@ int aof_rewrite_background(char *err, size_t errlen);
 /* The fork child finished (persist.c reaps it): ok, or the signal. */
 void aof_rewrite_done(int ok, int bysignal);
 void aof_on_shutdown(void);  /* flush and fsync what is buffered */
-void aof_flushall(void);     /* FLUSHALL under AOF: as Redis, nothing to do but keep appending */
 dstr aof_info(dstr s);       /* the aof_* lines of INFO persistence */
-int aof_rewrite_in_progress(void);
-int aof_rewrite_scheduled(void);
 void aof_start_scheduled(void); /* the cron: a rewrite waiting for a BGSAVE to end */
 
 /* ------------------------------------------------------- aof_load.c */

@@ -84,12 +84,6 @@ void pa_ll(prop_args *a, long long v) {
     pa_add(a, b, (size_t)n);
 }
 
-void pa_double(prop_args *a, double d) {
-    char b[64];
-    int n = snprintf(b, sizeof b, "%.17g", d);
-    pa_add(a, b, (size_t)n);
-}
-
 /* --------------------------------------------------------------- the ops */
 
 int prop_active(void) { return !srv.loading && aof_feeding(); }
@@ -173,6 +167,18 @@ void prop_replace(prop_args *a) {
     f->repl = *a;
     f->replaced = 1;
     pa_init(a);
+}
+
+void prop_replace_key(const char *name, const dstr key, const char *p, size_t len, const char *opt, long long ms) {
+    if (!prop_active()) return;
+    prop_args a;
+    pa_init(&a);
+    pa_cstr(&a, name);
+    pa_dstr(&a, key);
+    if (p) pa_add(&a, p, len);
+    if (opt) pa_cstr(&a, opt);
+    if (ms >= 0) pa_ll(&a, ms);
+    prop_replace(&a);
 }
 
 void prop_prevent(void) {

@@ -135,17 +135,6 @@ static int parse_expire_flags(client *c, int *flags) {
 }
 
 /* basetime_ms: 0 for absolute times; unit_ms: 1000 for seconds. */
-/* The running command propagates NAME key [ms] instead of its argv. */
-static void prop_key(const char *name, const dstr key, long long ms) {
-    if (!prop_active()) return;
-    prop_args a;
-    pa_init(&a);
-    pa_cstr(&a, name);
-    pa_dstr(&a, key);
-    if (ms >= 0) pa_ll(&a, ms);
-    prop_replace(&a);
-}
-
 static void expire_generic(client *c, long long basetime_ms, long long unit_ms) {
     int flags;
     long long when;
@@ -173,13 +162,13 @@ static void expire_generic(client *c, long long basetime_ms, long long unit_ms) 
     /* A deadline already past deletes the key - except while an AOF
      * replays, where later commands in the file saw the key alive. */
     if (when <= srv.now_ms && !srv.loading) {
-        prop_key("DEL", c->argv[1], -1);
+        prop_replace_key("DEL", c->argv[1], NULL, 0, NULL, -1);
         db_delete(c->db, c->argv[1]);
         notify_keyspace_event(NOTIFY_GENERIC, "del", c->argv[1], c->db->id);
         reply_ll(c, 1);
         return;
     }
-    prop_key("PEXPIREAT", c->argv[1], when); /* an absolute deadline replays alike */
+    prop_replace_key("PEXPIREAT", c->argv[1], NULL, 0, NULL, when); /* an absolute deadline replays alike */
     db_set_expire(c->db, c->argv[1], when);
     db_signal_modified(c->db, c->argv[1]);
     notify_keyspace_event(NOTIFY_GENERIC, "expire", c->argv[1], c->db->id);

@@ -104,21 +104,6 @@ invalid:
     return ERR;
 }
 
-/* The running command propagates `NAME key [arg] [ms]`: the absolute
- * forms replay gives the same deadlines with (Redis 7.0's). */
-static void prop_key_form(const char *name, const dstr key, const char *p, size_t len, const char *opt,
-                          long long ms) {
-    if (!prop_active()) return;
-    prop_args a;
-    pa_init(&a);
-    pa_cstr(&a, name);
-    pa_dstr(&a, key);
-    if (p) pa_add(&a, p, len);
-    if (opt) pa_cstr(&a, opt);
-    if (ms >= 0) pa_ll(&a, ms);
-    prop_replace(&a);
-}
-
 static void set_generic(client *c, int flags, const dstr key, const dstr val, long long when) {
     if (flags & SET_GET) {
         kobj *old;
@@ -137,7 +122,7 @@ static void set_generic(client *c, int flags, const dstr key, const dstr val, lo
         db_set_expire(c->db, key, when);
         notify_keyspace_event(NOTIFY_GENERIC, "expire", key, c->db->id);
         /* SET EX / SETEX / PSETEX: SET key value PXAT <deadline> */
-        prop_key_form("SET", key, val, dstr_len(val), "PXAT", when);
+        prop_replace_key("SET", key, val, dstr_len(val), "PXAT", when);
     }
     if (!(flags & SET_GET)) reply_ok(c);
 }
@@ -232,17 +217,17 @@ void getex_cmd(client *c) {
     const dstr key = c->argv[1];
     if (when >= 0) {
         if (when <= srv.now_ms) {
-            prop_key_form("DEL", key, NULL, 0, NULL, -1);
+            prop_replace_key("DEL", key, NULL, 0, NULL, -1);
             db_delete(c->db, key);
             notify_keyspace_event(NOTIFY_GENERIC, "del", key, c->db->id);
         } else {
-            prop_key_form("PEXPIREAT", key, NULL, 0, NULL, when);
+            prop_replace_key("PEXPIREAT", key, NULL, 0, NULL, when);
             db_set_expire(c->db, key, when);
             db_signal_modified(c->db, key);
             notify_keyspace_event(NOTIFY_GENERIC, "expire", key, c->db->id);
         }
     } else if ((flags & SET_PERSIST) && db_remove_expire(c->db, key)) {
-        prop_key_form("PERSIST", key, NULL, 0, NULL, -1);
+        prop_replace_key("PERSIST", key, NULL, 0, NULL, -1);
         db_signal_modified(c->db, key);
         notify_keyspace_event(NOTIFY_GENERIC, "persist", key, c->db->id);
     }
@@ -368,7 +353,7 @@ void incrbyfloat_cmd(client *c) {
     }
     if (store_string(c, c->db, c->argv[1], out, (size_t)n, 1) != OK) return;
     /* the result, not the increment: float text must not be re-parsed */
-    prop_key_form("SET", c->argv[1], out, (size_t)n, "KEEPTTL", -1);
+    prop_replace_key("SET", c->argv[1], out, (size_t)n, "KEEPTTL", -1);
     notify_keyspace_event(NOTIFY_STRING, "incrbyfloat", c->argv[1], c->db->id);
     reply_bulk(c, out, (size_t)n);
 }

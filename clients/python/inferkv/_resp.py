@@ -227,32 +227,27 @@ class _Hello:
                 self._hello_failed(e)
 
 
-class Connection(_Hello, _sync.Connection):
+class _SyncHello(_Hello):
+    """The sync connections' RESP3 parser and negotiation, for TCP and Unix
+    sockets alike (mixed in before redis-py's connection class)."""
+
+    def __init__(self, *args: Any, protocol: int | None = None, **kwargs: Any) -> None:
+        kwargs["parser_class"] = Resp3Parser
+        super().__init__(*args, **kwargs)
+        self.requested = protocol
+        self.protocol = 2
+
+    def on_connect(self) -> None:
+        super().on_connect()  # type: ignore[misc]
+        self._negotiate()
+
+
+class Connection(_SyncHello, _sync.Connection):
     """A redis-py TCP connection that speaks RESP3 when it can."""
 
-    def __init__(self, *args: Any, protocol: int | None = None, **kwargs: Any) -> None:
-        kwargs["parser_class"] = Resp3Parser
-        super().__init__(*args, **kwargs)
-        self.requested = protocol
-        self.protocol = 2
 
-    def on_connect(self) -> None:
-        super().on_connect()
-        self._negotiate()
-
-
-class UnixConnection(_Hello, _sync.UnixDomainSocketConnection):
+class UnixConnection(_SyncHello, _sync.UnixDomainSocketConnection):
     """The Unix-socket variant of Connection."""
-
-    def __init__(self, *args: Any, protocol: int | None = None, **kwargs: Any) -> None:
-        kwargs["parser_class"] = Resp3Parser
-        super().__init__(*args, **kwargs)
-        self.requested = protocol
-        self.protocol = 2
-
-    def on_connect(self) -> None:
-        super().on_connect()
-        self._negotiate()
 
 
 class AsyncConnection(_Hello, _async.Connection):
