@@ -9,7 +9,9 @@
 
 #include "core.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -80,16 +82,21 @@ void ev_destroy(evloop *el) {
     km_free(el);
 }
 
+/* Grows the fd table to setsize.  It never shrinks: a lower maxclients is
+ * enforced where connections are accepted, and a smaller table would strand
+ * the fds above it (Redis grows only, too).  Either both arrays grow or the
+ * loop is left as it was.  May run inside a handler (CONFIG SET maxclients
+ * from a client's read handler): process_events() holds no pointer into
+ * either array across a handler call for that reason. */
 int ev_resize(evloop *el, int setsize) {
-    for (int fd = setsize; fd < el->setsize; fd++)
-        if (el->files[fd].mask) return -1;
-    file_ev *f = km_realloc(el->files, sizeof(file_ev) * (size_t)setsize);
-    if (!f) return -1;
-    el->files = f;
+    if (setsize <= el->setsize) return 0;
     struct epoll_event *e = km_realloc(el->fired, sizeof(*e) * (size_t)setsize);
     if (!e) return -1;
-    el->fired = e;
-    for (int fd = el->setsize; fd < setsize; fd++) memset(&f[fd], 0, sizeof f[fd]);
+    el->fired = e; /* larger than setsize needs is harmless if files fails */
+    file_ev *f = km_realloc(el->files, sizeof(file_ev) * (size_t)setsize);
+    if (!f) return -1;
+    memset(&f[el->setsize], 0, sizeof(file_ev) * (size_t)(setsize - el->setsize));
+    el->files = f;
     el->setsize = setsize;
     return 0;
 }
@@ -185,15 +192,17 @@ static void process_events(evloop *el) {
     el->no_wait = 0;
     int n = epoll_wait(el->epfd, el->fired, el->setsize, timeout);
     for (int i = 0; i < n; i++) {
-        struct epoll_event *e = &el->fired[i];
-        int fd = e->data.fd;
-        file_ev *f = &el->files[fd];
-        int readable = e->events & (EPOLLIN | EPOLLERR | EPOLLHUP);
-        int writable = e->events & (EPOLLOUT | EPOLLERR | EPOLLHUP);
+        /* A handler may grow (reallocate) both arrays: copy the event out,
+         * and index the fd table afresh after each handler. */
+        int fd = el->fired[i].data.fd;
+        uint32_t events = el->fired[i].events;
+        assert(fd >= 0 && fd < el->setsize);
+        int readable = events & (EPOLLIN | EPOLLERR | EPOLLHUP);
+        int writable = events & (EPOLLOUT | EPOLLERR | EPOLLHUP);
         /* Read first: a request's reply is then written in the same turn.
          * Each handler may remove the fd, so recheck the mask. */
-        if (readable && (f->mask & EV_READ)) f->rfn(el, fd, f->priv, EV_READ);
-        if (writable && (f->mask & EV_WRITE)) f->wfn(el, fd, f->priv, EV_WRITE);
+        if (readable && (el->files[fd].mask & EV_READ)) el->files[fd].rfn(el, fd, el->files[fd].priv, EV_READ);
+        if (writable && (el->files[fd].mask & EV_WRITE)) el->files[fd].wfn(el, fd, el->files[fd].priv, EV_WRITE);
     }
     run_timers(el);
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <strings.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 enum cfg_kind { K_BOOL, K_INT, K_LL, K_UINT, K_MEM, K_STR, K_ENUM, K_SPECIAL };
@@ -608,6 +609,35 @@ static int apply_value(cfg *x, const char *val, char *err, size_t errlen) {
     return r;
 }
 
+/* What a value needs beyond being stored, checked while it can still be
+ * rolled back.  maxclients: the process must be allowed that many files (the
+ * soft RLIMIT_NOFILE is raised up to the hard one; 32 fds are kept for
+ * files and listeners, as Redis keeps them), and the event loop's fd table
+ * grows to match (it never shrinks, ae.c).  Either failing keeps the old
+ * value, with Redis's error texts. */
+static int after_apply(const cfg *x, char *err, size_t errlen) {
+    if (strcmp(x->name, "maxclients") != 0) return OK;
+    rlim_t want = (rlim_t)srv.maxclients + 32;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
+        if (rl.rlim_cur < want) {
+            long long can = rl.rlim_cur > 32 ? (long long)(rl.rlim_cur - 32) : 1;
+            snprintf(err, errlen,
+                     "The operating system is not able to handle the specified number of clients, try with %lld", can);
+            return ERR;
+        }
+    }
+    long long need = (long long)srv.maxclients + 128;
+    if (need > INT_MAX || ev_resize(srv.el, (int)need) != 0) {
+        snprintf(err, errlen, "The event loop API used by Redis is not able to handle the specified number of clients");
+        return ERR;
+    }
+    return OK;
+}
+
 /* CONFIG SET is all or nothing: values set before a failing one are put
  * back. */
 static void config_set(client *c) {
@@ -648,17 +678,18 @@ static void config_set(client *c) {
     int failed = -1;
     char err[512];
     for (int i = 0; i < n && failed < 0; i++)
-        if (apply_value(seen[i], c->argv[3 + i * 2], err, sizeof err) != OK) failed = i;
+        if (apply_value(seen[i], c->argv[3 + i * 2], err, sizeof err) != OK ||
+            after_apply(seen[i], err, sizeof err) != OK)
+            failed = i;
     if (failed >= 0) {
         char ignored[512];
-        for (int i = 0; i < failed; i++) apply_value(seen[i], old[i], ignored, sizeof ignored);
+        /* the failed one too: after_apply() fails with its value applied */
+        for (int i = 0; i <= failed; i++) apply_value(seen[i], old[i], ignored, sizeof ignored);
         reply_errorf(c, "ERR CONFIG SET failed (possibly related to argument '%s') - %s",
                      c->argv[2 + failed * 2], err);
     } else {
-        for (int i = 0; i < n; i++) {
-            if (!strcmp(seen[i]->name, "maxclients")) ev_resize(srv.el, (int)srv.maxclients + 128);
+        for (int i = 0; i < n; i++)
             if (!strcmp(seen[i]->name, "maxmemory")) evict_if_needed();
-        }
         reply_ok(c);
     }
     for (int i = 0; i < n; i++) dstr_free(old[i]);

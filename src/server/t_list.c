@@ -7,6 +7,7 @@
  * pointers, which is a memmove of 8 bytes per element. */
 #include "server.h"
 
+#include <assert.h>
 #include <string.h>
 
 struct klist {
@@ -81,12 +82,6 @@ static int insert_at(klist *l, size_t i, dstr s) {
     for (size_t k = l->len - 1; k > i; k--) l->buf[slot(l, k)] = l->buf[slot(l, k - 1)];
     l->buf[slot(l, i)] = s;
     return OK;
-}
-
-static void remove_at(klist *l, size_t i) {
-    dstr_free(klist_get(l, i));
-    for (size_t k = i; k + 1 < l->len; k++) l->buf[slot(l, k)] = l->buf[slot(l, k + 1)];
-    l->len--;
 }
 
 int klist_push_tail(klist *l, dstr s) { return push(l, s, 0); }
@@ -319,6 +314,47 @@ void linsert_cmd(client *c) {
     reply_ll(c, -1);
 }
 
+/* Removes the elements equal to v, at most |count| of them (all when count
+ * is 0), from the head when count > 0 and from the tail when count < 0, in
+ * one pass that slides the kept elements over the removed ones: O(N) however
+ * many match (removing one at a time would shift the tail once per match,
+ * O(N*M), with the event loop stalled for every client).  Returns how many
+ * were removed. */
+static long long remove_matches(klist *l, const dstr v, long long count) {
+    unsigned long long limit = count >= 0 ? (unsigned long long)count : 0ULL - (unsigned long long)count;
+    unsigned long long removed = 0;
+    size_t n = l->len;
+    if (count >= 0) {
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+            dstr e = klist_get(l, i);
+            if ((count == 0 || removed < limit) && dict_eq_dstr(e, v)) {
+                dstr_free(e);
+                removed++;
+            } else {
+                l->buf[slot(l, w++)] = e;
+            }
+        }
+        l->len = w;
+    } else {
+        size_t w = n; /* the kept elements end up in [w, n) */
+        for (size_t i = n; i-- > 0;) {
+            dstr e = klist_get(l, i);
+            if (removed < limit && dict_eq_dstr(e, v)) {
+                dstr_free(e);
+                removed++;
+            } else {
+                l->buf[slot(l, --w)] = e;
+            }
+        }
+        if (n) l->head = slot(l, w);
+        l->len = n - w;
+    }
+    assert(l->len + removed == n);
+    return (long long)removed;
+}
+
+/* LREM key count element   O(N+M): N the list's length, M the removed */
 void lrem_cmd(client *c) {
     long long count;
     if (arg_ll(c, c->argv[2], &count) != OK) return;
@@ -329,25 +365,7 @@ void lrem_cmd(client *c) {
         reply_ll(c, 0);
         return;
     }
-    long long removed = 0;
-    if (count >= 0) {
-        for (size_t i = 0; i < l->len && (count == 0 || removed < count);) {
-            if (dict_eq_dstr(klist_get(l, i), c->argv[3])) {
-                remove_at(l, i);
-                removed++;
-            } else {
-                i++;
-            }
-        }
-    } else {
-        unsigned long long want = 0ULL - (unsigned long long)count;
-        for (size_t i = l->len; i-- > 0 && (unsigned long long)removed < want;) {
-            if (dict_eq_dstr(klist_get(l, i), c->argv[3])) {
-                remove_at(l, i);
-                removed++;
-            }
-        }
-    }
+    long long removed = remove_matches(l, c->argv[3], count);
     if (removed) {
         notify_keyspace_event(NOTIFY_LIST, "lrem", c->argv[1], c->db->id);
         delete_if_empty(c, c->argv[1], l);

@@ -30,6 +30,7 @@ if [ "$mode" = 0 ]; then
     exit 0
 fi
 start=$(date +%s)
+. tests/integration/suite_pool.sh   # the suites run side by side
 passed=0 failed=0 skipped=0
 build_module() { # dir sanflags -> 0 when built
     local t0 log
@@ -42,39 +43,33 @@ build_module() { # dir sanflags -> 0 when built
     rm -f "$log"
     echo "built $1/inferkv.so ($(( $(date +%s) - t0 )) s)"
 }
-run() { # label module runtime-lib options suite
-    local label=$1 module=$2 lib=$3 opts=$4 suite=$5 t0 out rc line p f s
-    t0=$(date +%s)
-    out=$(env INFERKV_MODULE="$module" INFERKV_PRELOAD="$(gcc -print-file-name="$lib")" $opts \
-          /usr/bin/python3 "tests/integration/$suite" 2>&1)
-    rc=$?
-    printf '%s\n' "$out" | grep -v '^  ok'
-    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n1)
-    if [ -z "$line" ]; then
-        echo "FAIL $label $suite (exit $rc): no summary"; failed=$((failed + 1)); return
-    fi
-    p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
-    f=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
-    s=$(sed -nE 's/.*, ([0-9]+) skipped.*/\1/p' <<<"$line")
-    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + ${s:-0}))
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then failed=$((failed + 1)); fi
-    echo "== $label $suite: $line (exit $rc, $(( $(date +%s) - t0 )) s)"
+run() { # label module runtime-lib options suite: queued in the pool
+    local label=$1 module=$2 lib=$3 opts=$4 suite=$5
+    # shellcheck disable=SC2086 # opts is a list of VAR=value words
+    pool_start "$label $suite" env INFERKV_MODULE="$module" \
+        INFERKV_PRELOAD="$(gcc -print-file-name="$lib")" $opts /usr/bin/python3 "tests/integration/$suite"
 }
 # the same trees as test_server_asan.sh and test_engine_tsan.sh (same flags):
 # whichever runs first compiles the engine and libraries for both
 asan=build/asan tsan=build/tsan
-if build_module "$asan" "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"; then
-    for suite in test_module_infer.py test_module_load.py test_module_vset.py test_module_rag.py; do
-        run "ASan+UBSan" "$asan/inferkv.so" libasan.so "ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1" "$suite"
-    done
-fi
-if build_module "$tsan" "-fsanitize=thread"; then
+# both builds first, so that no build competes with the suites for the cores
+asan_ok=0 tsan_ok=0
+build_module "$asan" "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" && asan_ok=1
+build_module "$tsan" "-fsanitize=thread" && tsan_ok=1
+if [ "$tsan_ok" = 1 ]; then  # the longest suite goes first
     suites=test_module_load.py
     [ "$mode" = full ] && suites="$suites test_module_infer.py"
     for suite in $suites; do
         run "TSan" "$tsan/inferkv.so" libtsan.so "TSAN_OPTIONS=report_signal_unsafe=0" "$suite"
     done
 fi
+if [ "$asan_ok" = 1 ]; then
+    for suite in test_module_infer.py test_module_load.py test_module_vset.py test_module_rag.py; do
+        run "ASan+UBSan" "$asan/inferkv.so" libasan.so "ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1" "$suite"
+    done
+fi
+pool_finish
+passed=$((passed + pool_passed)) failed=$((failed + pool_failed)) skipped=$((skipped + pool_skipped))
 echo "(module sanitizer suites: $(( $(date +%s) - start )) s, builds included)"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
