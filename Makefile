@@ -25,6 +25,10 @@ LDLIBS  = -lpcre2-8 -lm -lpthread -llzf
 # (libb2) and Reed-Solomon parity (ISA-L).  Only the server and the unit
 # tests link them, not inferkv.so, the CLI or the tools.
 SIDECAR_LIBS = -lb2 -lisal
+# `inferkv-cli pull` (src/engine/cli/cli_pull.c, cli_hub.c): HTTP downloads
+# (libcurl) and SHA-256 (OpenSSL's libcrypto).  Only the CLI links them.
+PULL_CFLAGS := $(shell pkg-config --cflags libcurl libcrypto 2>/dev/null)
+PULL_LIBS   := $(or $(shell pkg-config --libs libcurl libcrypto 2>/dev/null),-lcurl -lcrypto)
 ISA_AVX2   = -mavx2 -mfma -mf16c
 ISA_AVX512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 
@@ -108,7 +112,8 @@ $(LIBVCMD): $(call obj,$(VCMD_SRC))
 	rm -f $@; ar rcs $@ $^
 
 $(CLI): $(call obj,$(CLI_SRC)) $(LIBINFER)
-	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(CLI_SRC)) $(LIBINFER) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(CLI_SRC)) $(LIBINFER) $(LDLIBS) $(PULL_LIBS)
+$(call obj,$(CLI_SRC)): ALL_CFLAGS += $(PULL_CFLAGS)
 
 $(BUILD)/inferkv-server: $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE)
 	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(SERVER_SRC)) $(LIBINFERCMD) $(LIBVCMD) $(LIBVSET) $(LIBINFER) $(LIBCORE) $(LDLIBS) $(SIDECAR_LIBS)

@@ -13,6 +13,8 @@ PKGS=(
     liblzf-dev              # LZF, the compression inside RDB files (server persistence)
     libb2-dev               # BLAKE2b block hashes of persistence sidecars (src/server/sidecar.c)
     libisal-dev             # ISA-L Reed-Solomon parity of persistence sidecars (src/server/sidecar.c)
+    libcurl4-openssl-dev    # HTTP(S) downloads of `inferkv-cli pull` (src/engine/cli/cli_pull.c, cli_hub.c)
+    libssl-dev              # SHA-256 (libcrypto's EVP) that `inferkv-cli pull` verifies downloads with
     redis-server            # behavioural reference + module host (7.0.x)
     redis-tools             # redis-cli, redis-benchmark
     python3-redis           # redis-py for client tests (/usr/bin/python3)

@@ -12,5 +12,6 @@ int cli_detokenize(int argc, char **argv);   /* cli_tokenize.c */
 int cli_chat_format(int argc, char **argv);  /* cli_tokenize.c */
 int cli_embed(int argc, char **argv);        /* cli_embed.c */
 int cli_bench_embed(int argc, char **argv);  /* cli_embed.c: bench --embed */
+int cli_pull(int argc, char **argv);         /* cli_pull.c (hub side: cli_hub.c) */
 
 #endif

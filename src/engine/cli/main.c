@@ -28,6 +28,9 @@ static void usage(FILE *f) {
             "  detokenize -m MODEL ID...        text of the ids\n"
             "  chat-format -m MODEL [--no-think] [--no-assistant] [-f FILE | JSON]\n"
             "                                   a JSON list of messages rendered with the model's template\n"
+            "  pull OWNER/REPO[:QUANT|:FILE.gguf] [--dir DIR] [--sha256 HEX] [--endpoint URL]\n"
+            "       [--token TOKEN] [--revision REV] [--quiet]\n"
+            "                                   download a GGUF from a Hugging Face-style hub, verified\n"
             "\n"
             "See docs/cli.md.  Kernels on this machine: %s\n",
             infer_simd_name());
@@ -45,7 +48,7 @@ int main(int argc, char **argv) {
     } cmds[] = {
         {"info", cli_info},         {"generate", cli_generate},     {"bench", cli_bench},
         {"tokenize", cli_tokenize}, {"detokenize", cli_detokenize}, {"chat-format", cli_chat_format},
-        {"embed", cli_embed},
+        {"embed", cli_embed},       {"pull", cli_pull},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
