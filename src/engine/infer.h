@@ -412,6 +412,45 @@ int infer_embed_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sc
  * decoding; infer_sched_submit likewise refuses an embedding scheduler. */
 int infer_embed_submit(infer_sched *s, const infer_embed_request *r, uint64_t *id, char *err, size_t errlen);
 
+/* ---- Memory ------------------------------------------------------------------------
+ *
+ * What the engine holds for a model, in bytes.  Weights: the file's image
+ * (read whole into read-only memory) plus f32 copies of its 1-D tensors.
+ * KV reserved: the ctx's pool, allocated whole by infer_ctx_create and
+ * never grown (a request that does not fit waits or is refused: it never
+ * enlarges the pool); KV used: the blocks sequences hold (cached prefix
+ * blocks nobody holds are not used: they are evictable).  Scratch: the
+ * ctx's buffers (activations, attention, the pool's tables, logits) plus,
+ * for a scheduler, what its requests may hold at most (samplers, block
+ * tables, work arrays over the vocabulary for max_active sequences): all
+ * of it allocated or bounded when the scheduler is made, so requests never
+ * take a model past its figure.  Not counted: request data on its way in
+ * and out (prompt ids, texts, answers: bounded by the caller's limits),
+ * the tokenizer's tables and thread stacks.  The total that a budget must
+ * hold is weights + kv_reserved + scratch (kv_used is part of kv_reserved). */
+typedef struct infer_mem {
+    uint64_t weights, kv_reserved, kv_used, scratch;
+} infer_mem;
+
+uint64_t infer_mem_total(const infer_mem *m); /* weights + kv_reserved + scratch */
+/* A model's weights (the other figures 0). */
+void infer_model_mem(const infer_model *m, infer_mem *out);
+/* A ctx with its model's weights; on the ctx's thread (kv_used reads its pool). */
+void infer_ctx_mem(const infer_ctx *c, infer_mem *out);
+/* A scheduler's ctx, its model's weights and its requests' reserve; any
+ * thread (kv_used from the statistics snapshot). */
+void infer_sched_mem(infer_sched *s, infer_mem *out);
+/* The figures a model would have once loaded with infer_model_load,
+ * infer_threadpool_create(n_threads), infer_ctx_create(cp) and, unless sp
+ * is NULL, a scheduler with sp (infer_sched_create, or the embedding one
+ * for an encoder) - from the file's header alone: nothing big is read or
+ * allocated.  Shapes, types and hyper-parameters are checked as the load
+ * checks them, so a broken file fails here too.  KV and scratch are what
+ * the load allocates, byte for byte; weights are the file's size plus the
+ * 1-D copies.  0, or -1 with a message. */
+int infer_mem_estimate(const char *path, const infer_ctx_params *cp, int n_threads, const infer_sched_params *sp,
+                       infer_mem *out, char *err, size_t errlen);
+
 /* ---- Misc ------------------------------------------------------------------------ */
 
 const char *infer_simd_name(void); /* kernel ISA chosen at run time */

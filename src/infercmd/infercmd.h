@@ -33,6 +33,7 @@
 #include "infer.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,16 @@ int ic_confine_path(const char *models_dir, const char *p, size_t len, char **ou
 
 /* ---- models and the registry (registry.c) ---------------------------------- */
 
+/* The engine's memory against infer-max-memory (budget.c): bytes charged
+ * by live models (installed, replaced ones too until freed) and by loads
+ * in progress.  Atomics: load threads reserve while the main thread frees. */
+typedef struct ic_budget {
+    _Atomic uint64_t charged; /* live models + loads in progress */
+    _Atomic uint64_t loaded;  /* of which live models */
+    _Atomic int models;       /* live models in `loaded` */
+    _Atomic int loads;        /* loads holding a reservation */
+} ic_budget;
+
 typedef struct ic_model {
     char *path;
     infer_model *model;
@@ -92,6 +103,11 @@ typedef struct ic_model {
     int requests;       /* requests in flight */
     int live;           /* on the registry's live list */
     struct ic_model *live_prev, *live_next;
+    infer_mem mem;      /* as loaded (kv_used then: 0) */
+    ic_budget *budget;  /* the registry's; charged back when the model is freed */
+    uint64_t charged;   /* bytes this model holds in the budget */
+    int reserved;       /* charged in the budget (a load reserved it) */
+    int counted;        /* installed: counted as a loaded model, not a load */
 } ic_model;
 
 typedef struct ic_entry {
@@ -113,6 +129,7 @@ typedef struct ic_registry {
     int in_flight;     /* requests + loads */
     int loads_running;
     struct ic_load *loads; /* started loads not yet freed */
+    ic_budget budget;
 } ic_registry;
 
 /* The model registered as name, or NULL with "ERR no such model '...'". */
@@ -142,6 +159,7 @@ typedef struct ic_load_params {
     int threads, max_queue, max_active, nice, max_loads;
     int idle; /* engine and load threads in SCHED_IDLE (infer-idle-priority) */
     uint64_t kv_bytes;
+    uint64_t max_memory; /* infer-max-memory: the engine's budget, 0: none */
 } ic_load_params;
 
 typedef struct ic_load {
@@ -151,6 +169,7 @@ typedef struct ic_load {
     int n_names;
     char names[1 + IC_MAX_ALIASES][IC_NAME_MAX];
     char err[IC_ERRLEN];
+    int refused; /* err is infer-max-memory's refusal (a whole message) */
     int installed;
     pthread_t thread;
     int started, joined;
@@ -304,6 +323,51 @@ int ic_model_fields(const ic_entry *e, ic_model_desc *d, ic_field out[IC_MODEL_F
  * prompt_tokens, reused_tokens, queue_ms, prefill_ms, decode_ms. */
 #define IC_RESULT_FIELDS 8
 int ic_req_result(const ic_req *r, ic_field out[IC_RESULT_FIELDS]);
+
+/* ---- the engine's memory budget (budget.c) ------------------------------------------
+ *
+ * infer-max-memory bounds weights + KV reserved + scratch summed over every
+ * live model (a replaced model counts until its last request ends) and the
+ * reservations of loads in progress.  A load reserves its estimate
+ * (infer_mem_estimate, from the file's header) before reading the file and
+ * is refused with the figures when it would not fit:
+ *   infer-max-memory: loading 'qwen' needs 812.4 MiB (weights 640.0 MiB +
+ *   KV 128.0 MiB + scratch 44.4 MiB), 301.0 MiB of 1.00 GiB free (1 model
+ *   loaded uses 723.0 MiB)
+ * Lowering the budget below what is loaded unloads nothing: it refuses
+ * loads until enough is freed (as maxmemory refuses writes). */
+
+/* The default: half the memory this process may use (the machine's RAM,
+ * or its cgroup's limit when lower). */
+#define IC_MAX_MEMORY_DIVISOR 2
+uint64_t ic_default_max_memory(void);
+/* A memory value as Redis's config takes it: bytes, or k/kb/m/mb/g/gb
+ * (k = 1000, kb = 1024), case-insensitive.  0, or -1 when malformed. */
+int ic_parse_mem(const char *s, uint64_t *out);
+/* "812.4 MiB" (error messages); ic_info_human: "812.40M" (INFO's _human). */
+void ic_human_bytes(uint64_t n, char *buf, size_t cap);
+void ic_info_human(uint64_t n, char *buf, size_t cap);
+/* Load thread: charges m's estimate, or writes the refusal into err. */
+int ic_budget_reserve(ic_model *m, uint64_t max, const char *name, const infer_mem *need, char *err, size_t errlen);
+/* Load thread, once loaded: the charge becomes the actual figures (a rise
+ * checked like a reservation). */
+int ic_budget_settle(ic_model *m, uint64_t max, const char *name, const infer_mem *actual, char *err,
+                     size_t errlen);
+/* Main thread, at install: the reservation now counts as a loaded model. */
+void ic_budget_commit(ic_model *m);
+/* When the model is freed (or its load failed): gives its charge back. */
+void ic_budget_release(ic_model *m);
+/* The engine's figures over every live model (kv_used as of now). */
+void ic_mem_totals(const ic_registry *r, infer_mem *out);
+/* INFO / INFER.STATS, in order: used_memory (weights + kv reserved +
+ * scratch), max_memory, weights_bytes, kv_reserved_bytes, kv_used_bytes,
+ * scratch_bytes, loading_bytes (reserved by loads in progress). */
+#define IC_MEM_FIELDS 7
+int ic_mem_fields(const ic_registry *r, uint64_t max, ic_field out[IC_MEM_FIELDS]);
+/* One live model's INFO line value: "name=s,replaced=0,weights=N,
+ * kv_reserved=N,kv_used=N,scratch=N,total=N,requests=N" (name made safe
+ * for INFO; replaced=1 and an empty name once no name points to it). */
+int ic_mem_model_line(const ic_registry *r, const ic_model *m, char *buf, size_t cap);
 
 /* ---- tokenizer commands (tokens.c) ------------------------------------------------------- */
 

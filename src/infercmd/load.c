@@ -72,6 +72,7 @@ ic_load *ic_load_parse(ic_registry *r, const ic_arg *argv, int argc, const char 
         return NULL;
     }
     m->path = full;
+    m->budget = &r->budget;
     l->m = m;
     l->n_ctx = (int32_t)n_ctx;
     l->p = *p;
@@ -86,17 +87,25 @@ static void *load_main(void *arg) {
     ic_model *m = l->m;
     infer_ctx_params cp = {0};
     infer_sched_params sp = {0};
+    infer_mem est;
     /* the load competes with the event loop for CPU like the engine does */
     if (l->p.nice || l->p.idle) infer_thread_set_priority(l->p.nice, l->p.idle);
-    if (infer_model_load(m->path, &m->model, l->err, sizeof l->err) < 0) goto fail;
-    if (!(m->tp = infer_threadpool_create(l->p.threads, l->err, sizeof l->err))) goto fail;
     cp.n_ctx = l->n_ctx;
     cp.kv_bytes = l->p.kv_bytes;
-    if (infer_ctx_create(m->model, m->tp, &cp, &m->ctx, l->err, sizeof l->err) < 0) goto fail;
     sp.max_queue = l->p.max_queue;
     sp.max_active = l->p.max_active;
     sp.nice = l->p.nice;
     sp.idle = l->p.idle;
+    /* infer-max-memory first, from the header alone: a model that would
+     * not fit is refused before its weights are read */
+    if (infer_mem_estimate(m->path, &cp, l->p.threads, &sp, &est, l->err, sizeof l->err) < 0) goto fail;
+    if (ic_budget_reserve(m, l->p.max_memory, l->names[0], &est, l->err, sizeof l->err) < 0) {
+        l->refused = 1;
+        goto fail;
+    }
+    if (infer_model_load(m->path, &m->model, l->err, sizeof l->err) < 0) goto fail;
+    if (!(m->tp = infer_threadpool_create(l->p.threads, l->err, sizeof l->err))) goto fail;
+    if (infer_ctx_create(m->model, m->tp, &cp, &m->ctx, l->err, sizeof l->err) < 0) goto fail;
     /* An encoder (bert) gets the embedding scheduler, which batches the
      * texts of every waiting INFER.EMBED / INFER.RAG question; a decoder
      * the generation scheduler.  Both are bounded by infer-max-queue. */
@@ -105,6 +114,11 @@ static void *load_main(void *arg) {
         m->embed_dim = infer_model_embed_dim(m->model);
         if (infer_embed_sched_create(m->ctx, &sp, &m->sched, l->err, sizeof l->err) < 0) goto fail;
     } else if (infer_sched_create(m->ctx, &sp, &m->sched, l->err, sizeof l->err) < 0) {
+        goto fail;
+    }
+    infer_sched_mem(m->sched, &m->mem);
+    if (ic_budget_settle(m, l->p.max_memory, l->names[0], &m->mem, l->err, sizeof l->err) < 0) {
+        l->refused = 1;
         goto fail;
     }
     l->done(l);
@@ -143,7 +157,7 @@ void ic_load_join(ic_registry *r, ic_load *l) {
 int ic_load_install(ic_registry *r, ic_load *l, char *err, size_t errlen) {
     ic_load_join(r, l);
     if (!l->m) {
-        snprintf(err, errlen, "ERR cannot load model: %s", l->err);
+        snprintf(err, errlen, l->refused ? "ERR %s" : "ERR cannot load model: %s", l->err);
         return -1;
     }
     if (ic_registry_install(r, l->m, l->names, l->n_names, err, errlen) < 0) return -1;

@@ -61,6 +61,7 @@ static void model_destroy(ic_registry *r, ic_model *m) {
     infer_ctx_free(m->ctx);
     if (m->tp) infer_threadpool_free(m->tp);
     if (m->model) infer_model_unref(m->model);
+    ic_budget_release(m); /* its memory is back: infer-max-memory has room again */
     free(m->path);
     free(m);
 }
@@ -100,6 +101,7 @@ int ic_registry_install(ic_registry *r, ic_model *m, char names[][IC_NAME_MAX], 
      * (a repeated name in the list drops one of them again below) */
     m->refs += n;
     m->live = 1;
+    ic_budget_commit(m);
     m->live_prev = NULL;
     m->live_next = r->live;
     if (r->live) r->live->live_prev = m;

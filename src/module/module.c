@@ -3,7 +3,7 @@
  *
  *   redis-server --loadmodule inferkv.so [infer-models-dir DIR]
  *       [infer-threads N] [infer-max-queue N] [infer-max-batch N]
- *       [infer-kv-memory BYTES] [infer-default-timeout MS]
+ *       [infer-kv-memory BYTES] [infer-max-memory BYTES] [infer-default-timeout MS]
  *       [infer-max-loads N] [infer-nice N] [infer-idle-priority yes|no] [infer-default-max-tokens N]
  *       [infer-vector-sets yes|no]
  *
@@ -43,6 +43,7 @@ static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     c->load.max_queue = 64;
     c->load.max_active = 16;
     c->load.kv_bytes = 0;
+    c->load.max_memory = ic_default_max_memory();
     c->load.max_loads = 2;
     c->load.nice = 5;
     c->load.idle = 1;
@@ -78,8 +79,9 @@ static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
             bad = parse_ll(v, 1, 4096, &n);
             c->load.max_active = (int)n;
         } else if (!strcasecmp(k, "infer-kv-memory")) {
-            bad = parse_ll(v, 0, LLONG_MAX, &n);
-            c->load.kv_bytes = (uint64_t)n;
+            bad = ic_parse_mem(v, &c->load.kv_bytes); /* bytes, or 512mb, 2gb ... as in redis.conf */
+        } else if (!strcasecmp(k, "infer-max-memory")) {
+            bad = ic_parse_mem(v, &c->load.max_memory); /* 0: no budget */
         } else if (!strcasecmp(k, "infer-default-timeout")) {
             bad = parse_ll(v, 0, 24LL * 3600 * 1000, &n);
             c->default_timeout_ms = n;
@@ -161,9 +163,13 @@ EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int
     RedisModule_RegisterInfoFunc(ctx, mod_info);
     RedisModuleEvent shutdown_ev = {REDISMODULE_EVENT_SHUTDOWN, 1};
     RedisModule_SubscribeToServerEvent(ctx, shutdown_ev, on_shutdown);
-    RedisModule_Log(ctx, "notice", "infer: ready (models dir %s, %d threads per model, kernels %s)",
+    char budget[32];
+    ic_human_bytes(g_mod.cfg.load.max_memory, budget, sizeof budget);
+    RedisModule_Log(ctx, "notice",
+                    "infer: ready (models dir %s, %d threads per model, kernels %s, infer-max-memory %s)",
                     g_mod.cfg.models_dir ? g_mod.cfg.models_dir : "(none: INFER.LOAD disabled)",
-                    g_mod.cfg.load.threads, infer_simd_name());
+                    g_mod.cfg.load.threads, infer_simd_name(),
+                    g_mod.cfg.load.max_memory ? budget : "0 (no limit)");
     return REDISMODULE_OK;
 }
 

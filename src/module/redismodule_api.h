@@ -233,6 +233,7 @@ typedef struct RedisModuleCommandInfo {
     X(int, InfoAddSection, (RedisModuleInfoCtx * ctx, const char *name))                          \
     X(int, InfoAddFieldLongLong, (RedisModuleInfoCtx * ctx, const char *field, long long value))  \
     X(int, InfoAddFieldDouble, (RedisModuleInfoCtx * ctx, const char *field, double value))       \
+    X(int, InfoAddFieldCString, (RedisModuleInfoCtx * ctx, const char *field, const char *value)) \
     X(void, Log, (RedisModuleCtx * ctx, const char *level, const char *fmt, ...))                  \
     X(int, EventLoopAddOneShot, (RedisModuleEventLoopOneShotFunc func, void *user_data))           \
     X(RedisModuleCtx *, GetDetachedThreadSafeContext, (RedisModuleCtx * ctx))                      \

@@ -134,6 +134,7 @@ static cfg table[] = {
     {"infer-max-queue", NULL, K_INT, &infer_cfg.max_queue, 1, 1 << 20, 0, NULL, NULL, NULL},
     {"infer-max-batch", NULL, K_INT, &infer_cfg.max_batch, 1, 4096, 0, NULL, NULL, NULL},
     {"infer-kv-memory", NULL, K_MEM, &infer_cfg.kv_memory, 0, LLONG_MAX, 0, NULL, NULL, NULL},
+    {"infer-max-memory", NULL, K_MEM, &infer_cfg.max_memory, 0, LLONG_MAX, 0, NULL, NULL, NULL},
     {"infer-default-timeout", NULL, K_LL, &infer_cfg.default_timeout, 0, 24LL * 3600 * 1000, 0, NULL, NULL, NULL},
     {"infer-default-max-tokens", NULL, K_INT, &infer_cfg.default_max_tokens, 1, 1 << 20, 0, NULL, NULL, NULL},
     {"infer-max-loads", NULL, K_INT, &infer_cfg.max_loads, 1, 64, 0, NULL, NULL, NULL},
@@ -522,6 +523,7 @@ void config_init_defaults(void) {
     compat_str[1] = dstr_new("no");
     aofcfg.filename = dstr_new("appendonly.aof");
     aofcfg.dirname = dstr_new("appendonlydir");
+    infer_config_defaults();
 }
 
 int config_load_file(const char *path, char *err, size_t errlen) {

@@ -77,6 +77,9 @@ static dstr sec_memory(dstr s) {
     if (s) s = dstr_catfmt(s, "maxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\n"
                               "mem_allocator:libc\r\n",
                            policy_name(srv.maxmemory_policy), used ? (double)rss / (double)used : 0.0);
+    /* The engine's memory, beside the dataset's and not part of it:
+     * used_memory (what maxmemory evicts against) counts the dataset only. */
+    if (s) s = infer_info_memory(s);
     return s;
 }
 

@@ -669,11 +669,14 @@ typedef struct infer_settings {
     int max_loads;              /* INFER.LOADs running at once */
     int nice;                   /* engine threads' nice value (loaded models) */
     int idle;                   /* engine threads in SCHED_IDLE (infer-idle-priority) */
+    long long max_memory;       /* infer-max-memory: the engine's budget in bytes, 0: none */
 } infer_settings;
 extern infer_settings infer_cfg;
+void infer_config_defaults(void); /* what needs the machine: infer-max-memory's default */
 int infer_set_models_dir(const char **argv, int argc, char *err, size_t errlen);
 dstr infer_get_models_dir(dstr out);
 dstr infer_info_section(dstr s); /* INFO infer */
+dstr infer_info_memory(dstr s);  /* the engine's lines of INFO memory */
 DECL(infer_load_cmd); DECL(infer_unload_cmd); DECL(infer_models_cmd); DECL(infer_generate_cmd);
 DECL(infer_tokenize_cmd); DECL(infer_detokenize_cmd); DECL(infer_stats_cmd);
 DECL(infer_embed_cmd); DECL(infer_rag_cmd);

@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 
 
-infer_settings infer_cfg = {0, 64, 16, 0, 0, NULL, 128, 2, 5, 1};
+infer_settings infer_cfg = {0, 64, 16, 0, 0, NULL, 128, 2, 5, 1, 0};
 
 static ic_registry reg;
 static int exit_hook_set;
@@ -90,10 +90,13 @@ static ic_load_params load_params(void) {
     p.idle = infer_cfg.idle;
     p.max_loads = infer_cfg.max_loads;
     p.kv_bytes = (uint64_t)infer_cfg.kv_memory;
+    p.max_memory = (uint64_t)infer_cfg.max_memory;
     return p;
 }
 
 /* ----------------------------------------------------------- config rows */
+
+void infer_config_defaults(void) { infer_cfg.max_memory = (long long)ic_default_max_memory(); }
 
 int infer_set_models_dir(const char **argv, int argc, char *err, size_t errlen) {
     if (argc != 1) {
@@ -238,11 +241,31 @@ void infer_models_cmd(client *c) {
     }
 }
 
-/* INFER.STATS - O(models) */
+/* INFER.STATS - O(models): the statistics, then the engine's memory */
 void infer_stats_cmd(client *c) {
-    ic_field f[IC_STATS_FIELDS];
-    reply_fields(c, f, ic_stats(&reg, f));
+    ic_field f[IC_STATS_FIELDS + IC_MEM_FIELDS];
+    int n = ic_stats(&reg, f);
+    n += ic_mem_fields(&reg, (uint64_t)infer_cfg.max_memory, f + n);
+    reply_fields(c, f, n);
 }
+
+/* infer_used_memory ... infer_loading_bytes, with the two _human lines
+ * after their figures, as INFO memory writes used_memory. */
+static dstr mem_lines(dstr s) {
+    ic_field f[IC_MEM_FIELDS];
+    int n = ic_mem_fields(&reg, (uint64_t)infer_cfg.max_memory, f);
+    for (int i = 0; s && i < n; i++) {
+        s = dstr_catfmt(s, "infer_%s:%lld\r\n", f[i].name, f[i].ll);
+        if (s && (!strcmp(f[i].name, "used_memory") || !strcmp(f[i].name, "max_memory"))) {
+            char h[32];
+            ic_info_human((uint64_t)f[i].ll, h, sizeof h);
+            s = dstr_catfmt(s, "infer_%s_human:%s\r\n", f[i].name, h);
+        }
+    }
+    return s;
+}
+
+dstr infer_info_memory(dstr s) { return mem_lines(s); }
 
 dstr infer_info_section(dstr s) {
     ic_field f[IC_STATS_FIELDS];
@@ -253,6 +276,14 @@ dstr infer_info_section(dstr s) {
         else s = dstr_catfmt(s, "infer_%s:%lld\r\n", f[i].name, f[i].ll);
     }
     if (s) s = dstr_catfmt(s, "infer_simd:%s\r\n", infer_simd_name());
+    if (s) s = mem_lines(s);
+    /* one line per live model, replaced ones still finishing included */
+    int k = 0;
+    for (const ic_model *m = reg.live; s && m; m = m->live_next) {
+        char line[512];
+        ic_mem_model_line(&reg, m, line, sizeof line);
+        s = dstr_catfmt(s, "infer_model%d:%s\r\n", k++, line);
+    }
     return s;
 }
 

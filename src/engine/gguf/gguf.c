@@ -34,8 +34,11 @@
 
 struct gguf_file {
     const uint8_t *base;
-    size_t size;
-    int mapped; /* base came from mmap and must be unmapped */
+    size_t size;      /* bytes at base */
+    size_t file_size; /* bytes of the file: more than size for a header-only open */
+    int mapped;       /* base came from mmap and must be unmapped */
+    int header_only;  /* base holds a prefix of the file: no tensor data */
+    int ran_out;      /* parse failed for want of bytes at base (read more and retry) */
     uint32_t version;
     uint32_t alignment;
     uint64_t n_kv, n_tensors;
@@ -50,6 +53,7 @@ typedef struct {
     size_t size, pos;
     char *err;
     size_t errlen;
+    int *ran_out; /* set when a check failed because the bytes ended */
 } cursor;
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
@@ -64,10 +68,17 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 
 static size_t left(const cursor *c) { return c->size - c->pos; }
 
+/* A check that failed at the end of the bytes: a header-only open reads
+ * more and tries again; for a whole file it is the error. */
+static int short_of(cursor *c) {
+    *c->ran_out = 1;
+    return -1;
+}
+
 static int take(cursor *c, void *dst, size_t n, const char *what) {
     if (left(c) < n)
-        return fail(c->err, c->errlen, "truncated file: %s at byte %zu needs %zu bytes, %zu left",
-                    what, c->pos, n, left(c));
+        return short_of(c), fail(c->err, c->errlen, "truncated file: %s at byte %zu needs %zu bytes, %zu left",
+                                 what, c->pos, n, left(c));
     memcpy(dst, c->p + c->pos, n);
     c->pos += n;
     return 0;
@@ -75,8 +86,8 @@ static int take(cursor *c, void *dst, size_t n, const char *what) {
 
 static int skip(cursor *c, uint64_t n, const char *what) {
     if (left(c) < n)
-        return fail(c->err, c->errlen, "truncated file: %s at byte %zu needs %llu bytes, %zu left",
-                    what, c->pos, (unsigned long long)n, left(c));
+        return short_of(c), fail(c->err, c->errlen, "truncated file: %s at byte %zu needs %llu bytes, %zu left",
+                                 what, c->pos, (unsigned long long)n, left(c));
     c->pos += (size_t)n;
     return 0;
 }
@@ -125,8 +136,9 @@ static int read_value(cursor *c, gguf_kv *kv, const char *key) {
     if (kv->arr_type == GGUF_STRING) {
         /* Each element needs at least its 8-byte length: bound n before allocating. */
         if (kv->arr_n > left(c) / 8)
-            return fail(c->err, c->errlen, "key '%s': array of %llu strings cannot fit in the %zu bytes left",
-                        key, (unsigned long long)kv->arr_n, left(c));
+            return short_of(c), fail(c->err, c->errlen,
+                                     "key '%s': array of %llu strings cannot fit in the %zu bytes left", key,
+                                     (unsigned long long)kv->arr_n, left(c));
         kv->str_offsets = malloc((size_t)(kv->arr_n ? kv->arr_n : 1) * sizeof(uint64_t));
         if (!kv->str_offsets) return fail(c->err, c->errlen, "out of memory reading key '%s'", key);
         size_t start = c->pos;
@@ -143,8 +155,9 @@ static int read_value(cursor *c, gguf_kv *kv, const char *key) {
         return fail(c->err, c->errlen, "key '%s': arrays of type %s are not supported", key,
                     gguf_vtype_name(kv->arr_type));
     if (kv->arr_n > left(c) / esz)
-        return fail(c->err, c->errlen, "key '%s': array of %llu %s elements runs past the end of the file",
-                    key, (unsigned long long)kv->arr_n, gguf_vtype_name(kv->arr_type));
+        return short_of(c), fail(c->err, c->errlen,
+                                 "key '%s': array of %llu %s elements runs past the end of the file", key,
+                                 (unsigned long long)kv->arr_n, gguf_vtype_name(kv->arr_type));
     return skip(c, kv->arr_n * esz, "array data");
 }
 
@@ -188,12 +201,12 @@ static int check_tensor(gguf_file *g, gguf_tensor *t, char *err, size_t errlen) 
     if (t->offset % g->alignment)
         return fail(err, errlen, "tensor '%s': data offset %llu is not a multiple of the alignment %u",
                     t->name, (unsigned long long)t->offset, g->alignment);
-    uint64_t data_size = g->size - g->data_offset;
+    uint64_t data_size = g->file_size - g->data_offset;
     if (t->offset > data_size || t->nbytes > data_size - t->offset)
         return fail(err, errlen, "tensor '%s': data [%llu, +%llu) lies outside the file's %llu data bytes",
                     t->name, (unsigned long long)t->offset, (unsigned long long)t->nbytes,
                     (unsigned long long)data_size);
-    t->data = g->base + g->data_offset + t->offset;
+    t->data = g->header_only ? NULL : g->base + g->data_offset + t->offset;
     return 0;
 }
 
@@ -235,7 +248,7 @@ static int find_duplicate(const void *recs, uint64_t n, size_t rec, size_t name_
 }
 
 static int parse(gguf_file *g, char *err, size_t errlen) {
-    cursor c = {g->base, g->size, 0, err, errlen};
+    cursor c = {g->base, g->size, 0, err, errlen, &g->ran_out};
     char magic[4];
     if (take(&c, magic, 4, "magic") < 0) return -1;
     if (memcmp(magic, "GGUF", 4) != 0) return fail(err, errlen, "not a GGUF file (bad magic)");
@@ -246,11 +259,11 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
         return -1;
     /* A key needs >= 12 bytes (length + type), a tensor info >= 28. */
     if (g->n_kv > left(&c) / 12)
-        return fail(err, errlen, "metadata count %llu cannot fit in a %zu-byte file",
-                    (unsigned long long)g->n_kv, g->size);
+        return short_of(&c), fail(err, errlen, "metadata count %llu cannot fit in a %zu-byte file",
+                                  (unsigned long long)g->n_kv, g->size);
     if (g->n_tensors > left(&c) / 28)
-        return fail(err, errlen, "tensor count %llu cannot fit in a %zu-byte file",
-                    (unsigned long long)g->n_tensors, g->size);
+        return short_of(&c), fail(err, errlen, "tensor count %llu cannot fit in a %zu-byte file",
+                                  (unsigned long long)g->n_tensors, g->size);
     g->kvs = calloc((size_t)g->n_kv + 1, sizeof *g->kvs);
     g->tensors = calloc((size_t)g->n_tensors + 1, sizeof *g->tensors);
     if (!g->kvs || !g->tensors) return fail(err, errlen, "out of memory");
@@ -342,10 +355,10 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
         g->alignment = a;
     }
     uint64_t data = (c.pos + g->alignment - 1) / g->alignment * g->alignment;
-    if (g->n_tensors && data > g->size)
+    if (g->n_tensors && data > g->file_size)
         return fail(err, errlen, "truncated file: tensor data would start at byte %llu of %zu",
-                    (unsigned long long)data, g->size);
-    g->data_offset = data > g->size ? g->size : data;
+                    (unsigned long long)data, g->file_size);
+    g->data_offset = data > g->file_size ? g->file_size : data;
     for (uint64_t i = 0; i < g->n_tensors; i++)
         if (check_tensor(g, &g->tensors[i], err, errlen) < 0) return -1;
     if (find_duplicate(g->tensors, g->n_tensors, sizeof *g->tensors, offsetof(gguf_tensor, name),
@@ -368,7 +381,7 @@ int gguf_open_mem(const void *buf, size_t len, gguf_file **out, char *err, size_
     gguf_file *g = calloc(1, sizeof *g);
     if (!g) return fail(err, errlen, "out of memory");
     g->base = buf;
-    g->size = len;
+    g->size = g->file_size = len;
     return open_common(g, out, err, errlen);
 }
 
@@ -430,7 +443,7 @@ int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
         return fail(err, errlen, "out of memory");
     }
     g->base = map;
-    g->size = (size_t)st.st_size;
+    g->size = g->file_size = (size_t)st.st_size;
     g->mapped = 1;
     if (open_common(g, out, err, errlen) < 0) {
         /* prefix the path so the message says which file is broken */
@@ -444,6 +457,88 @@ int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
     return 0;
 }
 
+/* Reads bytes [0, n) of fd into a malloc'd buffer. */
+static uint8_t *read_prefix(int fd, size_t n, const char *path, char *err, size_t errlen) {
+    uint8_t *p = malloc(n ? n : 1);
+    if (!p) {
+        fail(err, errlen, "out of memory reading the header of '%s'", path);
+        return NULL;
+    }
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, p + done, n - done, (off_t)done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            fail(err, errlen, "cannot read '%s': %s", path, r < 0 ? strerror(errno) : "file shrank while reading");
+            free(p);
+            return NULL;
+        }
+        done += (size_t)r;
+    }
+    return p;
+}
+
+/* The header is what comes before the tensor data: metadata (a large
+ * vocabulary makes it megabytes) and tensor infos.  Start with a prefix big
+ * enough for nearly every file and double it while the parse runs out of
+ * bytes, so a model of gigabytes is sized up without reading its weights. */
+#define HEADER_FIRST_READ ((size_t)4 << 20)
+#define HEADER_MAX_READ ((size_t)256 << 20)
+
+int gguf_open_header(const char *path, gguf_file **out, char *err, size_t errlen) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return fail(err, errlen, "cannot stat '%s': %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size < 24) {
+        close(fd);
+        if (!S_ISREG(st.st_mode)) return fail(err, errlen, "'%s' is not a regular file", path);
+        return fail(err, errlen, "'%s' is too small to be a GGUF file (%lld bytes)", path, (long long)st.st_size);
+    }
+    size_t fsize = (size_t)st.st_size;
+    size_t n = fsize < HEADER_FIRST_READ ? fsize : HEADER_FIRST_READ;
+    for (;;) {
+        uint8_t *buf = read_prefix(fd, n, path, err, errlen);
+        if (!buf) {
+            close(fd);
+            return -1;
+        }
+        gguf_file *g = calloc(1, sizeof *g);
+        if (!g) {
+            free(buf);
+            close(fd);
+            return fail(err, errlen, "out of memory");
+        }
+        g->base = buf;
+        g->size = n;
+        g->file_size = fsize;
+        g->header_only = 1;
+        if (parse(g, err, errlen) == 0) {
+            close(fd);
+            *out = g;
+            return 0;
+        }
+        int more = g->ran_out && n < fsize && n < HEADER_MAX_READ;
+        gguf_close(g);
+        if (!more) {
+            char tmp[512];
+            close(fd);
+            if (err && errlen) {
+                snprintf(tmp, sizeof tmp, "%s", err);
+                snprintf(err, errlen, "%s: %s", path, tmp);
+            }
+            return -1;
+        }
+        n = n > fsize / 2 ? fsize : n * 2;
+        if (n > HEADER_MAX_READ) n = HEADER_MAX_READ;
+    }
+}
+
 void gguf_close(gguf_file *g) {
     if (!g) return;
     if (g->kvs)
@@ -452,11 +547,12 @@ void gguf_close(gguf_file *g) {
     free(g->tensors);
     free(g->names);
     if (g->mapped) munmap((void *)g->base, g->size);
+    if (g->header_only) free((void *)g->base);
     free(g);
 }
 
 uint32_t gguf_version(const gguf_file *g) { return g->version; }
-uint64_t gguf_file_size(const gguf_file *g) { return g->size; }
+uint64_t gguf_file_size(const gguf_file *g) { return g->file_size; }
 uint32_t gguf_alignment(const gguf_file *g) { return g->alignment; }
 uint64_t gguf_n_kv(const gguf_file *g) { return g->n_kv; }
 const gguf_kv *gguf_kv_at(const gguf_file *g, uint64_t i) { return i < g->n_kv ? &g->kvs[i] : NULL; }

@@ -47,6 +47,11 @@ typedef struct gguf_file gguf_file;
 /* Loads and validates path.  A tensor of a type libinfer cannot compute with
  * (quant_type_supported) is an error that names the tensor and the type. */
 int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen);
+/* Reads and checks only the header (metadata and tensor infos, every
+ * tensor's extent checked against the file's size) without reading the
+ * tensor data: for sizing a model up before loading it.  Every tensor's
+ * data pointer is NULL; gguf_file_size is the whole file's. */
+int gguf_open_header(const char *path, gguf_file **out, char *err, size_t errlen);
 /* Same checks over a caller-owned buffer (fuzzing, tests); no copy is made. */
 int gguf_open_mem(const void *buf, size_t len, gguf_file **out, char *err, size_t errlen);
 void gguf_close(gguf_file *g);

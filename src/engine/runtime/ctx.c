@@ -34,10 +34,28 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
     return -1;
 }
 
-static void *xcalloc(size_t n, size_t sz, int *oom) {
+/* Every scratch buffer of a ctx comes from here, so that its figure in
+ * infer_mem is the sum of what was allocated, and a dry ctx (mem.c sizing
+ * a model up) adds up the same sizes without allocating them. */
+void *ctx_calloc(infer_ctx *c, size_t n, size_t sz, int *oom) {
+    c->scratch_bytes += (uint64_t)(n ? n : 1) * sz;
+    if (c->dry) return NULL;
     void *p = calloc(n ? n : 1, sz);
     if (!p) *oom = 1;
     return p;
+}
+
+int ctx_reserve_logits(infer_ctx *c, size_t rows) {
+    if (rows <= c->logits_cap_rows) return 0;
+    size_t row = (size_t)c->m->info.n_vocab * sizeof(float);
+    if (!c->dry) {
+        float *l = realloc(c->logits, rows * row);
+        if (!l) return -1;
+        c->logits = l;
+    }
+    c->scratch_bytes += (uint64_t)(rows - c->logits_cap_rows) * row;
+    c->logits_cap_rows = rows;
+    return 0;
 }
 
 /* Largest activation row any weight of the model needs, for k = its cols. */
@@ -61,6 +79,11 @@ static size_t max_act_row(const infer_model *m) {
 
 int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_params *p, infer_ctx **out, char *err,
                      size_t errlen) {
+    return ctx_create(m, tp, infer_threadpool_size(tp), p, 0, out, err, errlen);
+}
+
+int ctx_create(infer_model *m, infer_threadpool *tp, int nth, const infer_ctx_params *p, int dry, infer_ctx **out,
+               char *err, size_t errlen) {
     *out = NULL;
     infer_ctx_params d = {0};
     if (p) d = *p;
@@ -72,6 +95,8 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
         if (!c) return fail(err, errlen, "out of memory");
         c->m = infer_model_ref(m);
         c->tp = tp;
+        c->nth = nth;
+        c->dry = dry;
         c->ops = ops_get();
         if (encoder_ctx_init(c, &d, err, errlen) < 0) {
             infer_ctx_free(c);
@@ -91,6 +116,8 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
     if (!c) return fail(err, errlen, "out of memory");
     c->m = infer_model_ref(m);
     c->tp = tp;
+    c->nth = nth;
+    c->dry = dry;
     c->ops = ops_get();
     c->n_ctx = n_ctx;
     c->max_batch = max_batch;
@@ -115,56 +142,59 @@ int infer_ctx_create(infer_model *m, infer_threadpool *tp, const infer_ctx_param
     if (nb > INT32_MAX / 2) nb = INT32_MAX / 2;
 
     int oom = 0;
-    int nth = infer_threadpool_size(tp);
     size_t B = (size_t)max_batch, E = (size_t)I->n_embd, F = (size_t)I->n_ff;
     c->kv_len = (size_t)nb * block_bytes;
-    c->kv = mmap(NULL, c->kv_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (c->kv == MAP_FAILED) {
-        c->kv = NULL;
-        oom = 1;
-    } else {
+    /* the pool's block tables are scratch; its K/V data is kv_len */
+    c->scratch_bytes += kv_pool_bytes((int32_t)nb, bt);
+    if (!dry) {
+        c->kv = mmap(NULL, c->kv_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (c->kv == MAP_FAILED) {
+            c->kv = NULL;
+            oom = 1;
+        } else {
 #ifdef MADV_HUGEPAGE
-        madvise(c->kv, c->kv_len, MADV_HUGEPAGE); /* attention walks the pool per token */
+            madvise(c->kv, c->kv_len, MADV_HUGEPAGE); /* attention walks the pool per token */
 #endif
+        }
+        if (kv_pool_init(&c->pool, (int32_t)nb, bt) < 0) oom = 1;
     }
-    if (kv_pool_init(&c->pool, (int32_t)nb, bt) < 0) oom = 1;
-    c->x = xcalloc(B * E, sizeof(float), &oom);
-    c->h = xcalloc(B * E, sizeof(float), &oom);
-    c->o = xcalloc(B * E, sizeof(float), &oom);
-    c->q = xcalloc(B * (size_t)c->q_dim, sizeof(float), &oom);
-    c->att = xcalloc(B * (size_t)c->q_dim, sizeof(float), &oom);
-    c->k = xcalloc(B * (size_t)c->kv_dim, sizeof(float), &oom);
-    c->v = xcalloc(B * (size_t)c->kv_dim, sizeof(float), &oom);
-    c->ffa = xcalloc(B * F, sizeof(float), &oom);
-    c->ffb = xcalloc(B * F, sizeof(float), &oom);
+    c->x = ctx_calloc(c, B * E, sizeof(float), &oom);
+    c->h = ctx_calloc(c, B * E, sizeof(float), &oom);
+    c->o = ctx_calloc(c, B * E, sizeof(float), &oom);
+    c->q = ctx_calloc(c, B * (size_t)c->q_dim, sizeof(float), &oom);
+    c->att = ctx_calloc(c, B * (size_t)c->q_dim, sizeof(float), &oom);
+    c->k = ctx_calloc(c, B * (size_t)c->kv_dim, sizeof(float), &oom);
+    c->v = ctx_calloc(c, B * (size_t)c->kv_dim, sizeof(float), &oom);
+    c->ffa = ctx_calloc(c, B * F, sizeof(float), &oom);
+    c->ffb = ctx_calloc(c, B * F, sizeof(float), &oom);
     c->act_bytes = B * max_act_row(m);
-    for (int i = 0; i < 3; i++) c->act[i] = xcalloc(c->act_bytes, 1, &oom);
+    for (int i = 0; i < 3; i++) c->act[i] = ctx_calloc(c, c->act_bytes, 1, &oom);
     /* attention tiles: up to 4 tokens x the query heads of one KV head */
     if (I->n_head / I->n_head_kv > 64) {
         infer_ctx_free(c);
         return fail(err, errlen, "more than 64 query heads per KV head are not supported");
     }
     c->scores_per_thread = (size_t)4 * (size_t)(I->n_head / I->n_head_kv) * (size_t)n_ctx;
-    c->scores = xcalloc((size_t)nth * c->scores_per_thread, sizeof(float), &oom);
-    c->att_tiles = xcalloc(B * (size_t)I->n_head_kv, sizeof *c->att_tiles, &oom);
+    c->scores = ctx_calloc(c, (size_t)nth * c->scores_per_thread, sizeof(float), &oom);
+    c->att_tiles = ctx_calloc(c, B * (size_t)I->n_head_kv, sizeof *c->att_tiles, &oom);
     c->att_act_per_thread = (size_t)4 * (size_t)(I->n_head / I->n_head_kv) * quant_act_row_bytes(QT_F32, I->head_dim);
-    c->att_act = xcalloc((size_t)nth * c->att_act_per_thread, 1, &oom);
-    c->att_rows = xcalloc((size_t)nth * (size_t)n_ctx, sizeof *c->att_rows, &oom);
-    c->rope = xcalloc(B * (size_t)I->n_rot, sizeof(float), &oom);
-    c->inv_freq = xcalloc((size_t)I->n_rot / 2, sizeof(float), &oom);
-    c->tok_entry = xcalloc(B, sizeof(int32_t), &oom);
-    c->tok_pos = xcalloc(B, sizeof(int32_t), &oom);
-    c->tok_id = xcalloc(B, sizeof(int32_t), &oom);
-    c->entry_row = xcalloc(B, sizeof(int32_t), &oom);
-    c->entry_nrows = xcalloc(B, sizeof(int32_t), &oom);
-    c->entry_seq = xcalloc(B, sizeof(infer_seq *), &oom);
-    c->out_rows = xcalloc(B, sizeof(int32_t), &oom);
+    c->att_act = ctx_calloc(c, (size_t)nth * c->att_act_per_thread, 1, &oom);
+    c->att_rows = ctx_calloc(c, (size_t)nth * (size_t)n_ctx, sizeof *c->att_rows, &oom);
+    c->rope = ctx_calloc(c, B * (size_t)I->n_rot, sizeof(float), &oom);
+    c->inv_freq = ctx_calloc(c, (size_t)I->n_rot / 2, sizeof(float), &oom);
+    c->tok_entry = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    c->tok_pos = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    c->tok_id = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    c->entry_row = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    c->entry_nrows = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    c->entry_seq = ctx_calloc(c, B, sizeof(infer_seq *), &oom);
+    c->out_rows = ctx_calloc(c, B, sizeof(int32_t), &oom);
     if (oom) {
         infer_ctx_free(c);
         return fail(err, errlen, "out of memory allocating the context (%llu KV blocks of %llu bytes)",
                     (unsigned long long)nb, (unsigned long long)block_bytes);
     }
-    for (int32_t i = 0; i < I->n_rot / 2; i++)
+    for (int32_t i = 0; !dry && i < I->n_rot / 2; i++)
         c->inv_freq[i] = (float)pow((double)I->rope_base, -2.0 * i / (double)I->n_rot);
     *out = c;
     return 0;
@@ -188,6 +218,15 @@ void infer_ctx_free(infer_ctx *c) {
 
 const infer_model *infer_ctx_model(const infer_ctx *c) { return c->m; }
 int32_t infer_ctx_n_ctx(const infer_ctx *c) { return c->n_ctx; }
+
+void infer_ctx_mem(const infer_ctx *c, infer_mem *out) {
+    infer_model_mem(c->m, out);
+    out->kv_reserved = c->kv_len;
+    out->kv_used = c->enc ? 0
+                          : (uint64_t)(c->pool.n_blocks - c->pool.n_free - c->pool.n_cached) * c->block_floats *
+                                sizeof(float);
+    out->scratch = c->scratch_bytes;
+}
 
 void infer_ctx_kv_usage(const infer_ctx *c, int32_t *used, int32_t *total) {
     *used = c->pool.n_blocks - c->pool.n_free - c->pool.n_cached;
@@ -318,12 +357,10 @@ int infer_decode(infer_ctx *c, const infer_batch_entry *e, int32_t ne, char *err
         return fail(err, errlen, "%s is an encoder: it embeds (infer_embed), it does not decode", c->m->arch_name);
     if (ne > c->max_batch) return fail(err, errlen, "more than %d entries in one batch", c->max_batch);
     if (check_batch(c, e, ne, &n, &n_out, &new_blocks, err, errlen) < 0) return -1;
-    if ((size_t)n_out > c->logits_cap_rows) {
-        float *l = realloc(c->logits, (size_t)n_out * (size_t)c->m->info.n_vocab * sizeof(float));
-        if (!l) return fail(err, errlen, "out of memory for %d rows of logits", n_out);
-        c->logits = l;
-        c->logits_cap_rows = (size_t)n_out;
-    }
+    /* a scheduler reserved its largest batch's rows up front: this grows
+     * only for direct callers asking for more rows than ever before */
+    if (ctx_reserve_logits(c, (size_t)n_out) < 0)
+        return fail(err, errlen, "out of memory for %d rows of logits", n_out);
     infer_seq **seqs = c->entry_seq;
     int32_t *out_rows = c->out_rows;
     int32_t t = 0, r = 0;

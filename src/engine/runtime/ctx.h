@@ -24,6 +24,9 @@ struct infer_seq {
 struct infer_ctx {
     infer_model *m;
     infer_threadpool *tp;
+    int nth;          /* threads of tp (a dry ctx has no tp) */
+    int dry;          /* sizing only (mem.c): nothing allocated, every size counted */
+    uint64_t scratch_bytes; /* every buffer below but the KV data, as allocated */
     const ops_table *ops;
     int32_t n_ctx, max_batch, bt;
     int32_t kv_dim;      /* n_head_kv * head_dim */
@@ -65,6 +68,16 @@ struct infer_ctx {
      * tp, ops and the sizes (no KV cache: a sequence lives for one pass). */
     enc_scratch *enc;
 };
+
+/* infer_ctx_create for nth threads; with dry, a ctx that only adds up the
+ * sizes of its buffers (scratch_bytes, kv_len) and allocates none of them,
+ * for sizing a model up before loading it.  A dry ctx may only be freed. */
+int ctx_create(infer_model *m, infer_threadpool *tp, int nth, const infer_ctx_params *p, int dry, infer_ctx **out,
+               char *err, size_t errlen);
+/* calloc that counts into c->scratch_bytes (and only counts when dry). */
+void *ctx_calloc(infer_ctx *c, size_t n, size_t sz, int *oom);
+/* Makes room for rows of logits at once (counted as scratch); -1 on OOM. */
+int ctx_reserve_logits(infer_ctx *c, size_t rows);
 
 /* Runs the forward pass for the n tokens described by tok_* (already placed
  * in their sequences' blocks).  Rows listed in out_rows get logits into

@@ -307,6 +307,7 @@ int infer_embed_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sc
         return -1;
     }
     s->head.kind = SCHED_EMBED;
+    s->head.ctx = c; /* reserve 0: a request holds only its own texts, tokens and vectors */
     s->c = c;
     if (p) s->p = *p;
     if (s->p.max_queue <= 0) s->p.max_queue = DEFAULT_QUEUE;

@@ -31,12 +31,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
     return -1;
 }
 
-static void *xcalloc(size_t n, size_t sz, int *oom) {
-    void *p = calloc(n ? n : 1, sz);
-    if (!p) *oom = 1;
-    return p;
-}
-
 static size_t act_row(const weight *w, size_t best) {
     size_t b = quant_act_row_bytes(w->type, w->cols);
     return b > best ? b : best;
@@ -64,7 +58,7 @@ int encoder_ctx_init(infer_ctx *c, const infer_ctx_params *p, char *err, size_t 
     if (!s) return fail(err, errlen, "out of memory");
     c->enc = s;
     int oom = 0;
-    int nth = infer_threadpool_size(c->tp);
+    int nth = c->nth;
     size_t B = (size_t)max_batch, E = (size_t)I->n_embd, F = (size_t)I->n_ff, KV = (size_t)c->kv_dim;
     int32_t rep = I->n_head / I->n_head_kv;
     s->tile_tokens = rep >= ENC_TILE_QUERIES ? 1 : ENC_TILE_QUERIES / rep;
@@ -81,37 +75,37 @@ int encoder_ctx_init(infer_ctx *c, const infer_ctx_params *p, char *err, size_t 
     row_any = row_e;
     for (int il = 0; il < I->n_layer; il++) row_any = act_row(&m->enc.layers[il].w_down, row_any);
 
-    s->x = xcalloc(B * E, sizeof(float), &oom);
-    s->q = xcalloc(B * E, sizeof(float), &oom);
-    s->k = xcalloc(B * KV, sizeof(float), &oom);
-    s->v = xcalloc(B * KV, sizeof(float), &oom);
-    s->att = xcalloc(B * E, sizeof(float), &oom);
-    s->o = xcalloc(B * E, sizeof(float), &oom);
-    s->ffa = xcalloc(B * F, sizeof(float), &oom);
-    if (m->enc.swiglu) s->ffb = xcalloc(B * F, sizeof(float), &oom);
-    s->act[0] = xcalloc(B, row_any, &oom);
-    s->act[1] = xcalloc(B, row_e, &oom);
-    s->act[2] = xcalloc(B, row_e, &oom);
-    s->kt = xcalloc(KV * B, sizeof(float), &oom);
+    s->x = ctx_calloc(c, B * E, sizeof(float), &oom);
+    s->q = ctx_calloc(c, B * E, sizeof(float), &oom);
+    s->k = ctx_calloc(c, B * KV, sizeof(float), &oom);
+    s->v = ctx_calloc(c, B * KV, sizeof(float), &oom);
+    s->att = ctx_calloc(c, B * E, sizeof(float), &oom);
+    s->o = ctx_calloc(c, B * E, sizeof(float), &oom);
+    s->ffa = ctx_calloc(c, B * F, sizeof(float), &oom);
+    if (m->enc.swiglu) s->ffb = ctx_calloc(c, B * F, sizeof(float), &oom);
+    s->act[0] = ctx_calloc(c, B, row_any, &oom);
+    s->act[1] = ctx_calloc(c, B, row_e, &oom);
+    s->act[2] = ctx_calloc(c, B, row_e, &oom);
+    s->kt = ctx_calloc(c, KV * B, sizeof(float), &oom);
     s->scores_per_thread = (size_t)s->tile_queries * (size_t)n_ctx;
-    s->scores = xcalloc((size_t)nth * s->scores_per_thread, sizeof(float), &oom);
+    s->scores = ctx_calloc(c, (size_t)nth * s->scores_per_thread, sizeof(float), &oom);
     if (m->enc.rope) {
-        s->rope = xcalloc(B * (size_t)I->n_rot, sizeof(float), &oom);
-        s->inv_freq = xcalloc((size_t)I->n_rot / 2, sizeof(float), &oom);
+        s->rope = ctx_calloc(c, B * (size_t)I->n_rot, sizeof(float), &oom);
+        s->inv_freq = ctx_calloc(c, (size_t)I->n_rot / 2, sizeof(float), &oom);
     }
-    s->tok_id = xcalloc(B, sizeof(int32_t), &oom);
-    s->tok_pos = xcalloc(B, sizeof(int32_t), &oom);
-    s->seq_t0 = xcalloc(B, sizeof(int32_t), &oom);
-    s->seq_len = xcalloc(B, sizeof(int32_t), &oom);
-    s->seq_pool = xcalloc(B, sizeof(int), &oom);
+    s->tok_id = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    s->tok_pos = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    s->seq_t0 = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    s->seq_len = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    s->seq_pool = ctx_calloc(c, B, sizeof(int), &oom);
     /* each sequence of L tokens makes ceil(L / tile_tokens) tiles per KV head */
-    s->tiles = xcalloc((B / (size_t)s->tile_tokens + B) * (size_t)I->n_head_kv, sizeof *s->tiles, &oom);
-    s->pass_seqs = xcalloc(B, sizeof *s->pass_seqs, &oom);
-    s->pass_item = xcalloc(B, sizeof(int32_t), &oom);
-    s->pass_vecs = xcalloc(B * E, sizeof(float), &oom);
+    s->tiles = ctx_calloc(c, (B / (size_t)s->tile_tokens + B) * (size_t)I->n_head_kv, sizeof *s->tiles, &oom);
+    s->pass_seqs = ctx_calloc(c, B, sizeof *s->pass_seqs, &oom);
+    s->pass_item = ctx_calloc(c, B, sizeof(int32_t), &oom);
+    s->pass_vecs = ctx_calloc(c, B * E, sizeof(float), &oom);
     if (oom)
         return fail(err, errlen, "out of memory allocating the encoder's scratch for %d tokens", max_batch);
-    for (int32_t i = 0; s->inv_freq && i < I->n_rot / 2; i++)
+    for (int32_t i = 0; !c->dry && s->inv_freq && i < I->n_rot / 2; i++)
         s->inv_freq[i] = (float)pow((double)I->rope_base, -2.0 * i / (double)I->n_rot);
     return 0;
 }

@@ -10,12 +10,26 @@
 #include <sys/random.h>
 #include <time.h>
 
+/* Buckets of the index: a power of two, at least twice the blocks. */
+static uint32_t table_cap(int32_t n_blocks) {
+    uint32_t cap = 16;
+    while (cap < (uint32_t)n_blocks * 2u && cap < (1u << 30)) cap <<= 1;
+    return cap;
+}
+
+uint64_t kv_pool_bytes(int32_t n_blocks, int32_t bt) {
+    const kv_pool *p = NULL; /* for the element sizes only */
+    uint64_t per_block = sizeof *p->refs + sizeof *p->hash + sizeof *p->parent + sizeof *p->parent_gen +
+                         sizeof *p->gen + (uint64_t)bt * sizeof *p->toks + sizeof *p->prev + sizeof *p->next +
+                         sizeof *p->free_stack;
+    return (uint64_t)n_blocks * per_block + (uint64_t)table_cap(n_blocks) * sizeof *p->table;
+}
+
 int kv_pool_init(kv_pool *p, int32_t n_blocks, int32_t bt) {
     memset(p, 0, sizeof *p);
     p->n_blocks = n_blocks;
     p->bt = bt;
-    uint32_t cap = 16;
-    while (cap < (uint32_t)n_blocks * 2u && cap < (1u << 30)) cap <<= 1;
+    uint32_t cap = table_cap(n_blocks);
     p->table_mask = cap - 1;
     size_t n = (size_t)n_blocks;
     p->refs = calloc(n, sizeof *p->refs);

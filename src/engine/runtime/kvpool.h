@@ -37,6 +37,9 @@ typedef struct {
 } kv_pool;
 
 int kv_pool_init(kv_pool *p, int32_t n_blocks, int32_t bt);
+/* The bytes kv_pool_init allocates for n_blocks of bt tokens (its tables,
+ * not the K/V data, which the ctx holds). */
+uint64_t kv_pool_bytes(int32_t n_blocks, int32_t bt);
 void kv_pool_destroy(kv_pool *p);
 
 /* Blocks that an allocation can get: free ones plus evictable cached ones. */

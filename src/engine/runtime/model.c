@@ -136,7 +136,7 @@ int model_bind_vec(infer_model *m, const char *name, int64_t n, int optional, fl
                     t->n_dims, (long long)t->ne[0], (long long)n);
     if ((uintptr_t)t->data % 4)
         return model_fail(err, errlen, "tensor %s is not 4-byte aligned in the file", name);
-    quant_dequant_row(t->type, t->data, *arena, n);
+    if (!m->header_only) quant_dequant_row(t->type, t->data, *arena, n);
     *dst = *arena;
     *arena += n;
     return 0;
@@ -148,8 +148,10 @@ static int bind_all(infer_model *m, char *err, size_t errlen) {
     int64_t qd = (int64_t)I->n_head * I->head_dim, kvd = (int64_t)I->n_head_kv * I->head_dim;
     /* arena: per layer 2 norms + 3 biases + 2 head norms, plus output norm */
     size_t per_layer = (size_t)(2 * E + qd + 2 * kvd + 2 * I->head_dim);
-    m->f32_arena = malloc(((size_t)I->n_layer * per_layer + (size_t)E) * sizeof(float));
+    size_t arena_bytes = ((size_t)I->n_layer * per_layer + (size_t)E) * sizeof(float);
+    m->f32_arena = malloc(arena_bytes);
     m->layers = calloc((size_t)I->n_layer, sizeof *m->layers);
+    m->host_bytes = arena_bytes + (size_t)I->n_layer * sizeof *m->layers;
     if (!m->f32_arena || !m->layers) return model_fail(err, errlen, "out of memory");
     float *arena = m->f32_arena;
     if (model_bind_weight(m, "token_embd.weight", E, V, 0, &m->tok_embd, err, errlen) != 0) return -1;
@@ -207,12 +209,30 @@ static void summarize(infer_model *m) {
     I->file_bytes = gguf_file_size(m->g);
 }
 
-int infer_model_load(const char *path, infer_model **out, char *err, size_t errlen) {
+/* Without the tokenizer (a header-only model), the vocabulary's size is
+ * the length of its token list, which the real load checks against the
+ * embedding matrix. */
+static int header_vocab_size(infer_model *m, char *err, size_t errlen) {
+    const gguf_kv *kv;
+    if (gguf_get_arr(m->g, "tokenizer.ggml.tokens", GGUF_STRING, &kv) == 0 && kv->arr_n > 0 &&
+        kv->arr_n <= INT32_MAX) {
+        m->info.n_vocab = (int32_t)kv->arr_n;
+        return 0;
+    }
+    const gguf_tensor *t = gguf_find_tensor(m->g, "token_embd.weight");
+    if (!t || t->ne[1] > INT32_MAX) return model_fail(err, errlen, "no tokenizer.ggml.tokens and no token_embd.weight");
+    m->info.n_vocab = (int32_t)t->ne[1];
+    return 0;
+}
+
+int model_open(const char *path, int header_only, infer_model **out, char *err, size_t errlen) {
     *out = NULL;
     infer_model *m = calloc(1, sizeof *m);
     if (!m) return model_fail(err, errlen, "out of memory");
     atomic_init(&m->refs, 1);
-    if (gguf_open(path, &m->g, err, errlen) < 0) goto bad;
+    m->header_only = header_only;
+    if ((header_only ? gguf_open_header(path, &m->g, err, errlen) : gguf_open(path, &m->g, err, errlen)) < 0)
+        goto bad;
     const char *s;
     uint64_t len;
     if (gguf_get_str(m->g, "general.architecture", &s, &len) < 0) {
@@ -242,11 +262,17 @@ int infer_model_load(const char *path, infer_model **out, char *err, size_t errl
         model_fail(err, errlen, "%s: %s", path, sub);
         goto bad;
     }
-    if (vocab_from_gguf(m->g, &m->vocab, sub, sizeof sub) < 0) {
+    if (header_only) {
+        if (header_vocab_size(m, sub, sizeof sub) < 0) {
+            model_fail(err, errlen, "%s: tokenizer: %s", path, sub);
+            goto bad;
+        }
+    } else if (vocab_from_gguf(m->g, &m->vocab, sub, sizeof sub) < 0) {
         model_fail(err, errlen, "%s: tokenizer: %s", path, sub);
         goto bad;
+    } else {
+        m->info.n_vocab = infer_vocab_size(m->vocab);
     }
-    m->info.n_vocab = infer_vocab_size(m->vocab);
     if ((m->is_encoder ? encoder_bind(m, sub, sizeof sub) : bind_all(m, sub, sizeof sub)) < 0) {
         model_fail(err, errlen, "%s: %s", path, sub);
         goto bad;
@@ -258,6 +284,10 @@ bad:
     m->refs = 1;
     infer_model_unref(m);
     return -1;
+}
+
+int infer_model_load(const char *path, infer_model **out, char *err, size_t errlen) {
+    return model_open(path, 0, out, err, errlen);
 }
 
 infer_model *infer_model_ref(infer_model *m) {

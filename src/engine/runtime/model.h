@@ -64,7 +64,15 @@ struct infer_model {
     int is_encoder;   /* 1: the weights are in enc; tok_embd is shared */
     enc_weights enc;
     float *f32_arena; /* one allocation for every 1-D tensor copy */
+    size_t host_bytes; /* the arena and the per-layer tables: memory beside the file's image */
+    int header_only;   /* sized up from the header (model_open): no tensor data, no vocab */
 };
+
+/* Loads path (infer_model_load), or with header_only reads only its header
+ * and binds every weight's shape and type with no data: a model that
+ * mem.c sizes up before the real load (only shapes, types and
+ * hyper-parameters may be read from it; its vocab is NULL). */
+int model_open(const char *path, int header_only, infer_model **out, char *err, size_t errlen);
 
 /* Helpers of the loaders (model.c), shared with model_encoder.c.  Each
  * returns 0, or -1 with a message; the bind_ calls return 1 for an optional

@@ -127,7 +127,7 @@ int encoder_read_hparams(infer_model *m, char *err, size_t errlen) {
  * both architectures. */
 static void split_rows(const weight *all, int64_t r0, int64_t n, weight *part) {
     *part = *all;
-    part->data = all->data + (size_t)r0 * all->row_bytes;
+    part->data = all->data ? all->data + (size_t)r0 * all->row_bytes : NULL; /* NULL: header only */
     part->rows = n;
 }
 
@@ -180,8 +180,10 @@ int encoder_bind(infer_model *m, char *err, size_t errlen) {
     /* arena: per layer q/k/v/o biases, two LayerNorms, ffn biases; plus
      * token type 0 and the embedding LayerNorm */
     size_t per_layer = (size_t)(E + 2 * kvd + E + 4 * E + F + E);
-    m->f32_arena = malloc(((size_t)I->n_layer * per_layer + 3 * (size_t)E) * sizeof(float));
+    size_t arena_bytes = ((size_t)I->n_layer * per_layer + 3 * (size_t)E) * sizeof(float);
+    m->f32_arena = malloc(arena_bytes);
     W->layers = calloc((size_t)I->n_layer, sizeof *W->layers);
+    m->host_bytes = arena_bytes + (size_t)I->n_layer * sizeof *W->layers;
     if (!m->f32_arena || !W->layers) return model_fail(err, errlen, "out of memory");
     float *arena = m->f32_arena;
 
@@ -197,7 +199,7 @@ int encoder_bind(infer_model *m, char *err, size_t errlen) {
         if (model_bind_weight(m, "token_types.weight", E, rows, 0, &types, err, errlen) != 0) return -1;
         W->n_types = (int32_t)rows;
         W->type0 = arena;
-        quant_dequant_row(types.type, types.data, W->type0, E);
+        if (!m->header_only) quant_dequant_row(types.type, types.data, W->type0, E);
         arena += E;
     }
     if (m->arch == ARCH_BERT &&

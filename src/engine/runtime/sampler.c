@@ -7,6 +7,7 @@
  * penalty.  The sampler owns its history and its generator, so the same seed
  * and the same logits give the same tokens on every run and every thread. */
 #include "infer.h"
+#include "runtime/mem.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -83,6 +84,11 @@ infer_sampler *infer_sampler_create(const infer_sampler_params *p, char *err, si
     uint64_t x = p->seed;
     for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
     return s;
+}
+
+size_t sampler_bytes(int32_t n_vocab) {
+    size_t per_id = sizeof(cand) + sizeof(double) + sizeof(uint32_t); /* cands, probs, stamp */
+    return sizeof(infer_sampler) + (n_vocab > 0 ? (size_t)n_vocab * per_id : 0);
 }
 
 void infer_sampler_free(infer_sampler *s) {

@@ -15,6 +15,7 @@
  * active sequences) belongs to the scheduler thread alone, and callbacks run
  * on it without the lock held. */
 #include "runtime/ctx.h"
+#include "runtime/mem.h"
 #include "runtime/sched_kind.h"
 
 #include <errno.h>
@@ -409,6 +410,33 @@ static void *sched_main(void *arg) {
     return NULL;
 }
 
+/* The defaults of infer_sched_params, against the ctx's batch. */
+static void resolve_params(const infer_ctx *c, const infer_sched_params *p, infer_sched_params *r) {
+    memset(r, 0, sizeof *r);
+    if (p) *r = *p;
+    if (r->max_queue <= 0) r->max_queue = DEFAULT_QUEUE;
+    if (r->max_active <= 0) r->max_active = DEFAULT_ACTIVE;
+    if (r->max_active > c->max_batch) r->max_active = c->max_batch;
+    if (r->prefill_chunk <= 0) r->prefill_chunk = DEFAULT_CHUNK;
+}
+
+/* A step has at most max_active entries, each wanting the logits of its
+ * last token, so the logits are allocated for that many rows here, once.
+ * Every request (queued or active) holds a req and a sampler; an active
+ * one also a sequence (block table, token history) and the sampler's work
+ * arrays; the scheduler its batch tables. */
+uint64_t sched_reserve(infer_ctx *c, const infer_sched_params *p) {
+    infer_sched_params r;
+    resolve_params(c, p, &r);
+    if (ctx_reserve_logits(c, (size_t)r.max_active) < 0) return UINT64_MAX;
+    uint64_t seq = sizeof(infer_seq) + (uint64_t)c->max_seq_blocks * (sizeof(int32_t) + sizeof(uint64_t)) +
+                   (uint64_t)c->n_ctx * sizeof(int32_t);
+    uint64_t per_request = sizeof(req) + sampler_bytes(0);
+    uint64_t per_active = seq + sampler_bytes(c->m->info.n_vocab) - sampler_bytes(0) +
+                          2 * sizeof(req *) + sizeof(infer_batch_entry);
+    return (uint64_t)(r.max_queue + r.max_active) * per_request + (uint64_t)r.max_active * per_active;
+}
+
 int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **out, char *err, size_t errlen) {
     *out = NULL;
     if (c->m->is_encoder) {
@@ -421,12 +449,15 @@ int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **
         return -1;
     }
     s->head.kind = SCHED_DECODE;
+    s->head.ctx = c;
     s->c = c;
-    if (p) s->p = *p;
-    if (s->p.max_queue <= 0) s->p.max_queue = DEFAULT_QUEUE;
-    if (s->p.max_active <= 0) s->p.max_active = DEFAULT_ACTIVE;
-    if (s->p.max_active > c->max_batch) s->p.max_active = c->max_batch;
-    if (s->p.prefill_chunk <= 0) s->p.prefill_chunk = DEFAULT_CHUNK;
+    resolve_params(c, p, &s->p);
+    s->head.reserve = sched_reserve(c, &s->p);
+    if (s->head.reserve == UINT64_MAX) {
+        snprintf(err, errlen, "out of memory for %d rows of logits", s->p.max_active);
+        free(s);
+        return -1;
+    }
     s->active = calloc((size_t)s->p.max_active, sizeof *s->active);
     s->batch = calloc((size_t)s->p.max_active, sizeof *s->batch);
     s->batch_req = calloc((size_t)s->p.max_active, sizeof *s->batch_req);
@@ -440,6 +471,7 @@ int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->rate_t0 = now_s();
+    infer_ctx_kv_stats(c, &s->st.kv); /* the pool's figures before the thread's first look */
     int rc = pthread_create(&s->thread, NULL, sched_main, s);
     if (rc) {
         snprintf(err, errlen, "cannot start the scheduler thread: %s", strerror(rc));
@@ -560,6 +592,18 @@ int infer_sched_cancel(infer_sched *s, uint64_t id) {
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return found;
+}
+
+void infer_sched_mem(infer_sched *s, infer_mem *out) {
+    const sched_head *h = (const sched_head *)(const void *)s;
+    infer_sched_stats st;
+    infer_sched_get_stats(s, &st);
+    /* Fixed since creation: the scheduler reserved its logits then, and no
+     * step allocates beyond them, so these reads race with nothing. */
+    infer_model_mem(h->ctx->m, out);
+    out->kv_reserved = h->ctx->kv_len;
+    out->kv_used = (uint64_t)st.kv.blocks_used * st.kv.block_bytes;
+    out->scratch = h->ctx->scratch_bytes + h->reserve;
 }
 
 void infer_sched_get_stats(infer_sched *s, infer_sched_stats *st) {

@@ -11,6 +11,8 @@ enum { SCHED_DECODE = 0x44454331u, SCHED_EMBED = 0x454d4231u };
 
 typedef struct {
     uint32_t kind;
+    infer_ctx *ctx;   /* the ctx it owns */
+    uint64_t reserve; /* bytes its requests may hold beyond the ctx's (mem.h) */
 } sched_head;
 
 static inline uint32_t sched_kind(const infer_sched *s) { return ((const sched_head *)(const void *)s)->kind; }
