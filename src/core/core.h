@@ -51,6 +51,11 @@ dstr dstr_catlen(dstr s, const void *p, size_t len); /* NULL on OOM */
 dstr dstr_cat(dstr s, const char *p);
 dstr dstr_catfmt(dstr s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* For code that owns s and builds it in several steps: the dstr_cat* calls
+ * above leave s alive when they fail, so `s = dstr_cat(s, ...)` would leak
+ * it.  `s = dstr_or_free(s, dstr_cat(s, ...))` frees s when the append
+ * returned NULL, so the builder ends with s NULL and nothing allocated. */
+dstr dstr_or_free(dstr s, dstr appended);
 /* Sets the length to `len` (<= capacity), adding the terminating NUL. */
 void dstr_setlen(dstr s, size_t len);
 /* Drops the first `n` bytes (moves the rest down). */

@@ -8,6 +8,7 @@
  * allocates: the item is the caller's. */
 #include "core.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ int cq_fd(const cqueue *q) { return q->fd; }
 void cq_post(cqueue *q, cq_item *item) {
     item->next = NULL;
     pthread_mutex_lock(&q->lock);
+    assert(!q->head == !q->tail); /* posting onto a tail-less list would drop everything queued */
     if (q->tail) q->tail->next = item;
     else q->head = item;
     q->tail = item;

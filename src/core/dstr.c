@@ -149,6 +149,11 @@ dstr dstr_catfmt(dstr s, const char *fmt, ...) {
     return r;
 }
 
+dstr dstr_or_free(dstr s, dstr appended) {
+    if (!appended) dstr_free(s);
+    return appended;
+}
+
 void dstr_setlen(dstr s, size_t len) {
     set_fields(s, len, cap_of(s));
     s[len] = '\0';

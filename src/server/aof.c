@@ -1064,20 +1064,20 @@ int aof_check_dir(int fix, int (*check)(const char *path, int is_base, int last,
 
 dstr aof_info(dstr s) {
     long long cur = A.child_pid != -1 ? (srv.now_ms - A.rewrite_start_ms) / 1000 : -1;
-    s = dstr_catfmt(s,
+    s = dstr_or_free(s, dstr_catfmt(s,
         "aof_enabled:%d\r\naof_rewrite_in_progress:%d\r\naof_rewrite_scheduled:%d\r\n"
         "aof_last_rewrite_time_sec:%lld\r\naof_current_rewrite_time_sec:%lld\r\naof_last_bgrewrite_status:%s\r\n"
         "aof_rewrites:%lld\r\naof_rewrites_consecutive_failures:%lld\r\naof_last_write_status:%s\r\n"
         "aof_last_cow_size:%zu\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
         A.state != AOF_OFF, A.child_pid != -1, A.scheduled, A.last_rewrite_secs, cur,
         A.last_bgrewrite_ok ? "ok" : "err", A.rewrites, A.consecutive_failures,
-        A.write_ok && !A.lost_op ? "ok" : "err", persist.aof_cow_last);
+        A.write_ok && !A.lost_op ? "ok" : "err", persist.aof_cow_last));
     if (!s || A.state == AOF_OFF) return s;
-    return dstr_catfmt(s,
+    return dstr_or_free(s, dstr_catfmt(s,
         "aof_current_size:%lld\r\naof_base_size:%lld\r\naof_pending_rewrite:%d\r\naof_buffer_length:%zu\r\n"
         "aof_pending_bio_fsync:%d\r\naof_delayed_fsync:0\r\n",
         A.cur_size, A.base_size, A.scheduled,
-        A.buf ? dstr_len(A.buf) : 0, pending_bg_fsync());
+        A.buf ? dstr_len(A.buf) : 0, pending_bg_fsync()));
 }
 
 /* ------------------------------------------------------------- command */

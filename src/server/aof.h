@@ -104,6 +104,7 @@ int aof_rewrite_background(char *err, size_t errlen);
 /* The fork child finished (persist.c reaps it): ok, or the signal. */
 void aof_rewrite_done(int ok, int bysignal);
 void aof_on_shutdown(void);  /* flush and fsync what is buffered */
+/* INFO text writers own s: on OOM they free it and return NULL. */
 dstr aof_info(dstr s);       /* the aof_* lines of INFO persistence */
 void aof_start_scheduled(void); /* the cron: a rewrite waiting for a BGSAVE to end */
 

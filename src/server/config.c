@@ -287,6 +287,13 @@ static dstr get_value(cfg *c, dstr out) {
     return out;
 }
 
+/* get_value() keeps dstr_cat's contract (NULL on OOM, out left alive), so
+ * the string it was given is freed here. */
+static dstr value_of(cfg *c) {
+    dstr e = dstr_empty();
+    return e ? dstr_or_free(e, get_value(c, e)) : NULL;
+}
+
 /* ---------------------------------------------------------- special kinds */
 
 static int parse_class(const char *s, obuf_limit **out) {
@@ -347,7 +354,7 @@ static dstr get_obuf(dstr out) {
 static int set_save(const char **argv, int argc, char *err, size_t errlen) {
     dstr joined = dstr_empty();
     for (int i = 0; joined && i < argc; i++) {
-        joined = dstr_catfmt(joined, "%s%s", i ? " " : "", argv[i]);
+        joined = dstr_or_free(joined, dstr_catfmt(joined, "%s%s", i ? " " : "", argv[i]));
     }
     if (!joined) {
         snprintf(err, errlen, "out of memory");
@@ -377,7 +384,8 @@ static dstr get_save(dstr out) {
 
 static int set_bind(const char **argv, int argc, char *err, size_t errlen) {
     dstr joined = dstr_empty();
-    for (int i = 0; joined && i < argc; i++) joined = dstr_catfmt(joined, "%s%s", i ? " " : "", argv[i]);
+    for (int i = 0; joined && i < argc; i++)
+        joined = dstr_or_free(joined, dstr_catfmt(joined, "%s%s", i ? " " : "", argv[i]));
     if (!joined) {
         snprintf(err, errlen, "out of memory");
         return ERR;
@@ -585,13 +593,21 @@ static void config_get(client *c) {
             hits[n++] = x;
         }
     }
+    /* all values before the map header: an error cannot follow it */
+    dstr vals[NCFG * 2];
+    for (size_t k = 0; k < n; k++) {
+        vals[k] = value_of(hits[k]);
+        if (!vals[k]) {
+            while (k) dstr_free(vals[--k]);
+            reply_error(c, "ERR out of memory");
+            return;
+        }
+    }
     reply_map_len(c, (long)n);
     for (size_t k = 0; k < n; k++) {
-        dstr v = get_value(hits[k], dstr_empty());
         reply_bulk_cstr(c, names[k]);
-        if (v) reply_bulk_dstr(c, v);
-        else reply_bulk(c, "", 0);
-        dstr_free(v);
+        reply_bulk_dstr(c, vals[k]);
+        dstr_free(vals[k]);
     }
 }
 
@@ -670,7 +686,7 @@ static void config_set(client *c) {
     }
     dstr old[64] = {0};
     for (int i = 0; i < n; i++) {
-        old[i] = get_value(seen[i], dstr_empty());
+        old[i] = value_of(seen[i]);
         if (!old[i]) {
             for (int k = 0; k < i; k++) dstr_free(old[k]);
             reply_error(c, "ERR out of memory");

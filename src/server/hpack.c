@@ -14,6 +14,7 @@
  * fit one byte and walks stay short. */
 #include "server.h"
 
+#include <assert.h>
 #include <string.h>
 
 int hpack_fits(size_t flen, size_t vlen) { return flen <= HPACK_MAX_LEN && vlen <= HPACK_MAX_LEN; }
@@ -50,6 +51,7 @@ size_t hpack_count(const dstr b) {
 /* Sets field to value, in place when the field exists.  Returns the
  * (possibly moved) buffer, or NULL on OOM with b unchanged. */
 dstr hpack_set(dstr b, const char *f, size_t flen, const char *v, size_t vlen, int *added) {
+    assert(hpack_fits(flen, vlen)); /* the owner converts first: lengths are stored in one byte */
     hp_entry e;
     *added = 0;
     if (hpack_find(b, f, flen, &e)) {
@@ -68,10 +70,12 @@ dstr hpack_set(dstr b, const char *f, size_t flen, const char *v, size_t vlen, i
     unsigned char fl = (unsigned char)flen, vl = (unsigned char)vlen;
     dstr n = dstr_reserve(b, 2 + flen + vlen);
     if (!n) return NULL;
+    /* the appends below then never reallocate, so none of them can fail */
+    assert(dstr_avail(n) >= 2 + flen + vlen);
     n = dstr_catlen(n, &fl, 1);
     n = dstr_catlen(n, f, flen);
     n = dstr_catlen(n, &vl, 1);
-    n = dstr_catlen(n, v, vlen); /* cannot fail: room was reserved */
+    n = dstr_catlen(n, v, vlen);
     *added = 1;
     return n;
 }

@@ -17,11 +17,13 @@ static dstr human_bytes(dstr s, const char *field, unsigned long long n) {
     return dstr_catfmt(s, "%s:%.2fG\r\n", field, d / (1024.0 * 1024 * 1024));
 }
 
+/* Each section appends to s, which it owns: on OOM it frees s and returns
+ * NULL (dstr_or_free), so info_cmd's one check covers every step. */
 static dstr sec_server(dstr s) {
     struct utsname u;
     uname(&u);
     long long uptime = (srv.now_ms - srv.start_ms) / 1000;
-    s = dstr_catfmt(s,
+    s = dstr_or_free(s, dstr_catfmt(s,
         "# Server\r\nredis_version:%s\r\ninferkv_version:%s\r\nredis_git_sha1:00000000\r\n"
         "redis_git_dirty:0\r\nredis_mode:standalone\r\nos:%s %s %s\r\narch_bits:64\r\n"
         "multiplexing_api:epoll\r\nprocess_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\n"
@@ -29,7 +31,7 @@ static dstr sec_server(dstr s) {
         "configured_hz:%d\r\nlru_clock:%u\r\nconfig_file:%s\r\nio_threads_active:0\r\n",
         INFERKV_VERSION, INFERKV_OWN_VERSION, u.sysname, u.release, u.machine, (int)getpid(), srv.runid,
         srv.port, time_us(), uptime, uptime / 86400, srv.hz, srv.hz, lru_clock_now(),
-        srv.configfile ? srv.configfile : "");
+        srv.configfile ? srv.configfile : ""));
     return s;
 }
 
@@ -39,11 +41,11 @@ static dstr sec_clients(dstr s) {
         if (c->qb_peak > maxin) maxin = c->qb_peak;
         if (c->reply_bytes > maxout) maxout = c->reply_bytes;
     }
-    return dstr_catfmt(s,
+    return dstr_or_free(s, dstr_catfmt(s,
         "# Clients\r\nconnected_clients:%zu\r\ncluster_connections:0\r\nmaxclients:%u\r\n"
         "client_recent_max_input_buffer:%zu\r\nclient_recent_max_output_buffer:%zu\r\n"
         "blocked_clients:%zu\r\ntracking_clients:0\r\nclients_in_timeout_table:%zu\r\n",
-        clients_count(), srv.maxclients, maxin, maxout, blocked_count(), blocked_count());
+        clients_count(), srv.maxclients, maxin, maxout, blocked_count(), blocked_count()));
 }
 
 static size_t rss_bytes(void) {
@@ -64,19 +66,19 @@ static const char *policy_name(int p) {
 static dstr sec_memory(dstr s) {
     size_t used = km_used(), rss = rss_bytes();
     if (used > srv.stat_peak_memory) srv.stat_peak_memory = used;
-    s = dstr_cat(s, "# Memory\r\n");
+    s = dstr_or_free(s, dstr_cat(s, "# Memory\r\n"));
     if (!s) return NULL;
-    s = dstr_catfmt(s, "used_memory:%zu\r\n", used);
-    if (s) s = human_bytes(s, "used_memory_human", used);
-    if (s) s = dstr_catfmt(s, "used_memory_rss:%zu\r\n", rss);
-    if (s) s = human_bytes(s, "used_memory_rss_human", rss);
-    if (s) s = dstr_catfmt(s, "used_memory_peak:%zu\r\n", srv.stat_peak_memory);
-    if (s) s = human_bytes(s, "used_memory_peak_human", srv.stat_peak_memory);
-    if (s) s = dstr_catfmt(s, "maxmemory:%llu\r\n", srv.maxmemory);
-    if (s) s = human_bytes(s, "maxmemory_human", srv.maxmemory);
-    if (s) s = dstr_catfmt(s, "maxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\n"
+    s = dstr_or_free(s, dstr_catfmt(s, "used_memory:%zu\r\n", used));
+    if (s) s = dstr_or_free(s, human_bytes(s, "used_memory_human", used));
+    if (s) s = dstr_or_free(s, dstr_catfmt(s, "used_memory_rss:%zu\r\n", rss));
+    if (s) s = dstr_or_free(s, human_bytes(s, "used_memory_rss_human", rss));
+    if (s) s = dstr_or_free(s, dstr_catfmt(s, "used_memory_peak:%zu\r\n", srv.stat_peak_memory));
+    if (s) s = dstr_or_free(s, human_bytes(s, "used_memory_peak_human", srv.stat_peak_memory));
+    if (s) s = dstr_or_free(s, dstr_catfmt(s, "maxmemory:%llu\r\n", srv.maxmemory));
+    if (s) s = dstr_or_free(s, human_bytes(s, "maxmemory_human", srv.maxmemory));
+    if (s) s = dstr_or_free(s, dstr_catfmt(s, "maxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\n"
                               "mem_allocator:libc\r\n",
-                           policy_name(srv.maxmemory_policy), used ? (double)rss / (double)used : 0.0);
+                           policy_name(srv.maxmemory_policy), used ? (double)rss / (double)used : 0.0));
     /* The engine's memory, beside the dataset's and not part of it:
      * used_memory (what maxmemory evicts against) counts the dataset only. */
     if (s) s = infer_info_memory(s);
@@ -89,7 +91,7 @@ static dstr sec_stats(dstr s) {
     long long ops = 0, channels, patterns, shard;
     for (int i = 0; i < 16; i++) ops += srv.stat_ops_sec[i];
     pubsub_totals(&channels, &patterns, &shard);
-    s = dstr_catfmt(s,
+    s = dstr_or_free(s, dstr_catfmt(s,
         "# Stats\r\ntotal_connections_received:%lld\r\ntotal_commands_processed:%lld\r\n"
         "instantaneous_ops_per_sec:%lld\r\ntotal_net_input_bytes:%lld\r\ntotal_net_output_bytes:%lld\r\n"
         "rejected_connections:%lld\r\nexpired_keys:%lld\r\nexpired_stale_perc:%.2f\r\n"
@@ -103,21 +105,21 @@ static dstr sec_stats(dstr s) {
         (double)srv.stat_expired_stale_perc_x100 / 100.0, srv.stat_expire_cycle_time_used / 1000,
         srv.stat_evictedkeys, srv.stat_evicted_clients, srv.stat_keyspace_hits, srv.stat_keyspace_misses,
         channels, patterns, shard, srv.stat_total_error_replies, srv.stat_client_qbuf_limit_disconnections,
-        srv.stat_client_outbuf_limit_disconnections);
+        srv.stat_client_outbuf_limit_disconnections));
     return s ? persist_info_stats(s) : s; /* latest_fork_usec, total_forks */
 }
 
 static dstr sec_replication(dstr s) {
-    return dstr_catfmt(s, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:%s\r\n"
-                          "master_repl_offset:0\r\n", srv.runid);
+    return dstr_or_free(s, dstr_catfmt(s, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:%s\r\n"
+                          "master_repl_offset:0\r\n", srv.runid));
 }
 
 static dstr sec_cpu(dstr s) {
     struct rusage self;
     getrusage(RUSAGE_SELF, &self);
-    return dstr_catfmt(s, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n",
+    return dstr_or_free(s, dstr_catfmt(s, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n",
                        (long)self.ru_stime.tv_sec, (long)self.ru_stime.tv_usec,
-                       (long)self.ru_utime.tv_sec, (long)self.ru_utime.tv_usec);
+                       (long)self.ru_utime.tv_sec, (long)self.ru_utime.tv_usec));
 }
 
 static dstr stat_line(dstr s, const command *cmd) {
@@ -130,22 +132,22 @@ static dstr stat_line(dstr s, const command *cmd) {
 static dstr sec_commandstats(dstr s) {
     size_t n;
     command *t = command_table(&n);
-    s = dstr_cat(s, "# Commandstats\r\n");
+    s = dstr_or_free(s, dstr_cat(s, "# Commandstats\r\n"));
     for (size_t i = 0; s && i < n; i++) {
-        s = stat_line(s, &t[i]);
-        for (command *x = t[i].subcmds; s && x && x->name; x++) s = stat_line(s, x);
+        s = dstr_or_free(s, stat_line(s, &t[i]));
+        for (command *x = t[i].subcmds; s && x && x->name; x++) s = dstr_or_free(s, stat_line(s, x));
     }
     return s;
 }
 
 static dstr sec_keyspace(dstr s) {
-    s = dstr_cat(s, "# Keyspace\r\n");
+    s = dstr_or_free(s, dstr_cat(s, "# Keyspace\r\n"));
     for (int i = 0; s && i < srv.dbnum; i++) {
         kdb *db = &srv.dbs[i];
         size_t keys = dict_size(db->keys);
         if (!keys) continue;
-        s = dstr_catfmt(s, "db%d:keys=%zu,expires=%zu,avg_ttl=%lld\r\n", i, keys,
-                        dict_size(db->expires), db->avg_ttl);
+        s = dstr_or_free(s, dstr_catfmt(s, "db%d:keys=%zu,expires=%zu,avg_ttl=%lld\r\n", i, keys,
+                        dict_size(db->expires), db->avg_ttl));
     }
     return s;
 }
@@ -180,7 +182,7 @@ void info_cmd(client *c) {
     int first = 1;
     for (size_t i = 0; s && i < NSECTIONS; i++) {
         if (!wanted(c, &sections[i])) continue;
-        if (!first) s = dstr_cat(s, "\r\n");
+        if (!first) s = dstr_or_free(s, dstr_cat(s, "\r\n"));
         if (s) s = sections[i].fn(s);
         first = 0;
     }

@@ -576,7 +576,7 @@ dstr persist_info(dstr s) {
                                                     : 0.0;
     long long cow_age = in_progress ? (srv.now_ms - persist.cow_updated_ms) / 1000 : 0;
     long long cur_secs = in_progress ? (srv.now_ms - persist.child_start_ms) / 1000 : -1;
-    s = dstr_catfmt(s,
+    s = dstr_or_free(s, dstr_catfmt(s,
         "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:%zu\r\ncurrent_cow_size:%zu\r\n"
         "current_cow_size_age:%lld\r\ncurrent_fork_perc:%.2f\r\ncurrent_save_keys_processed:%llu\r\n"
         "current_save_keys_total:%llu\r\nrdb_changes_since_last_save:%lld\r\nrdb_bgsave_in_progress:%d\r\n"
@@ -586,13 +586,13 @@ dstr persist_info(dstr s) {
         in_progress ? persist.cow_peak : 0, in_progress ? persist.cow_current : 0, cow_age, perc,
         in_progress ? persist.keys_done : 0, in_progress ? persist.keys_total : 0, srv.dirty, in_progress,
         srv.lastsave, persist.last_bgsave_ok ? "ok" : "err", persist.last_bgsave_secs, cur_secs, persist.saves,
-        persist.cow_last, persist.load_expired, persist.load_loaded);
+        persist.cow_last, persist.load_expired, persist.load_loaded));
     return s ? aof_info(s) : s;
 }
 
 dstr persist_info_stats(dstr s) {
-    return dstr_catfmt(s, "latest_fork_usec:%lld\r\ntotal_forks:%lld\r\n", persist.last_fork_us,
-                       persist.total_forks);
+    return dstr_or_free(s, dstr_catfmt(s, "latest_fork_usec:%lld\r\ntotal_forks:%lld\r\n", persist.last_fork_us,
+                       persist.total_forks));
 }
 
 /* --------------------------------------------------------------- checking */

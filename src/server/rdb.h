@@ -353,6 +353,7 @@ int persist_bgsave(char *err, size_t errlen);
 void persist_kill_child(void);          /* FLUSHALL, SHUTDOWN: the dump being written is dropped */
 int persist_writes_denied(void);        /* stop-writes-on-bgsave-error applies */
 void persist_after_flushall(void);      /* Redis saves at once when save points exist */
+/* INFO text writers own s: on OOM they free it and return NULL. */
 dstr persist_info(dstr s);              /* INFO persistence */
 dstr persist_info_stats(dstr s);        /* fork lines of INFO stats */
 void persist_debug_reload(client *c);   /* DEBUG RELOAD [NOSAVE] */

@@ -32,6 +32,7 @@
  * an integer). */
 #include "rdb.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -365,9 +366,11 @@ static void lpw_entry(lp_writer *w, const unsigned char *hdr, size_t hlen, const
         w->b = NULL;
         return;
     }
+    /* the appends below then never reallocate, so none of them can fail */
+    assert(dstr_avail(n) >= hlen + dlen + bn);
     n = dstr_catlen(n, hdr, hlen);
     if (dlen) n = dstr_catlen(n, data, dlen);
-    n = dstr_catlen(n, bl, bn); /* room was reserved: cannot fail */
+    n = dstr_catlen(n, bl, bn);
     w->b = n;
     w->count++;
 }

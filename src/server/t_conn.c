@@ -302,8 +302,8 @@ static void client_list(client *c) {
             }
             if (!hit) continue;
         }
-        out = client_info_line(out, x);
-        if (out) out = dstr_cat(out, "\n");
+        out = dstr_or_free(out, client_info_line(out, x));
+        if (out) out = dstr_or_free(out, dstr_cat(out, "\n"));
     }
     if (!out) {
         reply_error(c, "ERR out of memory");
@@ -429,8 +429,9 @@ void client_cmd(client *c) {
     } else if (arg_is(sub, "setname")) {
         if (set_name(c, c->argv[2]) == OK) reply_ok(c);
     } else if (arg_is(sub, "info")) {
-        dstr s = client_info_line(dstr_empty(), c);
-        if (s) s = dstr_cat(s, "\n");
+        dstr e = dstr_empty();
+        dstr s = e ? dstr_or_free(e, client_info_line(e, c)) : NULL;
+        if (s) s = dstr_or_free(s, dstr_cat(s, "\n"));
         if (!s) {
             reply_error(c, "ERR out of memory");
             return;

@@ -255,11 +255,11 @@ static dstr mem_lines(dstr s) {
     ic_field f[IC_MEM_FIELDS];
     int n = ic_mem_fields(&reg, (uint64_t)infer_cfg.max_memory, f);
     for (int i = 0; s && i < n; i++) {
-        s = dstr_catfmt(s, "infer_%s:%lld\r\n", f[i].name, f[i].ll);
+        s = dstr_or_free(s, dstr_catfmt(s, "infer_%s:%lld\r\n", f[i].name, f[i].ll));
         if (s && (!strcmp(f[i].name, "used_memory") || !strcmp(f[i].name, "max_memory"))) {
             char h[32];
             ic_info_human((uint64_t)f[i].ll, h, sizeof h);
-            s = dstr_catfmt(s, "infer_%s_human:%s\r\n", f[i].name, h);
+            s = dstr_or_free(s, dstr_catfmt(s, "infer_%s_human:%s\r\n", f[i].name, h));
         }
     }
     return s;
@@ -270,19 +270,19 @@ dstr infer_info_memory(dstr s) { return mem_lines(s); }
 dstr infer_info_section(dstr s) {
     ic_field f[IC_STATS_FIELDS];
     int n = ic_stats(&reg, f);
-    s = dstr_cat(s, "# Infer\r\n");
+    s = dstr_or_free(s, dstr_cat(s, "# Infer\r\n"));
     for (int i = 0; s && i < n; i++) {
-        if (f[i].kind == IC_F_DOUBLE) s = dstr_catfmt(s, "infer_%s:%.4f\r\n", f[i].name, f[i].d);
-        else s = dstr_catfmt(s, "infer_%s:%lld\r\n", f[i].name, f[i].ll);
+        if (f[i].kind == IC_F_DOUBLE) s = dstr_or_free(s, dstr_catfmt(s, "infer_%s:%.4f\r\n", f[i].name, f[i].d));
+        else s = dstr_or_free(s, dstr_catfmt(s, "infer_%s:%lld\r\n", f[i].name, f[i].ll));
     }
-    if (s) s = dstr_catfmt(s, "infer_simd:%s\r\n", infer_simd_name());
+    if (s) s = dstr_or_free(s, dstr_catfmt(s, "infer_simd:%s\r\n", infer_simd_name()));
     if (s) s = mem_lines(s);
     /* one line per live model, replaced ones still finishing included */
     int k = 0;
     for (const ic_model *m = reg.live; s && m; m = m->live_next) {
         char line[512];
         ic_mem_model_line(&reg, m, line, sizeof line);
-        s = dstr_catfmt(s, "infer_model%d:%s\r\n", k++, line);
+        s = dstr_or_free(s, dstr_catfmt(s, "infer_model%d:%s\r\n", k++, line));
     }
     return s;
 }

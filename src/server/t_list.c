@@ -50,8 +50,13 @@ static int grow(klist *l, size_t need) {
     return OK;
 }
 
+/* The ring's shape every operation relies on: slot() reduces modulo cap,
+ * so head must be a slot and len must fit. */
+#define RING_OK(l) ((l)->len <= (l)->cap && ((l)->cap ? (l)->head < (l)->cap : (l)->head == 0))
+
 static int push(klist *l, dstr s, int head) {
     if (grow(l, l->len + 1) != OK) return ERR;
+    assert(RING_OK(l) && l->len < l->cap);
     if (head) {
         l->head = (l->head + l->cap - 1) % l->cap;
         l->buf[l->head] = s;
@@ -64,6 +69,7 @@ static int push(klist *l, dstr s, int head) {
 
 static dstr pop(klist *l, int head) {
     if (l->len == 0) return NULL;
+    assert(RING_OK(l));
     dstr s;
     if (head) {
         s = l->buf[l->head];
@@ -77,7 +83,9 @@ static dstr pop(klist *l, int head) {
 
 /* Inserts s so that it becomes element i (0 <= i <= len). */
 static int insert_at(klist *l, size_t i, dstr s) {
+    assert(i <= l->len);
     if (grow(l, l->len + 1) != OK) return ERR;
+    assert(RING_OK(l) && l->len < l->cap);
     l->len++;
     for (size_t k = l->len - 1; k > i; k--) l->buf[slot(l, k)] = l->buf[slot(l, k - 1)];
     l->buf[slot(l, i)] = s;

@@ -11,6 +11,7 @@
 
 #include "kernels/quant.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -424,8 +425,10 @@ int gguf_writer_write(gguf_writer *w, const void *data, size_t n, char *err, siz
         /* llama.cpp's and gguf-py's writers pad after every tensor, the last included */
         if (put_zeros(w, pad_to(w->ts[w->cur].nbytes, w->alignment), err, errlen) < 0) return -1;
         w->cur++;
-        /* empty tensors are impossible (every ne >= 1), so the next one has bytes due */
+        /* adding a tensor refuses any ne < 1, so the next one has bytes due:
+         * left reaching 0 is what moves to the next tensor */
         w->left = w->cur < w->n_t ? w->ts[w->cur].nbytes : 0;
+        assert(w->cur >= w->n_t || w->left > 0);
     }
     return 0;
 }

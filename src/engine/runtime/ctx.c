@@ -12,6 +12,7 @@
 #include "kernels/quant.h"
 #include "runtime/encoder.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -368,7 +369,13 @@ int infer_decode(infer_ctx *c, const infer_batch_entry *e, int32_t ne, char *err
         infer_seq *s = e[i].seq;
         seqs[i] = s;
         int32_t need = (s->len + e[i].n_tokens + c->bt - 1) / c->bt;
-        while (s->n_blocks < need) s->blocks[s->n_blocks++] = kv_pool_alloc(&c->pool);
+        while (s->n_blocks < need) {
+            /* check_batch counted these blocks against kv_pool_available() and
+             * the context length bounds the table: neither can run out here */
+            int32_t b = kv_pool_alloc(&c->pool);
+            assert(b >= 0 && s->n_blocks < c->max_seq_blocks);
+            s->blocks[s->n_blocks++] = b;
+        }
         c->entry_row[i] = r;
         c->entry_nrows[i] = 0;
         for (int32_t j = 0; j < e[i].n_tokens; j++, t++) {
@@ -381,6 +388,7 @@ int infer_decode(infer_ctx *c, const infer_batch_entry *e, int32_t ne, char *err
             }
         }
     }
+    assert(t == n && r == n_out); /* the shapes check_batch counted */
     forward_batch(c, seqs, n, out_rows, n_out);
     for (int32_t i = 0; i < ne; i++) commit_tokens(c, e[i].seq, e[i].tokens, e[i].n_tokens);
     c->n_entries = ne;

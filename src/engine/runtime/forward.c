@@ -21,6 +21,7 @@
 #include "runtime/linear.h"
 #include "runtime/threadpool.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -218,6 +219,8 @@ static void plan_attention(infer_ctx *c, int32_t n) {
     for (int32_t t = 0; t < n;) {
         int32_t e = c->tok_entry[t], len = 1;
         while (t + len < n && len < ATT_TOKENS && c->tok_entry[t + len] == e) len++;
+        /* att_tiles holds n_head_kv tiles per token of max_batch */
+        assert(nt + c->m->info.n_head_kv <= (int64_t)c->max_batch * c->m->info.n_head_kv);
         for (int32_t g = 0; g < c->m->info.n_head_kv; g++) c->att_tiles[nt++] = (att_tile){t, len, g};
         t += len;
     }
@@ -269,6 +272,26 @@ void forward_batch(infer_ctx *c, infer_seq *const *seq_of_entry, int32_t n, cons
     const infer_model *m = c->m;
     const infer_model_info *I = &m->info;
     int64_t E = I->n_embd;
+
+    /* infer_decode builds the batch from a checked one; the scratch holds
+     * max_batch rows and attention indexes the block tables by position,
+     * so a bad shape here would read and write outside them.  Once per
+     * token per step, not per element. */
+    assert(n > 0 && n <= c->max_batch && n_out >= 0 && n_out <= n && (size_t)n_out <= c->logits_cap_rows);
+    assert(I->n_head / I->n_head_kv <= 64); /* attend_tile's arrays; ctx_create refuses more */
+#ifndef NDEBUG
+    for (int32_t t = 0; t < n; t++) {
+        const infer_seq *s = seq_of_entry[c->tok_entry[t]];
+        int32_t p = c->tok_pos[t];
+        assert(c->tok_id[t] >= 0 && c->tok_id[t] < I->n_vocab);
+        assert(p >= 0 && p < c->n_ctx && p / c->bt < s->n_blocks);
+        assert(s->blocks[p / c->bt] >= 0 && s->blocks[p / c->bt] < c->pool.n_blocks);
+        /* attend_tile takes a tile's last position as the furthest any of
+         * its queries attends: an entry's positions must run consecutively */
+        assert(t == 0 || c->tok_entry[t] != c->tok_entry[t - 1] || p == c->tok_pos[t - 1] + 1);
+    }
+    for (int32_t r = 0; r < n_out; r++) assert(out_rows[r] >= 0 && out_rows[r] < n);
+#endif
 
     for (int32_t t = 0; t < n; t++)
         quant_dequant_row(m->tok_embd.type, m->tok_embd.data + (size_t)c->tok_id[t] * m->tok_embd.row_bytes,

@@ -5,6 +5,7 @@
  * blocks come and go). */
 #include "runtime/kvpool.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -80,6 +81,7 @@ uint64_t kv_chain_hash(const kv_pool *p, uint64_t parent, const int32_t *toks) {
 }
 
 static void lru_unlink(kv_pool *p, int32_t b) {
+    assert(p->refs[b] == 0 && p->hash[b] && p->n_cached > 0); /* only unused registered blocks are listed */
     if (p->prev[b] >= 0) p->next[p->prev[b]] = p->next[b];
     else p->lru_head = p->next[b];
     if (p->next[b] >= 0) p->prev[p->next[b]] = p->prev[b];
@@ -89,6 +91,7 @@ static void lru_unlink(kv_pool *p, int32_t b) {
 }
 
 static void lru_push(kv_pool *p, int32_t b) {
+    assert(p->prev[b] < 0 && p->next[b] < 0 && p->lru_head != b); /* listed once: a double release would relink it */
     p->prev[b] = p->lru_tail;
     p->next[b] = -1;
     if (p->lru_tail >= 0) p->next[p->lru_tail] = b;
@@ -101,7 +104,12 @@ static uint32_t slot_of(const kv_pool *p, uint64_t h) { return (uint32_t)(h ^ (h
 
 static void table_remove(kv_pool *p, int32_t b) {
     uint32_t i = slot_of(p, p->hash[b]);
-    while (p->table[i] != b) i = (i + 1) & p->table_mask; /* present by construction */
+    /* only registered blocks are removed, and registering indexed b: an
+     * empty slot before it would mean the index lost it */
+    while (p->table[i] != b) {
+        assert(p->table[i] >= 0);
+        i = (i + 1) & p->table_mask;
+    }
     /* backward-shift: move later entries of the probe run into the hole */
     uint32_t hole = i;
     for (uint32_t j = (i + 1) & p->table_mask; p->table[j] >= 0; j = (j + 1) & p->table_mask) {
@@ -121,6 +129,8 @@ int32_t kv_pool_alloc(kv_pool *p) {
     int32_t b;
     if (p->n_free > 0) {
         b = p->free_stack[--p->n_free];
+        /* a free block has no user, no index entry and no LRU link */
+        assert(b >= 0 && b < p->n_blocks && p->refs[b] == 0 && !p->hash[b] && p->prev[b] < 0);
     } else if (p->lru_head >= 0) {
         b = p->lru_head;
         lru_unlink(p, b);
@@ -135,9 +145,13 @@ int32_t kv_pool_alloc(kv_pool *p) {
 }
 
 void kv_pool_release(kv_pool *p, int32_t b) {
+    assert(b >= 0 && b < p->n_blocks && p->refs[b] > 0); /* a release without its alloc or lookup */
     if (--p->refs[b] > 0) return;
     if (p->hash[b]) lru_push(p, b);
-    else p->free_stack[p->n_free++] = b;
+    else {
+        assert(p->n_free < p->n_blocks); /* the stack holds each block once */
+        p->free_stack[p->n_free++] = b;
+    }
 }
 
 static int same_block(const kv_pool *p, int32_t b, uint64_t h, int32_t parent_blk, const int32_t *toks) {
@@ -147,6 +161,7 @@ static int same_block(const kv_pool *p, int32_t b, uint64_t h, int32_t parent_bl
 }
 
 int32_t kv_pool_lookup(kv_pool *p, int32_t parent_blk, uint64_t parent_hash, const int32_t *toks) {
+    assert(parent_blk < p->n_blocks && (parent_blk < 0 || p->refs[parent_blk] > 0)); /* the caller holds it */
     uint64_t h = kv_chain_hash(p, parent_hash, toks);
     p->lookups++;
     for (uint32_t i = slot_of(p, h); p->table[i] >= 0; i = (i + 1) & p->table_mask) {
@@ -162,6 +177,9 @@ int32_t kv_pool_lookup(kv_pool *p, int32_t parent_blk, uint64_t parent_hash, con
 }
 
 void kv_pool_register(kv_pool *p, int32_t b, int32_t parent_blk, uint64_t parent_hash, const int32_t *toks) {
+    /* the caller holds both: an unheld block could be reallocated under the index */
+    assert(b >= 0 && b < p->n_blocks && p->refs[b] > 0);
+    assert(parent_blk < p->n_blocks && (parent_blk < 0 || p->refs[parent_blk] > 0));
     if (p->hash[b]) return;
     uint64_t h = kv_chain_hash(p, parent_hash, toks);
     uint32_t i = slot_of(p, h);

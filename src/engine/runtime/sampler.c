@@ -9,6 +9,7 @@
 #include "infer.h"
 #include "runtime/mem.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,9 @@ static void apply_penalty(infer_sampler *s, cand *c, int32_t n) {
     if (s->p.repeat_penalty == 1.0f || s->hist_n == 0) return;
     int32_t win = s->p.repeat_last_n ? s->p.repeat_last_n : s->hist_n;
     if (win > s->hist_n) win = s->hist_n;
+    /* the index below stays non-negative only for a head inside the ring
+     * and a window no longer than it */
+    assert(s->hist_head >= 0 && s->hist_head < HISTORY_CAP && win <= HISTORY_CAP);
     if (++s->stamp_gen == 0) { /* wrapped: old stamps could collide */
         memset(s->stamp, 0, (size_t)s->cands_cap * sizeof *s->stamp);
         s->stamp_gen = 1;
