@@ -408,6 +408,47 @@ static void tune_socket(int fd, int is_unix) {
     }
 }
 
+/* Redis 7.0's refusal, byte for byte: clients and Redis's own test suite
+ * match on it. */
+static const char protected_msg[] =
+    "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set "
+    "for the default user. In this mode connections are only accepted from the loopback interface. If you "
+    "want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just "
+    "disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface "
+    "by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not "
+    "publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) "
+    "Alternatively you can just disable the protected mode by editing the Redis configuration file, and "
+    "setting the protected mode option to 'no', and then restarting the server. 3) If you started the "
+    "server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an "
+    "authentication password for the default user. NOTE: You only need to do one of the above things in "
+    "order for the server to start accepting connections from the outside.\r\n";
+
+/* Whether a TCP peer is loopback as Redis 7.0 counts it: exactly
+ * 127.0.0.1 or ::1 (it compares the address text), so 127.0.0.2 is not,
+ * nor is an unknown peer. */
+static int peer_is_local(int fd) {
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0) return 0;
+    if (sa.ss_family == AF_INET)
+        return ((struct sockaddr_in *)&sa)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+    if (sa.ss_family == AF_INET6) return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr);
+    return 0;
+}
+
+/* Protected mode: a server started with no configuration listens on every
+ * interface, so while the default user has no password only loopback and
+ * Unix-socket clients are served; the others get Redis's explanation and
+ * are closed (after the maxclients check, as in Redis). */
+static int refuse_unprotected(int fd, int is_unix) {
+    if (is_unix || !srv.protected_mode || srv.requirepass || peer_is_local(fd)) return 0;
+    ssize_t w = write(fd, protected_msg, sizeof protected_msg - 1);
+    (void)w; /* the connection is closed either way */
+    close(fd);
+    srv.stat_rejected_conn++;
+    return 1;
+}
+
 static void accept_common(int lfd, int is_unix) {
     for (int i = 0; i < MAX_ACCEPTS_PER_CALL; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -425,6 +466,7 @@ static void accept_common(int lfd, int is_unix) {
             srv.stat_rejected_conn++;
             continue;
         }
+        if (refuse_unprotected(fd, is_unix)) continue;
         if (!client_create(fd, is_unix)) {
             log_msg(LL_WARNING, "Error registering fd event for the new client: %s", strerror(errno));
             close(fd);

@@ -27,6 +27,7 @@
 #define MR CMD_MAY_REPLICATE
 #define NMK CMD_NO_MANDATORY_KEYS
 #define AB CMD_ALLOW_BUSY
+#define NM CMD_NO_MULTI
 #define END {NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL, 0, 0, 0, 0}
 #define C(n, fn, ar, fl, acl, fk, lk, st) {n, fn, ar, fl, acl, fk, lk, st, NULL, NULL, 0, 0, 0, 0}
 #define CS(n, ar, fl, acl, subs) {n, NULL, ar, fl, acl, 0, 0, 0, subs, NULL, 0, 0, 0, 0}
@@ -115,11 +116,11 @@ static command table[] = {
     C("hello", hello_cmd, -1, NS | LD | ST | F | NA | SE | AB, "fast connection", 0, 0, 0),
     C("auth", auth_cmd, -2, NS | LD | ST | F | NA | SE | AB, "fast connection", 0, 0, 0),
     C("lastsave", lastsave_cmd, 1, LD | ST | F, "fast dangerous", 0, 0, 0),
-    C("shutdown", shutdown_cmd, -1, A | NS | LD | ST | NMK | AB, "admin slow dangerous", 0, 0, 0),
+    C("shutdown", shutdown_cmd, -1, A | NS | LD | ST | NMK | AB | NM, "admin slow dangerous", 0, 0, 0),
     C("info", info_cmd, -1, LD | ST | SE, "slow dangerous", 0, 0, 0),
     C("reset", reset_cmd, 1, NS | LD | ST | NA | F | AB, "fast connection", 0, 0, 0),
     C("debug", debug_cmd, -2, A | NS | LD | ST, "admin slow dangerous", 0, 0, 0),
-    C("save", save_cmd, 1, A | NS, "admin slow dangerous", 0, 0, 0),
+    C("save", save_cmd, 1, A | NS | NM, "admin slow dangerous", 0, 0, 0),
     C("bgsave", bgsave_cmd, -1, A | NS, "admin slow dangerous", 0, 0, 0),
     C("bgrewriteaof", bgrewriteaof_cmd, 1, A | NS, "admin slow dangerous", 0, 0, 0),
     CS("client", -2, SE, "slow", client_subs),
@@ -190,6 +191,14 @@ static command table[] = {
     C("getbit", getbit_cmd, 3, R | F, "read bitmap fast", 1, 1, 1),
     C("bitcount", bitcount_cmd, -2, R, "read bitmap slow", 1, 1, 1),
     C("bitpos", bitpos_cmd, -3, R, "read bitmap slow", 1, 1, 1),
+    C("bitop", bitop_cmd, -4, W | M, "write bitmap slow", 2, -1, 1),
+    C("bitfield", bitfield_cmd, -2, W | M, "write bitmap slow", 1, 1, 1),
+    C("bitfield_ro", bitfield_ro_cmd, -2, R | F, "read bitmap fast", 1, 1, 1),
+    C("lcs", lcs_cmd, -3, R, "read string slow", 1, 2, 1),
+    /* SORT's STORE key is found by getkeys_movable below; its BY and GET
+     * keys derive from the data and cannot be declared */
+    C("sort", sort_cmd, -2, W | M, "write set sortedset list slow dangerous", 1, 1, 1),
+    C("sort_ro", sort_ro_cmd, -2, R, "read set sortedset list slow dangerous", 1, 1, 1),
     /* lists */
     C("lpush", lpush_cmd, -3, W | M | F, "write list fast", 1, 1, 1),
     C("rpush", rpush_cmd, -3, W | M | F, "write list fast", 1, 1, 1),
@@ -489,6 +498,13 @@ void command_process(client *c) {
         reject(c, mcmd, "NOAUTH Authentication required.");
         return;
     }
+    /* as Redis (CMD_NO_MULTI: SAVE, SHUTDOWN): refused, not queued, and
+     * the transaction is doomed; running them inside EXEC would block the
+     * loop or end the server mid-transaction */
+    if ((c->flags & CF_MULTI) && (cmd->flags & CMD_NO_MULTI)) {
+        reject(c, mcmd, "ERR Command not allowed inside a transaction");
+        return;
+    }
     if (srv.maxmemory) {
         int out = evict_if_needed() == ERR;
         int denyoom = (cmd->flags & CMD_DENYOOM) || (cmd->proc == exec_cmd && multi_queued_denyoom(c));
@@ -546,7 +562,7 @@ void command_process(client *c) {
 static const char *flag_names[] = {"write", "readonly", "denyoom", "admin", "pubsub",
                                    "noscript", "blocking", "loading", "stale", "fast",
                                    "no_auth", "may_replicate", "sentinel",
-                                   "no_mandatory_keys", "allow_busy"};
+                                   "no_mandatory_keys", "allow_busy", "no_multi"};
 
 static void reply_flags(client *c, const command *cmd) {
     unsigned f = cmd->flags;
@@ -695,6 +711,21 @@ static int getkeys_movable(client *c, const command *cmd, dstr *argv, int argc) 
         }
         reply_array_len(c, n / 2);
         for (int k = 0; k < n / 2; k++) reply_bulk_dstr(c, argv[at + 1 + k]);
+        return 1;
+    }
+    if (!strcmp(cmd->name, "sort")) {
+        /* the sorted key, and the last STORE's key: options are skipped
+         * by how many values they take (Redis's sortGetKeys), and the word
+         * after STORE is itself looked at as an option */
+        int store = 0;
+        for (int i = 2; i < argc; i++) {
+            if (!strcasecmp(argv[i], "limit")) i += 2;
+            else if (!strcasecmp(argv[i], "get") || !strcasecmp(argv[i], "by")) i++;
+            else if (!strcasecmp(argv[i], "store") && i + 1 < argc) store = i + 1;
+        }
+        reply_array_len(c, store ? 2 : 1);
+        reply_bulk_dstr(c, argv[1]);
+        if (store) reply_bulk_dstr(c, argv[store]);
         return 1;
     }
     static const struct { const char *name; int numkeys_at, dest_at; } movable[] = {

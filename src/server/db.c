@@ -185,6 +185,7 @@ long long db_flush(kdb *db) {
     dict_clear(db->keys);
     db->avg_ttl = 0;
     db->expire_cursor = 0;
+    block_signal_flushed(db); /* as db_delete: XREADGROUP waiters of a gone stream */
     return n;
 }
 

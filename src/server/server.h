@@ -333,6 +333,7 @@ enum cmd_flags {
     CMD_SENTINEL = 1 << 12,
     CMD_NO_MANDATORY_KEYS = 1 << 13,
     CMD_ALLOW_BUSY = 1 << 14,
+    CMD_NO_MULTI = 1 << 15, /* refused while queuing a transaction */
 };
 
 typedef void cmd_fn(client *c);
@@ -563,6 +564,7 @@ unsigned lru_clock_now(void);
 unsigned long long obj_idle_ms(const kobj *o);
 void server_update_clock(void);
 void info_command(client *c);
+/* INFO text writers own s: on OOM they free it and return NULL. */
 dstr info_section_text(const char *section, dstr s);
 /* SHUTDOWN's options; none: save only when save points are configured. */
 enum { SHUTDOWN_NOFLAGS = 0, SHUTDOWN_SAVE = 1, SHUTDOWN_NOSAVE = 2, SHUTDOWN_NOW = 4, SHUTDOWN_FORCE = 8 };
@@ -592,6 +594,12 @@ DECL(getex_cmd); DECL(append_cmd); DECL(strlen_cmd); DECL(incr_cmd); DECL(decr_c
 DECL(incrby_cmd); DECL(decrby_cmd); DECL(incrbyfloat_cmd); DECL(getrange_cmd);
 DECL(setrange_cmd); DECL(setbit_cmd); DECL(getbit_cmd); DECL(bitcount_cmd);
 DECL(bitpos_cmd); DECL(substr_cmd);
+/* t_bitops.c */
+DECL(bitop_cmd); DECL(bitfield_cmd); DECL(bitfield_ro_cmd);
+/* t_lcs.c */
+DECL(lcs_cmd);
+/* t_sort.c */
+DECL(sort_cmd); DECL(sort_ro_cmd);
 /* t_list.c */
 DECL(lpush_cmd); DECL(rpush_cmd); DECL(lpushx_cmd); DECL(rpushx_cmd); DECL(lpop_cmd);
 DECL(rpop_cmd); DECL(llen_cmd); DECL(lrange_cmd); DECL(lindex_cmd); DECL(lset_cmd);
@@ -653,7 +661,8 @@ void block_on_keys_custom(client *c, const dstr *keys, int nkeys, long long dead
  * with the UNBLOCKED error; 1 if target was such a client. */
 int block_unblock_by_request(client *target, int with_error);
 void block_handle_ready_keys(void);               /* serve waiters of such keys */
-void block_signal_swapped(int a, int b);          /* SWAPDB: wake waiters of keys now there */
+void block_signal_swapped(int a, int b);          /* SWAPDB: recheck every waited key of both */
+void block_signal_flushed(kdb *db);               /* FLUSHDB/FLUSHALL: let XREADGROUP waiters go */
 
 /* t_infer.c: INFER.* over libinfercmd.  The settings are config.c rows
  * (infer-*); thread, queue, batch and KV settings apply to models loaded
@@ -675,6 +684,7 @@ extern infer_settings infer_cfg;
 void infer_config_defaults(void); /* what needs the machine: infer-max-memory's default */
 int infer_set_models_dir(const char **argv, int argc, char *err, size_t errlen);
 dstr infer_get_models_dir(dstr out);
+/* INFO text writers own s: on OOM they free it and return NULL. */
 dstr infer_info_section(dstr s); /* INFO infer */
 dstr infer_info_memory(dstr s);  /* the engine's lines of INFO memory */
 DECL(infer_load_cmd); DECL(infer_unload_cmd); DECL(infer_models_cmd); DECL(infer_generate_cmd);

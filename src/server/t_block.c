@@ -435,22 +435,33 @@ void block_signal_key(kdb *db, const dstr key) {
     ready_tail = r;
 }
 
-/* SWAPDB: a key that has waiters in one of the two databases and now
- * holds data there wakes them, as if it had just been written. */
-void block_signal_swapped(int a, int b) {
-    int ids[2] = {a, b};
-    for (int i = 0; i < 2; i++) {
-        dict *d = db_waiters(ids[i], 0);
-        if (!d) continue;
-        kdb *db = db_get(ids[i]);
-        dict_iter it;
-        dict_iter_init(&it, d, 0);
-        dict_entry *e;
-        while ((e = dict_next(&it)))
-            if (dict_find(db->keys, e->key)) block_signal_key(db, e->key);
-        dict_iter_done(&it);
-    }
+/* Signals every key that has waiters in database dbid, whatever it holds
+ * now: each waiter's own check decides (a pop finds no data and stays
+ * blocked, an XREADGROUP whose stream is gone is let go with UNBLOCKED,
+ * one whose stream lost its group gets NOGROUP).  O(waited keys). */
+static void signal_all_waited(int dbid) {
+    dict *d = db_waiters(dbid, 0);
+    kdb *db = db_get(dbid);
+    if (!d || !db) return;
+    dict_iter it;
+    dict_iter_init(&it, d, 0);
+    dict_entry *e;
+    while ((e = dict_next(&it))) block_signal_key(db, e->key);
+    dict_iter_done(&it);
 }
+
+/* SWAPDB: a waited key of either database may now hold data, or the
+ * stream an XREADGROUP waits on may be gone (Redis 7.0's
+ * scanDatabaseForReadyKeys and scanDatabaseForDeletedStreams). */
+void block_signal_swapped(int a, int b) {
+    signal_all_waited(a);
+    if (b != a) signal_all_waited(b);
+}
+
+/* FLUSHDB / FLUSHALL emptied db: its XREADGROUP waiters are answered
+ * UNBLOCKED, as when their stream is deleted (Redis 7.0); the others stay
+ * blocked. */
+void block_signal_flushed(kdb *db) { signal_all_waited(db->id); }
 
 /* Whether key holds what the waiter's command pops: a sorted set for the
  * BZ* commands, a list for the others.  A key that got a value of the

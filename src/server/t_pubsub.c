@@ -276,7 +276,17 @@ static long long publish_shard(const dstr chan, const dstr msg) {
 
 void subscribe_cmd(client *c) { subscribe_generic(c, K_CHANNEL); }
 void psubscribe_cmd(client *c) { subscribe_generic(c, K_PATTERN); }
-void ssubscribe_cmd(client *c) { subscribe_generic(c, K_SHARD); }
+/* SSUBSCRIBE shardchannel [shardchannel ...]
+ * O(N) in the channels.  Inside EXEC it is refused, as Redis 7.0 refuses it
+ * to any client that may not block; SUBSCRIBE and PSUBSCRIBE keep Redis's
+ * old exemption for transactions. */
+void ssubscribe_cmd(client *c) {
+    if (c->flags & CF_IN_EXEC) {
+        reply_error(c, "ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client");
+        return;
+    }
+    subscribe_generic(c, K_SHARD);
+}
 void unsubscribe_cmd(client *c) { unsubscribe_generic(c, K_CHANNEL); }
 void punsubscribe_cmd(client *c) { unsubscribe_generic(c, K_PATTERN); }
 void sunsubscribe_cmd(client *c) { unsubscribe_generic(c, K_SHARD); }

@@ -121,7 +121,9 @@ def main():
                 for args in (["get", "k"], ["mset", "a", "1", "b", "2"], ["rename", "a", "b"],
                              ["blpop", "a", "b", "0"], ["lmove", "a", "b", "LEFT", "RIGHT"],
                              ["object", "encoding", "k"], ["memory", "usage", "k"],
-                             ["object", "nosuch", "k"], ["object", "encoding"], ["config", "get", "x"], ["zrangestore", "d", "s", "0", "1"]):
+                             ["object", "nosuch", "k"], ["object", "encoding"], ["config", "get", "x"], ["zrangestore", "d", "s", "0", "1"],
+                             ["bitop", "and", "d", "a", "b"], ["lcs", "a", "b"], ["bitfield_ro", "k", "get", "u8", "0"],
+                             ["sort", "k", "limit", "0", "1", "store", "d", "store", "e"], ["sort_ro", "k", "store", "d"]):
                     eq(a.call("COMMAND", "GETKEYS", *args), b.call("COMMAND", "GETKEYS", *args),
                        "GETKEYS %s" % args)
 

@@ -34,8 +34,8 @@ OUT = os.path.join(ROOT, "src", "server", "cmdmeta_gen.c")
 def implemented_names():
     """Top-level names and the set of "parent|sub" names in command.c."""
     text = open(TABLE_SRC).read()
-    names = re.findall(r'\bCS?\("([a-z][a-z0-9|-]*)"', text)
-    names += re.findall(r'\{"([a-z][a-z0-9|-]*)", [a-z_]+_cmd', text)
+    names = re.findall(r'\bCS?\("([a-z][a-z0-9_|-]*)"', text)
+    names += re.findall(r'\{"([a-z][a-z0-9_|-]*)", [a-z_]+_cmd', text)
     top, subs = [], set()
     for n in names:
         if "|" in n:
