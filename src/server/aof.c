@@ -838,14 +838,18 @@ fail:
 }
 
 void aof_start_scheduled(void) {
-    if (!A.scheduled || A.child_pid != -1 || persist.child != -1 || A.state == AOF_OFF) return;
+    /* appendonly no too: BGREWRITEAOF then writes a base and a manifest */
+    if (!A.scheduled || A.child_pid != -1 || persist.child != -1) return;
     if (srv.now_ms < A.next_try_ms) return;
     char err[512];
     aof_rewrite_background(err, sizeof err);
 }
 
 void aof_cron(void) {
-    if (A.state == AOF_OFF) return;
+    if (A.state == AOF_OFF) {
+        aof_start_scheduled();
+        return;
+    }
     /* everysec: fsync what the loop wrote, even when nothing new comes */
     if (A.fd >= 0) {
         if (!A.write_ok || aof_has_pending()) aof_flush_before_replies();
@@ -1090,7 +1094,8 @@ void bgrewriteaof_cmd(client *c) {
     char err[512];
     if (A.child_pid != -1) {
         reply_error(c, "ERR Background append only file rewriting already in progress");
-    } else if (persist.child != -1) {
+    } else if (persist.child != -1 || (c->flags & CF_IN_EXEC)) {
+        /* as Redis: inside EXEC too, so a transaction never forks */
         A.scheduled = 1;
         A.next_try_ms = 0;
         reply_status(c, "Background append only file rewriting scheduled");

@@ -1619,6 +1619,30 @@ def info_persistence(chk):
     p.stop()
 
 
+def bgrewriteaof_in_exec(chk):
+    """BGREWRITEAOF inside MULTI/EXEC is scheduled, not forked from the
+    transaction, and the rewrite then runs from cron - with appendonly no
+    as well (it writes a base and a manifest)."""
+    for appendonly in ("yes", "no"):
+        d = tmpdir()
+        p = Proc(SUT, d, "--appendonly", appendonly)
+        c = p.client()
+        c.set("k", "v")
+        raw = server_harness.RawClient(c.connection_pool.connection_kwargs["port"])  # redis-py maps it to True
+        raw.call("MULTI")
+        raw.call("BGREWRITEAOF")
+        chk.eq(raw.call("EXEC"), ("*", [("+", "Background append only file rewriting scheduled")]),
+               "appendonly %s: EXEC's reply" % appendonly)
+        raw.close()
+        i = wait_info(p, lambda x: rewrite_done(x) and x.get("aof_rewrites", 0) >= 1, 30)
+        chk.ok(rewrite_done(i) and i.get("aof_rewrites", 0) >= 1,
+               "appendonly %s: the scheduled rewrite ran (aof_rewrites %r)" % (appendonly, i.get("aof_rewrites")))
+        base, _, _ = A.manifest_parts(aof_dir(d))
+        chk.ok(base is not None and os.path.exists(os.path.join(aof_dir(d), base["file"])),
+               "appendonly %s: the manifest names a base file that exists" % appendonly)
+        p.stop()
+
+
 # ------------------------------------------------------------------ main
 
 def main():
@@ -1639,7 +1663,7 @@ def main():
              ("bgrewriteaof_preamble", bgrewriteaof_preamble), ("bgrewriteaof_no_preamble", bgrewriteaof_no_preamble),
              ("config_set_appendonly", config_set_appendonly),
              ("appendonly_yes_over_dump_rdb", appendonly_yes_over_dump_rdb)] + interop_cases() + \
-            [("info_persistence", info_persistence)]
+            [("info_persistence", info_persistence), ("bgrewriteaof_in_exec", bgrewriteaof_in_exec)]
     for name, fn in cases:
         if ONLY and ONLY not in name:
             continue
