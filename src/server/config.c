@@ -722,6 +722,7 @@ static void reset_stats(void) {
     srv.stat_expire_cycle_time_used = 0;
     srv.stat_peak_memory = km_used();
     commands_reset_stats();
+    errorstat_reset();
 }
 
 void config_cmd(client *c) {

@@ -152,6 +152,73 @@ static dstr sec_keyspace(dstr s) {
     return s;
 }
 
+/* ---- errorstats
+ * One counter per error code, the reply's first word ("ERR", "WRONGTYPE",
+ * "NOGROUP"), as Redis counts them: a code is at most 32 bytes, and a reply
+ * with no space in its first 32 bytes counts as ERR.  Kept sorted, so INFO
+ * lists them in Redis's order.  The codes come from our own replies, so
+ * there are few; a table full at ERRORSTAT_MAX codes counts any new code
+ * under ERR rather than grow. */
+#define ERRORSTAT_MAX 128
+#define ERRORSTAT_LEN 32
+
+static struct errorstat {
+    char code[ERRORSTAT_LEN + 1];
+    long long count;
+} errorstats[ERRORSTAT_MAX];
+static int n_errorstats;
+
+/* Byte order, a prefix first: the order Redis lists them in. */
+static int code_cmp(const char *a, const char *b, size_t blen) {
+    size_t alen = strlen(a);
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+static void errorstat_add(const char *code, size_t len) {
+    int lo = 0, hi = n_errorstats;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (code_cmp(errorstats[mid].code, code, len) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < n_errorstats && code_cmp(errorstats[lo].code, code, len) == 0) {
+        errorstats[lo].count++;
+        return;
+    }
+    if (n_errorstats == ERRORSTAT_MAX) {
+        if (len != 3 || memcmp(code, "ERR", 3) != 0) errorstat_add("ERR", 3);
+        return;
+    }
+    memmove(&errorstats[lo + 1], &errorstats[lo], (size_t)(n_errorstats - lo) * sizeof errorstats[0]);
+    memcpy(errorstats[lo].code, code, len);
+    errorstats[lo].code[len] = '\0';
+    errorstats[lo].count = 1;
+    n_errorstats++;
+}
+
+void errorstat_count(const char *msg) {
+    if (msg[0] == '-') msg++;
+    size_t n = strnlen(msg, ERRORSTAT_LEN + 1);
+    const char *sp = memchr(msg, ' ', n < ERRORSTAT_LEN ? n : ERRORSTAT_LEN);
+    if (sp && sp > msg) errorstat_add(msg, (size_t)(sp - msg));
+    else errorstat_add("ERR", 3);
+}
+
+void errorstat_reset(void) { n_errorstats = 0; }
+
+static dstr sec_errorstats(dstr s) {
+    s = dstr_or_free(s, dstr_cat(s, "# Errorstats\r\n"));
+    for (int i = 0; s && i < n_errorstats; i++)
+        s = dstr_or_free(s, dstr_catfmt(s, "errorstat_%s:count=%lld\r\n", errorstats[i].code, errorstats[i].count));
+    return s;
+}
+
+/* Sections a Redis without modules or cluster mode prints, for tools that
+ * look for them. */
+static dstr sec_modules(dstr s) { return dstr_or_free(s, dstr_cat(s, "# Modules\r\n")); }
+static dstr sec_cluster(dstr s) { return dstr_or_free(s, dstr_cat(s, "# Cluster\r\ncluster_enabled:0\r\n")); }
+
 typedef struct section {
     const char *name;
     dstr (*fn)(dstr);
@@ -161,8 +228,9 @@ typedef struct section {
 static const section sections[] = {
     {"server", sec_server, 1}, {"clients", sec_clients, 1}, {"memory", sec_memory, 1},
     {"persistence", sec_persistence, 1}, {"stats", sec_stats, 1},
-    {"replication", sec_replication, 1}, {"cpu", sec_cpu, 1},
-    {"commandstats", sec_commandstats, 0}, {"keyspace", sec_keyspace, 1},
+    {"replication", sec_replication, 1}, {"cpu", sec_cpu, 1}, {"modules", sec_modules, 1},
+    {"commandstats", sec_commandstats, 0}, {"errorstats", sec_errorstats, 1},
+    {"cluster", sec_cluster, 1}, {"keyspace", sec_keyspace, 1},
     {"infer", infer_info_section, 0},
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])

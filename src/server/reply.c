@@ -117,6 +117,7 @@ void reply_ok(client *c) { reply_raw(c, "+OK\r\n", 5); }
 
 void reply_error(client *c, const char *msg) {
     srv.stat_total_error_replies++;
+    errorstat_count(msg);
     if (c->cmd) ((command *)c->cmd)->failed++;
     if (msg[0] != '-') reply_raw(c, "-", 1);
     /* an error must stay on one line whatever it quotes */

@@ -566,6 +566,10 @@ void server_update_clock(void);
 void info_command(client *c);
 /* INFO text writers own s: on OOM they free it and return NULL. */
 dstr info_section_text(const char *section, dstr s);
+/* INFO errorstats: counts an error reply by its code (the first word);
+ * CONFIG RESETSTAT clears them. */
+void errorstat_count(const char *msg);
+void errorstat_reset(void);
 /* SHUTDOWN's options; none: save only when save points are configured. */
 enum { SHUTDOWN_NOFLAGS = 0, SHUTDOWN_SAVE = 1, SHUTDOWN_NOSAVE = 2, SHUTDOWN_NOW = 4, SHUTDOWN_FORCE = 8 };
 /* Everything before exiting: kills a BGSAVE child, the final save

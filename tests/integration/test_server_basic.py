@@ -3,12 +3,15 @@ with redis-py (RESP2) and a raw RESP3 client: every data family, expiry
 (lazy and active), SCAN completeness, eviction, AUTH, blocking pops,
 pipelining and a Unix socket.  Each check states the behaviour it needs."""
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_harness import RawClient, Server, Tally, check, eq  # noqa: E402
+from server_harness import RawClient, Server, Skip, Tally, check, eq, free_port, stop_process, wait_up  # noqa: E402
 
 import redis  # Debian python3-redis, run with /usr/bin/python3
 
@@ -277,11 +280,54 @@ def unix_socket(srv):
     eq(r_for(srv).get("via-unix"), "yes", "same keyspace over TCP")
 
 
+ERROR_SESSION = [("NOSUCHCMD",), ("SET", "s", "1"), ("LPUSH", "s", "x"), ("INCR", "s", "x"),
+                 ("SET", "n", "abc"), ("INCR", "n"), ("XREADGROUP", "GROUP", "g", "c", "STREAMS", "nos", ">"),
+                 ("HSET", "h"), ("GET", "s", "extra")]
+
+
+def info_sections_and_errorstats(srv):
+    """INFO's default sections are Redis's, in its order, and errorstats
+    counts the same session's errors under the same codes; CONFIG RESETSTAT
+    clears them.  Compared with redis-server 7.0.15 in the same run."""
+    exe = shutil.which("redis-server")
+    if not exe:
+        raise Skip("redis-server not installed")
+    port, d = free_port(), tempfile.mkdtemp(prefix="inferkv-basic-redis-")
+    ref = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", d],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rr = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+        check(wait_up(ref, rr.ping, errors=(redis.exceptions.ConnectionError, OSError)), "redis-server started")
+        ours = RawClient(srv.port)
+        theirs = RawClient(port)
+        for c in (ours, theirs):
+            c.call("CONFIG", "RESETSTAT")
+            for cmd in ERROR_SESSION:
+                c.call(*cmd)
+
+        def lines(c, section):
+            text = c.call("INFO", section)[1]
+            text = text.decode() if isinstance(text, bytes) else text
+            return [ln for ln in text.split("\r\n") if ln and (ln.startswith("#") or ln.startswith("errorstat_"))]
+
+        heads = lambda c: [ln for ln in lines(c, "default") if ln.startswith("#")]  # noqa: E731
+        eq(heads(ours), heads(theirs), "INFO's default section headers")
+        eq(lines(ours, "errorstats"), lines(theirs, "errorstats"), "INFO errorstats after the same errors")
+        check(any(ln.startswith("errorstat_WRONGTYPE:count=") for ln in lines(ours, "errorstats")), "WRONGTYPE counted")
+        ours.call("CONFIG", "RESETSTAT")
+        eq(lines(ours, "errorstats"), ["# Errorstats"], "CONFIG RESETSTAT clears errorstats")
+        ours.close()
+        theirs.close()
+    finally:
+        stop_process(ref)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     t = Tally()
     with Server(unix=True) as srv:
         for fn in (strings, expiry, lists, hashes, sets, zsets, keyspace, resp3, pipelining,
-                   maxmemory, auth, blocking, clients_and_timeout, unix_socket):
+                   maxmemory, auth, blocking, clients_and_timeout, unix_socket, info_sections_and_errorstats):
             t.run(fn, srv)
         check_alive = srv.alive()
     if not check_alive:
