@@ -28,8 +28,10 @@
 
 #include <string.h>
 
-#define NODE_MAX_ENTRIES 100
-#define NODE_MAX_BYTES 4096
+/* Redis's defaults; CONFIG stream-node-max-bytes / -entries set them */
+long long stream_node_max_bytes = 4096, stream_node_max_entries = 100;
+/* a listpack's size limit, which a node never passes whatever the setting */
+#define NODE_BYTES_CAP (1LL << 30)
 #define F_DELETED 1
 #define F_SAMEFIELDS 2
 
@@ -473,7 +475,10 @@ int stream_append(stream *s, const sid *id, const char *const *strs, const size_
     if (last) {
         size_t total = 0;
         for (int i = 0; i < 2 * npairs; i++) total += lens[i];
-        if (last->lpbytes + total >= NODE_MAX_BYTES || last->n >= NODE_MAX_ENTRIES) {
+        long long max_bytes = stream_node_max_bytes;
+        if (max_bytes <= 0 || max_bytes > NODE_BYTES_CAP) max_bytes = NODE_BYTES_CAP;
+        if (last->lpbytes + total >= (size_t)max_bytes ||
+            (stream_node_max_entries > 0 && last->n >= stream_node_max_entries)) {
             node_shrink(last);
             last = NULL;
         }

@@ -3,15 +3,20 @@
  * 100 entries, plus consumer groups with their pending-entries lists.
  *
  * Node boundaries follow Redis's rule (a node closes at 100 entries,
- * deleted ones included, or when its listpack would reach 4096 bytes), so
- * that approximate trimming (MAXLEN ~ / MINID ~), which removes whole
- * nodes only, trims exactly what redis-server trims. */
+ * deleted ones included, or when its listpack would reach 4096 bytes: the
+ * settings below), so that approximate trimming (MAXLEN ~ / MINID ~), which
+ * removes whole nodes only, trims exactly what redis-server trims. */
 #ifndef INFERKV_STREAM_H
 #define INFERKV_STREAM_H
 
 #include "core.h"
 
 #include <stdint.h>
+
+/* Where a node closes, as CONFIG stream-node-max-bytes (0: only the
+ * listpack limit, 1 GiB) and stream-node-max-entries (0: no limit) set it;
+ * a change applies to nodes opened or appended to from then on. */
+extern long long stream_node_max_bytes, stream_node_max_entries;
 
 typedef struct sid {
     uint64_t ms, seq;
