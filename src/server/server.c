@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -174,6 +176,41 @@ static void write_pidfile(void) {
     fclose(fp);
 }
 
+/* Redis's startup rule: the process needs an fd per client plus 32 for
+ * files and listeners.  The soft RLIMIT_NOFILE is raised toward that (up to
+ * the hard limit); when it cannot go far enough, maxclients shrinks to what
+ * fits, with a warning, rather than accept() failing with EMFILE later. */
+static void adjust_open_files_limit(void) {
+    rlim_t want = (rlim_t)srv.maxclients + 32;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_msg(LL_WARNING, "Unable to obtain the current NOFILE limit (%s), assuming 1024", strerror(errno));
+        rl.rlim_cur = rl.rlim_max = 1024;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want) return;
+    rlim_t was = rl.rlim_cur;
+    struct rlimit up = rl;
+    up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    int why = 0;
+    if (up.rlim_cur > rl.rlim_cur) {
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
+        else why = errno;
+    }
+    if (rl.rlim_cur >= want) {
+        log_msg(LL_NOTICE, "Increased maximum number of open files to %llu (it was originally set to %llu).",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)was);
+        return;
+    }
+    unsigned asked = srv.maxclients;
+    srv.maxclients = rl.rlim_cur > 33 ? (unsigned)(rl.rlim_cur - 32) : 1;
+    log_msg(LL_WARNING,
+            "You requested maxclients of %u requiring at least %llu max file descriptors; the limit is %llu "
+            "(hard limit %llu%s%s). maxclients has been reduced to %u to compensate for low ulimit. If you need "
+            "higher maxclients increase 'ulimit -n'.",
+            asked, (unsigned long long)want, (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+            why ? ", raising it failed: " : "", why ? strerror(why) : "", srv.maxclients);
+}
+
 static int init_server(char *err, size_t errlen) {
     server_update_clock();
     srv.start_ms = srv.now_ms;
@@ -186,6 +223,11 @@ static int init_server(char *err, size_t errlen) {
     for (int i = 0; i < 16; i++) seed[i] = (uint8_t)(hex[i * 2] * 31 + hex[i * 2 + 1]);
     dict_set_hash_seed(seed);
     vset_server_init(); /* before any vector set is allocated */
+    adjust_open_files_limit();
+    if (srv.maxclients > INT_MAX - 128) {
+        snprintf(err, errlen, "maxclients %u is more than the event loop can hold", srv.maxclients);
+        return ERR;
+    }
     srv.el = ev_create((int)srv.maxclients + 128, err, errlen);
     if (!srv.el) return ERR;
     if (db_init_all(err, errlen) != OK) return ERR;

@@ -8,18 +8,22 @@ again after the read handler) and while many clients' events are fired in
 one turn; test_server_asan.sh runs this suite against the ASan build too,
 where a stale pointer into the old table is a heap-use-after-free report.
 Also: a lower maxclients keeps the clients already connected and refuses new
-ones with Redis's error, and a maxclients the process may not open files for
-is refused with the old value kept.
+ones with Redis's error, a maxclients the process may not open files for
+is refused with the old value kept, and at startup the fd limit is raised
+for maxclients or maxclients fitted to it.
 """
 import os
 import resource
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_harness  # noqa: E402
-from server_harness import RawClient, Server, Skip, Tally, check, eq  # noqa: E402
+from server_harness import RawClient, Server, Skip, Tally, check, eq, free_port, stop_process, wait_up  # noqa: E402
 
 if os.environ.get("INFERKV_SERVER"):  # test_server_asan.sh: the ASan build
     server_harness.SERVER = os.path.abspath(os.environ["INFERKV_SERVER"])
@@ -132,6 +136,52 @@ def maxclients_beyond_the_fd_limit_refused(srv):
     c.close()
 
 
+def start_with_nofile(soft, hard):
+    """An inferkv-server started under RLIMIT_NOFILE (soft, hard); returns
+    (process, port, log path, dir)."""
+    port, d = free_port(), tempfile.mkdtemp(prefix="inferkv-nofile-")
+    log = os.path.join(d, "server.log")
+    proc = subprocess.Popen([server_harness.SERVER, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                             "--dir", d, "--logfile", log],
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def ping():
+        c = RawClient(port)
+        c.call("PING")
+        c.close()
+        return True
+    check(wait_up(proc, ping), "server started under NOFILE %d/%d" % (soft, hard))
+    return proc, port, log, d
+
+
+def startup_fits_maxclients_to_the_fd_limit():
+    """Started with the default maxclients (10000) under a soft limit of 256:
+    the soft limit is raised when the hard one allows (the log says so),
+    else maxclients shrinks to the limit minus 32 with a warning, as Redis
+    does, instead of accept() failing later."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 10032:
+        raise Skip("RLIMIT_NOFILE hard limit %d is below 10032" % hard)
+    proc, port, log, d = start_with_nofile(256, hard)
+    try:
+        eq(maxclients(port), 10000, "maxclients kept when the soft limit can be raised")
+        text = open(log).read()
+        check("Increased maximum number of open files to 10032 (it was originally set to 256)" in text,
+              "the log says the limit was raised:\n" + text[-1500:])
+    finally:
+        stop_process(proc)
+        shutil.rmtree(d, ignore_errors=True)
+    proc, port, log, d = start_with_nofile(256, 256)
+    try:
+        eq(maxclients(port), 224, "maxclients reduced to the hard limit minus 32")
+        text = open(log).read()
+        check("maxclients has been reduced to 224" in text, "the log warns:\n" + text[-1500:])
+    finally:
+        stop_process(proc)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     with Server() as srv:
         for fn in (resize_with_a_write_pending, many_clients_resize_in_one_turn,
@@ -147,6 +197,7 @@ def main():
                   "sanitizer report in the server log:\n" + log[-3000:])
 
         t.run(server_alive_with_a_clean_log)
+    t.run(startup_fits_maxclients_to_the_fd_limit)
     t.done()
 
 
