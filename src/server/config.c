@@ -86,6 +86,8 @@ static cfg table[] = {
     {"client-output-buffer-limit", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, set_obuf, get_obuf},
     {"notify-keyspace-events", NULL, K_SPECIAL, NULL, 0, 0, 0, NULL, notify_config_set, notify_config_get},
     {"maxmemory", NULL, K_MEM, &srv.maxmemory, 0, LLONG_MAX, 0, NULL, NULL, NULL},
+    {"hash-max-listpack-entries", "hash-max-ziplist-entries", K_LL, &hash_max_listpack_entries, 0, LLONG_MAX, 0, NULL, NULL, NULL},
+    {"hash-max-listpack-value", "hash-max-ziplist-value", K_MEM, &hash_max_listpack_value, 0, LLONG_MAX, 0, NULL, NULL, NULL},
     {"stream-node-max-bytes", NULL, K_MEM, &stream_node_max_bytes, 0, LONG_MAX, 0, NULL, NULL, NULL},
     {"stream-node-max-entries", NULL, K_LL, &stream_node_max_entries, 0, LLONG_MAX, 0, NULL, NULL, NULL},
     {"maxmemory-policy", NULL, K_ENUM, &srv.maxmemory_policy, 0, 0, 0, policy_names, NULL, NULL},

@@ -9,15 +9,20 @@
  *
  * Lookups are linear, which is faster than hashing for a few dozen short
  * entries that share one cache-friendly buffer.  The owner (t_hash.c)
- * converts to a dict before a hash outgrows HPACK_MAX_ENTRIES entries or
- * receives a field or value longer than HPACK_MAX_LEN, so lengths always
+ * converts to a dict before a hash outgrows hash-max-listpack-entries or
+ * receives a field or value longer than hash-max-listpack-value, so lengths always
  * fit one byte and walks stay short. */
 #include "server.h"
 
 #include <assert.h>
 #include <string.h>
 
-int hpack_fits(size_t flen, size_t vlen) { return flen <= HPACK_MAX_LEN && vlen <= HPACK_MAX_LEN; }
+long long hash_max_listpack_entries = 512, hash_max_listpack_value = 64;
+
+int hpack_fits(size_t flen, size_t vlen) {
+    size_t lim = hash_max_listpack_value < HPACK_LEN_LIMIT ? (size_t)hash_max_listpack_value : HPACK_LEN_LIMIT;
+    return flen <= lim && vlen <= lim;
+}
 
 int hpack_next(const dstr b, size_t *off, hp_entry *e) {
     size_t len = dstr_len(b), o = *off;
@@ -51,7 +56,8 @@ size_t hpack_count(const dstr b) {
 /* Sets field to value, in place when the field exists.  Returns the
  * (possibly moved) buffer, or NULL on OOM with b unchanged. */
 dstr hpack_set(dstr b, const char *f, size_t flen, const char *v, size_t vlen, int *added) {
-    assert(hpack_fits(flen, vlen)); /* the owner converts first: lengths are stored in one byte */
+    /* the owner converts first: lengths are stored in one byte */
+    assert(flen <= HPACK_LEN_LIMIT && vlen <= HPACK_LEN_LIMIT);
     hp_entry e;
     *added = 0;
     if (hpack_find(b, f, flen, &e)) {

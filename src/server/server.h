@@ -158,8 +158,13 @@ zset *zset_dup(const zset *z);
 dict *zset_dict(zset *z); /* member -> score (e->v.d) */
 
 /* hpack.c: small hashes as one packed string */
-#define HPACK_MAX_ENTRIES 128
-#define HPACK_MAX_LEN 64
+/* Small hashes stay packed while they have at most hash-max-listpack-
+ * entries fields and every field and value is at most hash-max-listpack-
+ * value bytes (Redis's names, also under the 6.x ziplist names, and its
+ * defaults).  Lengths are stored in one byte: a value limit above
+ * HPACK_LEN_LIMIT packs up to HPACK_LEN_LIMIT bytes. */
+#define HPACK_LEN_LIMIT 255
+extern long long hash_max_listpack_entries, hash_max_listpack_value;
 typedef struct hp_entry {
     const char *f, *v;
     size_t flen, vlen;

@@ -3,7 +3,8 @@
  * A hash starts packed (hpack.c: one string, insertion order, like Redis's
  * listpack, so small hashes reply fields in the same order Redis does) and
  * becomes a dict of field -> value strings once it has more than
- * HPACK_MAX_ENTRIES fields or a field or value longer than HPACK_MAX_LEN.
+ * hash-max-listpack-entries fields or a field or value longer than
+ * hash-max-listpack-value bytes.
  * It never converts back.  The hash_* layer below hides the encoding from
  * the commands and from SCAN, COPY and MEMORY USAGE. */
 #include "server.h"
@@ -117,7 +118,7 @@ static int hash_set(kobj *o, const char *f, size_t flen, const char *v, size_t v
     if (o->enc == ENC_PACKED) {
         hp_entry e;
         int exists = hpack_find(o->ptr, f, flen, &e);
-        int fits = hpack_fits(flen, vlen) && (exists || hpack_count(o->ptr) < HPACK_MAX_ENTRIES);
+        int fits = hpack_fits(flen, vlen) && (exists || (long long)hpack_count(o->ptr) < hash_max_listpack_entries);
         if (fits) {
             int added;
             dstr n = hpack_set(o->ptr, f, flen, v, vlen, &added);
@@ -195,7 +196,7 @@ static kobj *get_hash(client *c, const dstr key, int write, int *err) {
  * the allocator to hand out with slack.  0 when they will not stay packed. */
 static size_t packed_size_hint(client *c, int first) {
     size_t n = 0;
-    if ((c->argc - first) / 2 > HPACK_MAX_ENTRIES) return 0;
+    if ((c->argc - first) / 2 > hash_max_listpack_entries) return 0;
     for (int i = first; i + 1 < c->argc; i += 2) {
         size_t fl = dstr_len(c->argv[i]), vl = dstr_len(c->argv[i + 1]);
         if (!hpack_fits(fl, vl)) return 0;

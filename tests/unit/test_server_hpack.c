@@ -42,8 +42,11 @@ static void test_binary_and_limits(void) {
     hp_entry e;
     CHECK(hpack_find(b, "a\0b", 3, &e) && e.vlen == 2 && (unsigned char)e.v[0] == 0xff);
     CHECK(!hpack_find(b, "a", 1, &e));
-    CHECK(hpack_fits(HPACK_MAX_LEN, HPACK_MAX_LEN));
-    CHECK(!hpack_fits(HPACK_MAX_LEN + 1, 1));
+    CHECK(hpack_fits(64, 64)); /* hash-max-listpack-value's default */
+    CHECK(!hpack_fits(65, 1));
+    hash_max_listpack_value = 1000; /* above what one length byte holds */
+    CHECK(hpack_fits(HPACK_LEN_LIMIT, HPACK_LEN_LIMIT) && !hpack_fits(HPACK_LEN_LIMIT + 1, 1));
+    hash_max_listpack_value = 64;
     dstr_free(b);
 }
 
