@@ -66,6 +66,12 @@ static command command_subs[] = {
     C("command|getkeys", command_sub, -4, LD | ST, "slow connection", 0, 0, 0),
     C("command|help", command_sub, 2, LD | ST, "slow connection", 0, 0, 0),
     END};
+static command slowlog_subs[] = {
+    C("slowlog|get", slowlog_cmd, -2, A | LD | ST, "admin slow dangerous", 0, 0, 0),
+    C("slowlog|len", slowlog_cmd, 2, A | LD | ST, "admin slow dangerous", 0, 0, 0),
+    C("slowlog|reset", slowlog_cmd, 2, A | LD | ST, "admin slow dangerous", 0, 0, 0),
+    C("slowlog|help", slowlog_cmd, 2, LD | ST, "slow", 0, 0, 0),
+    END};
 static command object_subs[] = {
     C("object|encoding", object_sub, 3, R, "keyspace read slow", 2, 2, 1),
     C("object|refcount", object_sub, 3, R, "keyspace read slow", 2, 2, 1),
@@ -127,6 +133,7 @@ static command table[] = {
     CS("config", -2, 0, "slow", config_subs),
     {"command", command_cmd, -1, LD | ST | SE, "slow connection", 0, 0, 0, command_subs, NULL, 0, 0, 0, 0},
     CS("object", -2, 0, "slow", object_subs),
+    CS("slowlog", -2, 0, "slow", slowlog_subs),
     CS("memory", -2, 0, "slow", memory_subs),
     /* pub/sub and transactions */
     C("subscribe", subscribe_cmd, -2, CMD_PUBSUB | NS | LD | ST, "pubsub slow", 0, 0, 0),

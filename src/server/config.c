@@ -69,7 +69,6 @@ static const enum_name fsync_names[] = {
 /* Options that CONFIG accepts only to be compatible with tools that set
  * them (redis-benchmark, test harnesses); they have no effect yet. */
 static int compat_yesno[8];
-static long long compat_ll[4];
 static dstr compat_str[2];
 
 static cfg table[] = {
@@ -131,8 +130,8 @@ static cfg table[] = {
     {"rdb-del-sync-files", NULL, K_BOOL, &persist.del_sync_files, 0, 0, 0, NULL, NULL, NULL},
     /* tamper-evident sidecars of dumps and AOF bases (persist_sidecar.c) */
     {"rdb-sidecar", NULL, K_BOOL, &persist_sidecar_enabled, 0, 0, 0, NULL, NULL, NULL},
-    {"slowlog-log-slower-than", NULL, K_LL, &compat_ll[0], -1, LLONG_MAX, 0, NULL, NULL, NULL},
-    {"slowlog-max-len", NULL, K_LL, &compat_ll[1], 0, LONG_MAX, 0, NULL, NULL, NULL},
+    {"slowlog-log-slower-than", NULL, K_LL, &slowlog_slower_than, -1, LLONG_MAX, 0, NULL, NULL, NULL},
+    {"slowlog-max-len", NULL, K_LL, &slowlog_max_len, 0, LONG_MAX, 0, NULL, NULL, NULL},
     {"enable-debug-command", NULL, K_STR, &compat_str[1], 0, 0, IMMUTABLE, NULL, NULL, NULL},
     /* INFER.* (t_infer.c) */
     {"infer-threads", NULL, K_INT, &infer_cfg.threads, 0, 256, 0, NULL, NULL, NULL},
@@ -156,6 +155,11 @@ static cfg *find_cfg(const char *name) {
         if (!strcasecmp(table[i].name, name) || (table[i].alias && !strcasecmp(table[i].alias, name)))
             return &table[i];
     return NULL;
+}
+
+int config_is_sensitive(const char *name) {
+    const cfg *x = find_cfg(name);
+    return x && (x->flags & SENSITIVE);
 }
 
 /* Memory values: plain bytes or k/kb/m/mb/g/gb (k = 1000, kb = 1024). */
@@ -531,8 +535,6 @@ void config_init_defaults(void) {
     srv.save_params = dstr_new("3600 1 300 100 60 10000");
     srv.dbfilename = dstr_new("dump.rdb");
     compat_yesno[3] = compat_yesno[4] = compat_yesno[5] = 1;
-    compat_ll[0] = 10000;
-    compat_ll[1] = 128;
     compat_str[1] = dstr_new("no");
     aofcfg.filename = dstr_new("appendonly.aof");
     aofcfg.dirname = dstr_new("appendonlydir");
@@ -633,12 +635,14 @@ static int apply_value(cfg *x, const char *val, char *err, size_t errlen) {
 }
 
 /* What a value needs beyond being stored, checked while it can still be
- * rolled back.  maxclients: the process must be allowed that many files (the
+ * rolled back.  slowlog-max-len drops the oldest entries over it.
+ * maxclients: the process must be allowed that many files (the
  * soft RLIMIT_NOFILE is raised up to the hard one; 32 fds are kept for
  * files and listeners, as Redis keeps them), and the event loop's fd table
  * grows to match (it never shrinks, ae.c).  Either failing keeps the old
  * value, with Redis's error texts. */
 static int after_apply(const cfg *x, char *err, size_t errlen) {
+    if (!strcmp(x->name, "slowlog-max-len")) slowlog_apply_max_len();
     if (strcmp(x->name, "maxclients") != 0) return OK;
     rlim_t want = (rlim_t)srv.maxclients + 32;
     struct rlimit rl;

@@ -192,7 +192,10 @@ void prop_call(client *c) {
     P.cur = &f;
     prop_enter();
     long long dirty0 = srv.dirty, expired0 = srv.dirty_expired, events0 = srv.dirty_events;
+    /* every command runs here, inside EXEC too: the slow log times it */
+    long long t0 = mono_us();
     cmd->proc(c);
+    if (!(c->flags & CF_BLOCKED)) slowlog_push(c, cmd, mono_us() - t0);
     P.cur = outer;
     int changed = srv.dirty - dirty0 > srv.dirty_expired - expired0 || srv.dirty_events != events0;
     if (prop_active() && (cmd->flags & CMD_WRITE) && !(c->flags & CF_BLOCKED) && !f.prevented) {

@@ -571,6 +571,11 @@ void server_update_clock(void);
 void info_command(client *c);
 /* INFO text writers own s: on OOM they free it and return NULL. */
 dstr info_section_text(const char *section, dstr s);
+/* slowlog.c: SLOWLOG and slowlog-log-slower-than / slowlog-max-len */
+extern long long slowlog_slower_than, slowlog_max_len;
+void slowlog_push(client *c, const command *cmd, long long duration_us);
+void slowlog_apply_max_len(void);
+int config_is_sensitive(const char *name); /* config.c: a password-like setting */
 /* INFO errorstats: counts an error reply by its code (the first word);
  * CONFIG RESETSTAT clears them. */
 void errorstat_count(const char *msg);
@@ -603,6 +608,7 @@ DECL(getex_cmd); DECL(append_cmd); DECL(strlen_cmd); DECL(incr_cmd); DECL(decr_c
 DECL(incrby_cmd); DECL(decrby_cmd); DECL(incrbyfloat_cmd); DECL(getrange_cmd);
 DECL(setrange_cmd); DECL(setbit_cmd); DECL(getbit_cmd); DECL(bitcount_cmd);
 DECL(bitpos_cmd); DECL(substr_cmd);
+DECL(slowlog_cmd);
 /* t_bitops.c */
 DECL(bitop_cmd); DECL(bitfield_cmd); DECL(bitfield_ro_cmd);
 /* t_lcs.c */
