@@ -555,4 +555,56 @@ const char *ic_rag_hit_state(const ic_rag_hit *h);
  * field or the field is not a string, -1 when out of memory. */
 int ic_json_string_field(const char *json, size_t len, const char *name, size_t nlen, char **out, size_t *olen);
 
+/* ---- keys and routing (keys.c) ---------------------------------------------------------------
+ * Which arguments of INFER.GENERATE, INFER.EMBED and INFER.RAG are keys,
+ * and what each command does to them: what both front-ends declare (key
+ * specs in COMMAND INFO, COMMAND GETKEYS, the module's getkeys-api) so that
+ * cluster clients route the commands and the host answers MOVED and
+ * CROSSSLOT.  One rule decides read or write: a command whose arguments
+ * name a key it writes (STORE, STREAM, INTO) is a write, any other is a
+ * read (it may run on a replica). */
+enum { IC_KEYS_GENERATE, IC_KEYS_EMBED, IC_KEYS_RAG };
+/* What a command does to a key, as Redis's key-spec flags name it. */
+enum {
+    IC_KEY_READ = 1, /* RO access: PROMPTKEY, TOKENSKEY, the vector set, TEMPLATE */
+    IC_KEY_INSERT,   /* RW insert: STREAM (XADD), INTO (VADD) */
+    IC_KEY_UPDATE    /* OW update: STORE (SET) */
+};
+#define IC_MAX_KEYS 4
+
+typedef struct ic_key {
+    int pos;    /* index in argv (argv[0] is the command name) */
+    int access; /* IC_KEY_* */
+} ic_key;
+
+/* The command's static declaration: one entry per key spec, in order.
+ * keyword NULL: the key is at index (begin_search index); else the key
+ * follows the first `keyword` found from argument `startfrom` on.  Every
+ * keyword spec is flagged incomplete: a prompt, a STOP string or a text may
+ * spell a keyword, so a plain keyword search can point at a non-key, and
+ * the flag makes the host (and careful clients) ask the exact finder
+ * below instead (COMMAND GETKEYS, the module's getkeys-api). */
+typedef struct ic_keyspec {
+    const char *keyword;
+    int index, startfrom;
+    int access;
+    int incomplete;
+} ic_keyspec;
+
+/* IC_KEYS_* for a command name (any case), -1 for a command without keys. */
+int ic_keys_command(const char *name, size_t len);
+/* The key specs of IC_KEYS_* cmd (*n of them). */
+const ic_keyspec *ic_keyspecs(int cmd, int *n);
+/* The keys of one call, exactly as the command's own parser reads them
+ * (the last STORE / STREAM / TEMPLATE wins, as it does when the command
+ * runs; a text that spells a keyword is a text), in argument order.
+ * Parsing stops at the first word the command would refuse, with the keys
+ * seen so far: the command fails there anyway.  Returns how many. */
+int ic_keys(int cmd, const ic_arg *argv, int argc, ic_key out[IC_MAX_KEYS]);
+/* 1 when the call writes a key (STORE, STREAM, INTO), else 0. */
+int ic_keys_write(int cmd, const ic_arg *argv, int argc);
+/* The Redis Cluster hash slot of a key (CRC16/XMODEM of the key, or of
+ * its {hash tag}, modulo 16384). */
+unsigned ic_key_slot(const char *key, size_t len);
+
 #endif

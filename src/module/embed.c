@@ -217,7 +217,9 @@ static int check_into_key(RedisModuleCtx *ctx, const ic_arg *key) {
  * INFER.EMBED model INTO key element text [SETATTR json] [Q8|BIN|NOQUANT]
  *     [NORMALIZE yes|no] [LONG refuse|chunk] [TIMEOUT ms] */
 int mod_cmd_embed(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) return mod_reply_keys(ctx, IC_KEYS_EMBED, argv, argc);
     if (argc < 3) return RedisModule_WrongArity(ctx);
+    if (mod_refuse_replica_write(ctx, IC_KEYS_EMBED, argv, argc)) return REDISMODULE_OK;
     ic_model *m = mod_arg_model(ctx, argv[1]);
     if (!m) return REDISMODULE_OK;
     ic_arg *a = mod_args(ctx, argv, argc);
@@ -237,10 +239,6 @@ int mod_cmd_embed(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     }
     if (!m->sched) {
         RedisModule_ReplyWithError(ctx, "ERR the server is shutting down");
-        goto out;
-    }
-    if (o.into && (cf & REDISMODULE_CTX_FLAGS_SLAVE) && (cf & REDISMODULE_CTX_FLAGS_READONLY)) {
-        RedisModule_ReplyWithError(ctx, "READONLY You can't write against a read only replica.");
         goto out;
     }
     if (o.into && check_into_key(ctx, &o.key) < 0) goto out;

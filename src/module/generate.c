@@ -358,7 +358,9 @@ void mod_gen_release(gen_req *g) { release(g); }
 
 /* INFER.GENERATE name (prompt | PROMPTKEY key | TOKENSKEY key) [options] */
 int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) return mod_reply_keys(ctx, IC_KEYS_GENERATE, argv, argc);
     if (argc < 3) return RedisModule_WrongArity(ctx);
+    if (mod_refuse_replica_write(ctx, IC_KEYS_GENERATE, argv, argc)) return REDISMODULE_OK;
     ic_model *m = mod_arg_model(ctx, argv[1]);
     if (!m) return REDISMODULE_OK;
     if (!m->sched) return RedisModule_ReplyWithError(ctx, "ERR the server is shutting down");
@@ -376,10 +378,6 @@ int mod_cmd_generate(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     int cf = RedisModule_GetContextFlags(ctx);
     if (cf & REDISMODULE_CTX_FLAGS_DENY_BLOCKING) {
         RedisModule_ReplyWithError(ctx, "ERR INFER.GENERATE cannot run inside MULTI or a script");
-        goto out;
-    }
-    if ((o.store.ptr || o.stream.ptr) && (cf & REDISMODULE_CTX_FLAGS_SLAVE) && (cf & REDISMODULE_CTX_FLAGS_READONLY)) {
-        RedisModule_ReplyWithError(ctx, "READONLY You can't write against a read only replica.");
         goto out;
     }
     if (o.stream.ptr && mod_check_stream_key(ctx, &o.stream) < 0) goto out;

@@ -104,6 +104,40 @@ void mod_info(RedisModuleInfoCtx *ctx, int for_crash_report);
  * commands unless the host already has VADD (then logs it and registers
  * nothing).  REDISMODULE_ERR (logged) when registration fails. */
 int mod_vsets_init(RedisModuleCtx *ctx);
+/* VSIM run in-process on this module's own vector sets, without
+ * RedisModule_Call (which a cluster replica refuses for reads outside a
+ * command: rag.c).  The reply's items in RESP2 order, flattened (a null
+ * attribute is an item with null set).  0; 1 when the sets are the host's
+ * (or off): call VSIM instead; -1 with out->err, VSIM's error line or out
+ * of memory.  Free out with mod_vsim_out_free either way. */
+typedef struct mod_vsim_item {
+    char *p; /* NUL-terminated copy */
+    size_t len;
+    int null;
+} mod_vsim_item;
+typedef struct mod_vsim_out {
+    mod_vsim_item *items;
+    size_t n, cap;
+    int failed; /* out of memory */
+    char err[IC_ERRLEN];
+} mod_vsim_out;
+int mod_vsim_direct(RedisModuleCtx *ctx, const ic_arg *args, int n, mod_vsim_out *out);
+void mod_vsim_out_free(mod_vsim_out *out);
+
+/* keys and the replica rule (routing.c) */
+/* Registers INFER.GENERATE / EMBED / RAG (cmd: IC_KEYS_*) "readonly
+ * deny-script getkeys-api" (GENERATE and EMBED also "no-mandatory-keys")
+ * with libinfercmd's key specs and the arity;
+ * REDISMODULE_ERR (logged) when it cannot. */
+int mod_register_keyed(RedisModuleCtx *ctx, const char *name, RedisModuleCmdFunc fn, int cmd, int arity,
+                       const char *summary);
+/* Answers a keys-position request (RedisModule_IsKeysPositionRequest)
+ * with the call's exact keys. */
+int mod_reply_keys(RedisModuleCtx *ctx, int cmd, RedisModuleString **argv, int argc);
+/* On a replica, a call that writes a key (STORE, STREAM, INTO) is refused
+ * as Redis refuses a write there (MOVED to the primary in a cluster,
+ * READONLY on a read-only replica): 1 with the error replied, else 0. */
+int mod_refuse_replica_write(RedisModuleCtx *ctx, int cmd, RedisModuleString **argv, int argc);
 
 /* argument helpers (args.c) */
 /* argv as (pointer, length) pairs for libinfercmd; NULL on OOM (replied). */

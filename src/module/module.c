@@ -124,16 +124,31 @@ typedef struct cmd_def {
     const char *flags;
 } cmd_def;
 
+/* The commands that name no key.  INFER.LOAD and INFER.UNLOAD are not
+ * writes either: models are not data, and each node (replicas included)
+ * loads its own (docs/module.md, "Keys, replicas and Redis Cluster"). */
 static const cmd_def commands[] = {
     {"infer.load", mod_cmd_load, "deny-script"},
     {"infer.unload", mod_cmd_unload, "deny-script"},
     {"infer.models", mod_cmd_models, "readonly"},
-    {"infer.generate", mod_cmd_generate, "readonly deny-script"},
-    {"infer.embed", mod_cmd_embed, "readonly deny-script"},
-    {"infer.rag", mod_cmd_rag, "readonly deny-script"},
     {"infer.tokenize", mod_cmd_tokenize, "readonly"},
     {"infer.detokenize", mod_cmd_detokenize, "readonly"},
     {"infer.stats", mod_cmd_stats, "readonly"},
+};
+
+/* The commands that name keys: readonly (a call without STORE, STREAM or
+ * INTO is a read, served by replicas), their write forms refused on
+ * replicas by the commands themselves; key specs and getkeys-api from
+ * routing.c.  Arity as inferkv-server's table. */
+static const struct {
+    const char *name;
+    RedisModuleCmdFunc fn;
+    int keys, arity;
+    const char *summary;
+} keyed[] = {
+    {"infer.generate", mod_cmd_generate, IC_KEYS_GENERATE, -3, "Generate text from a prompt with a loaded model"},
+    {"infer.embed", mod_cmd_embed, IC_KEYS_EMBED, -3, "Embed texts with an encoder, or add one to a vector set"},
+    {"infer.rag", mod_cmd_rag, IC_KEYS_RAG, -5, "Retrieve from a vector set and generate an answer"},
 };
 
 EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -156,6 +171,10 @@ EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int
             return REDISMODULE_ERR;
         }
     }
+    for (size_t i = 0; i < sizeof keyed / sizeof keyed[0]; i++)
+        if (mod_register_keyed(ctx, keyed[i].name, keyed[i].fn, keyed[i].keys, keyed[i].arity, keyed[i].summary) !=
+            REDISMODULE_OK)
+            return REDISMODULE_ERR;
     if (!(g_mod.dctx = RedisModule_GetDetachedThreadSafeContext(ctx))) {
         RedisModule_Log(ctx, "warning", "infer: cannot create a detached context");
         return REDISMODULE_ERR;

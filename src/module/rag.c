@@ -38,7 +38,17 @@
  * context has no user, so the calling user's key permissions are checked
  * explicitly before each key is read (RedisModule_ACLCheckKeyPermissions,
  * the user looked up again by name: one deleted meanwhile fails the
- * request). */
+ * request).
+ *
+ * On a Redis Cluster replica RedisModule_Call cannot read: Redis 7.0
+ * routes a module's call by its keys, and the detached context's client
+ * never sent READONLY, so each read is sent to the primary and refused.
+ * INFER.RAG without STORE / STREAM is a read that replicas serve, so
+ * there the reads go direct: VSIM through libvcmd in-process (this
+ * module's own vector sets: mod_vsim_direct), the chunk and TEMPLATE keys
+ * through RedisModule_OpenKey.  The host already checked that the vector
+ * set's slot is served here (the replica's primary owns it); chunk keys
+ * outside that slot are simply not found, as on the primary. */
 #include "mod.h"
 #include "vcmd.h"
 
@@ -83,29 +93,107 @@ static const char *err_of(RedisModuleCallReply *r, char *buf, size_t cap) {
     return buf;
 }
 
+/* Whether the reads must bypass RedisModule_Call: a cluster replica (see
+ * the top of the file). */
+static int reads_direct(void) {
+    int cf = RedisModule_GetContextFlags(g_mod.dctx);
+    return (cf & REDISMODULE_CTX_FLAGS_CLUSTER) && (cf & REDISMODULE_CTX_FLAGS_SLAVE);
+}
+
+/* Opens key to read, directly: the key type, with *k open (close it) when
+ * the key exists. */
+static int open_direct(const char *key, size_t klen, RedisModuleKey **k) {
+    *k = NULL;
+    RedisModuleString *s = RedisModule_CreateString(g_mod.dctx, key, klen);
+    if (!s) return -1;
+    *k = RedisModule_OpenKey(g_mod.dctx, s, REDISMODULE_READ);
+    RedisModule_FreeString(g_mod.dctx, s);
+    return RedisModule_KeyType(*k); /* EMPTY for a NULL handle */
+}
+
+/* A string key's value, read directly: 1 with p/n (valid until *k is
+ * closed), 0 when missing, -2 another type, -1 out of memory. */
+static int string_direct(const char *key, size_t klen, RedisModuleKey **k, const char **p, size_t *n) {
+    int t = open_direct(key, klen, k);
+    if (t < 0) return -1; /* out of memory */
+    if (t == REDISMODULE_KEYTYPE_EMPTY) return 0;
+    if (t != REDISMODULE_KEYTYPE_STRING) return -2;
+    *p = RedisModule_StringDMA(*k, n, REDISMODULE_READ);
+    return *p ? 1 : -2;
+}
+
+/* One hit of VSIM's RESP2 reply (name, score, attributes or NULL) into the
+ * request.  0; -1 malformed; -2 out of memory. */
+static int add_hit(ic_rag *rag, const char *name, size_t nl, const char *sc, size_t sl, const char *attr,
+                   size_t al) {
+    char num[64], *end;
+    if (!name || !sc || sl == 0 || sl >= sizeof num) return -1;
+    memcpy(num, sc, sl);
+    num[sl] = 0;
+    double score = strtod(num, &end);
+    if (*end) return -1;
+    return ic_rag_add_hit(rag, name, nl, score, attr, al) < 0 ? -2 : 0;
+}
+
+/* run_vsim on a cluster replica: the module's own sets, in-process. */
+static int run_vsim_direct(ic_rag *rag, const ic_arg *a, int n, const char *shown, char *err, size_t errlen) {
+    RedisModuleKey *k;
+    int t = open_direct(rag->vset, rag->vset_len, &k);
+    if (k) RedisModule_CloseKey(k);
+    if (t < 0) return snprintf(err, errlen, "ERR out of memory"), -1;
+    if (t == REDISMODULE_KEYTYPE_EMPTY) return snprintf(err, errlen, "ERR vector set '%s' does not exist", shown), -1;
+    mod_vsim_out o;
+    int rc = mod_vsim_direct(g_mod.dctx, a, n, &o);
+    if (rc == 1) {
+        snprintf(err, errlen,
+                 "ERR vector set '%s': on a cluster replica INFER.RAG reads only inferkv.so's own vector sets; "
+                 "run it on the primary",
+                 shown);
+        rc = -1;
+    } else if (rc < 0) {
+        ic_rag_vsim_error(rag, o.err, err, errlen);
+    } else if (o.n % 3) {
+        rc = -1;
+        snprintf(err, errlen, "ERR unexpected VSIM reply for '%s'", shown);
+    }
+    for (size_t i = 0; rc == 0 && i < o.n; i += 3) {
+        const mod_vsim_item *it = &o.items[i];
+        int h = add_hit(rag, it[0].null ? NULL : it[0].p, it[0].len, it[1].null ? NULL : it[1].p, it[1].len,
+                        it[2].null ? NULL : it[2].p, it[2].null ? 0 : it[2].len);
+        if (h == -2) rc = -1, snprintf(err, errlen, "ERR out of memory");
+        else if (h < 0) rc = -1, snprintf(err, errlen, "ERR unexpected VSIM reply for '%s'", shown);
+    }
+    mod_vsim_out_free(&o);
+    return rc;
+}
+
 /* VSIM for the question's vector, the hits into the request.  0, or -1
  * with the line. */
 static int run_vsim(ic_rag *rag, const ic_ereq *e, char *err, size_t errlen) {
     RedisModuleCtx *dc = g_mod.dctx;
     char shown[128], line[IC_ERRLEN];
     ic_shown(rag->vset, rag->vset_len, shown, sizeof shown);
+    ic_arg a[IC_RAG_VSIM_ARGS];
+    int n = ic_rag_vsim_args(rag, e->vec, e->dim, a, err, errlen);
+    if (n < 0) return -1;
+    if (reads_direct()) return run_vsim_direct(rag, a, n, shown, err, errlen);
     RedisModuleCallReply *t = RedisModule_Call(dc, "TYPE", "b", rag->vset, rag->vset_len);
     size_t tl;
     const char *ty = t ? RedisModule_CallReplyStringPtr(t, &tl) : NULL;
     int missing = ty && tl == 4 && !memcmp(ty, "none", 4);
     if (t) RedisModule_FreeCallReply(t);
     if (missing) return snprintf(err, errlen, "ERR vector set '%s' does not exist", shown), -1;
-    ic_arg a[IC_RAG_VSIM_ARGS];
-    int n = ic_rag_vsim_args(rag, e->vec, e->dim, a, err, errlen);
-    if (n < 0) return -1;
-    /* a[0] is "VSIM": the command name */
-    RedisModuleCallReply *r =
-        n == 10 ? RedisModule_Call(dc, "VSIM", "bbbbbbbbb", a[1].ptr, a[1].len, a[2].ptr, a[2].len, a[3].ptr,
-                                   a[3].len, a[4].ptr, a[4].len, a[5].ptr, a[5].len, a[6].ptr, a[6].len, a[7].ptr,
-                                   a[7].len, a[8].ptr, a[8].len, a[9].ptr, a[9].len)
-                : RedisModule_Call(dc, "VSIM", "bbbbbbb", a[1].ptr, a[1].len, a[2].ptr, a[2].len, a[3].ptr,
-                                   a[3].len, a[4].ptr, a[4].len, a[5].ptr, a[5].len, a[6].ptr, a[6].len, a[7].ptr,
-                                   a[7].len);
+    /* a[0] is "VSIM": the command name; the rest as strings, however many
+     * options (FILTER, FILTER-EF, EF) there are */
+    RedisModuleString *v[IC_RAG_VSIM_ARGS];
+    int nv = 0;
+    for (int i = 1; i < n; i++) {
+        if (!(v[nv] = RedisModule_CreateString(dc, a[i].ptr, a[i].len))) break;
+        nv++;
+    }
+    RedisModuleCallReply *r = nv == n - 1 ? RedisModule_Call(dc, "VSIM", "v", v, (size_t)nv) : NULL;
+    for (int i = 0; i < nv; i++) RedisModule_FreeString(dc, v[i]);
+    if (nv != n - 1) return snprintf(err, errlen, "ERR out of memory"), -1;
     if (!r) return snprintf(err, errlen, "ERR vector set '%s': the server has no VSIM (vector sets are off)", shown), -1;
     if (err_of(r, line, sizeof line)) {
         RedisModule_FreeCallReply(r);
@@ -121,32 +209,42 @@ static int run_vsim(ic_rag *rag, const ic_ereq *e, char *err, size_t errlen) {
         const char *name = str_of(RedisModule_CallReplyArrayElement(r, i), &nl);
         const char *sc = str_of(RedisModule_CallReplyArrayElement(r, i + 1), &sl);
         const char *attr = str_of(RedisModule_CallReplyArrayElement(r, i + 2), &al);
-        char num[64];
-        char *end;
-        if (!name || !sc || sl == 0 || sl >= sizeof num) {
-            rc = -1;
-            break;
-        }
-        memcpy(num, sc, sl);
-        num[sl] = 0;
-        double score = strtod(num, &end);
-        if (*end) {
-            rc = -1;
-            break;
-        }
-        if (ic_rag_add_hit(rag, name, nl, score, attr, al) < 0) {
+        int h = add_hit(rag, name, nl, sc, sl, attr, al);
+        if (h == -2) {
             RedisModule_FreeCallReply(r);
             return snprintf(err, errlen, "ERR out of memory"), -1;
         }
+        rc = h;
     }
     RedisModule_FreeCallReply(r);
     if (rc < 0) snprintf(err, errlen, "ERR unexpected VSIM reply for '%s'", shown);
     return rc;
 }
 
+/* read_chunk on a cluster replica: a string's value, or a hash's "text". */
+static int read_chunk_direct(ic_rag *rag, int i, const char *key, size_t klen) {
+    RedisModuleKey *k;
+    const char *p;
+    size_t n;
+    int rc = 0, t = string_direct(key, klen, &k, &p, &n);
+    if (t == 1) {
+        rc = ic_rag_set_text(rag, i, p, n);
+    } else if (t == -2 && RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_HASH) {
+        RedisModuleString *v = NULL;
+        if (RedisModule_HashGet(k, REDISMODULE_HASH_CFIELDS, IC_RAG_TEXT_FIELD, &v, NULL) == REDISMODULE_OK && v) {
+            p = RedisModule_StringPtrLen(v, &n);
+            rc = ic_rag_set_text(rag, i, p, n);
+            RedisModule_FreeString(g_mod.dctx, v);
+        }
+    }
+    if (k) RedisModule_CloseKey(k);
+    return rc;
+}
+
 /* The chunk in a key named by a hit: a string's value or a hash's field
  * "text" (read with GET, then HGET when GET says WRONGTYPE). */
 static int read_chunk(ic_rag *rag, int i, const char *key, size_t klen) {
+    if (reads_direct()) return read_chunk_direct(rag, i, key, klen);
     RedisModuleCtx *dc = g_mod.dctx;
     RedisModuleCallReply *r = RedisModule_Call(dc, "GET", "b", key, klen);
     if (r && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_ERROR) {
@@ -192,19 +290,29 @@ static int32_t *retrieve(gen_req *g, int32_t *n_prompt, char *err, size_t errlen
         char shown[128], line[IC_ERRLEN];
         ic_shown(rag->tmpl_key, rag->tmpl_key_len, shown, sizeof shown);
         if (may_read(u, rag->tmpl_key, rag->tmpl_key_len, "TEMPLATE key", err, errlen) < 0) goto out;
-        RedisModuleCallReply *r = RedisModule_Call(g_mod.dctx, "GET", "b", rag->tmpl_key, rag->tmpl_key_len);
-        size_t n;
-        const char *p = str_of(r, &n);
-        int rc = 0;
-        if (r && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_NULL)
+        RedisModuleCallReply *r = NULL;
+        RedisModuleKey *k = NULL;
+        size_t n = 0;
+        const char *p = NULL;
+        int found, rc = 0;
+        if (reads_direct()) {
+            found = string_direct(rag->tmpl_key, rag->tmpl_key_len, &k, &p, &n); /* 1, 0 missing, -2 type */
+        } else {
+            r = RedisModule_Call(g_mod.dctx, "GET", "b", rag->tmpl_key, rag->tmpl_key_len);
+            p = str_of(r, &n);
+            if (r && RedisModule_CallReplyType(r) == REDISMODULE_REPLY_NULL) found = 0;
+            else found = err_of(r, line, sizeof line) ? -2 : 1;
+        }
+        if (found == 0)
             rc = -1, snprintf(err, errlen, "ERR TEMPLATE key '%s' does not exist", shown);
-        else if (err_of(r, line, sizeof line))
+        else if (found == -2)
             rc = -1, snprintf(err, errlen, "WRONGTYPE the TEMPLATE key '%s' must hold a string", shown);
         else if (!p)
             rc = -1, snprintf(err, errlen, "ERR cannot read the TEMPLATE key '%s'", shown);
         else
             rc = ic_rag_set_template(rag, p, n, err, errlen);
         if (r) RedisModule_FreeCallReply(r);
+        if (k) RedisModule_CloseKey(k);
         if (rc < 0) goto out;
     }
     ids = ic_rag_build(rag, n_prompt, err, errlen);
@@ -260,7 +368,9 @@ static void embedded(ic_ereq *e) {
  *     [CONTEXTKEY-FIELD name] [TEMPLATE key] [WITHSOURCES] [WITHPROMPT]
  *     [generation options as INFER.GENERATE's] */
 int mod_cmd_rag(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) return mod_reply_keys(ctx, IC_KEYS_RAG, argv, argc);
     if (argc < 5) return RedisModule_WrongArity(ctx);
+    if (mod_refuse_replica_write(ctx, IC_KEYS_RAG, argv, argc)) return REDISMODULE_OK;
     ic_arg *a = mod_args(ctx, argv, argc);
     if (!a) return REDISMODULE_OK;
     char err[IC_ERRLEN];
@@ -275,8 +385,6 @@ int mod_cmd_rag(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     int cf = RedisModule_GetContextFlags(ctx);
     const char *refuse = NULL;
     if (cf & REDISMODULE_CTX_FLAGS_DENY_BLOCKING) refuse = "ERR INFER.RAG cannot run inside MULTI or a script";
-    else if ((rag->store || rag->stream) && (cf & REDISMODULE_CTX_FLAGS_SLAVE) && (cf & REDISMODULE_CTX_FLAGS_READONLY))
-        refuse = "READONLY You can't write against a read only replica.";
     if (refuse) {
         ic_rag_free(&g_mod.reg, rag);
         return RedisModule_ReplyWithError(ctx, refuse);

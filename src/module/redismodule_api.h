@@ -21,8 +21,12 @@
 /* GetContextFlags bits */
 #define REDISMODULE_CTX_FLAGS_LUA (1 << 0)
 #define REDISMODULE_CTX_FLAGS_MULTI (1 << 1)
+#define REDISMODULE_CTX_FLAGS_MASTER (1 << 2)
 #define REDISMODULE_CTX_FLAGS_SLAVE (1 << 3)
-#define REDISMODULE_CTX_FLAGS_READONLY (1 << 4)
+#define REDISMODULE_CTX_FLAGS_READONLY (1 << 4)  /* a replica with replica-read-only yes */
+#define REDISMODULE_CTX_FLAGS_CLUSTER (1 << 5)
+#define REDISMODULE_CTX_FLAGS_REPLICATED (1 << 12) /* sent by our master over the replication link */
+#define REDISMODULE_CTX_FLAGS_LOADING (1 << 13)
 #define REDISMODULE_CTX_FLAGS_DENY_BLOCKING (1 << 21)
 #define REDISMODULE_CTX_FLAGS_RESP3 (1 << 22)
 
@@ -39,7 +43,12 @@
 
 /* KeyType results (only those the module tells apart) */
 #define REDISMODULE_KEYTYPE_EMPTY 0
+#define REDISMODULE_KEYTYPE_STRING 1
+#define REDISMODULE_KEYTYPE_HASH 3
 #define REDISMODULE_KEYTYPE_MODULE 6
+
+/* HashGet: field names given as C strings */
+#define REDISMODULE_HASH_CFIELDS (1 << 2)
 
 /* NotifyKeyspaceEvent classes: 'g' and 'd' (module key types) */
 #define REDISMODULE_NOTIFY_GENERIC (1 << 2)
@@ -59,6 +68,16 @@
 #define REDISMODULE_CMD_KEY_UPDATE (1ULL << 5)
 #define REDISMODULE_CMD_KEY_INSERT (1ULL << 6)
 #define REDISMODULE_CMD_KEY_DELETE (1ULL << 7)
+#define REDISMODULE_CMD_KEY_NOT_KEY (1ULL << 8)
+#define REDISMODULE_CMD_KEY_INCOMPLETE (1ULL << 9) /* the spec may miss or misplace keys: ask getkeys */
+#define REDISMODULE_CMD_KEY_VARIABLE_FLAGS (1ULL << 10)
+
+/* Cluster nodes (GetMyClusterID, GetClusterNodeInfo): ids are exactly
+ * REDISMODULE_NODE_ID_LEN bytes, not NUL-terminated. */
+#define REDISMODULE_NODE_ID_LEN 40
+#define REDISMODULE_NODE_MYSELF (1 << 0)
+#define REDISMODULE_NODE_MASTER (1 << 1)
+#define REDISMODULE_NODE_SLAVE (1 << 2)
 
 /* Server events (SubscribeToServerEvent) */
 #define REDISMODULE_EVENT_SHUTDOWN 5
@@ -280,7 +299,14 @@ typedef struct RedisModuleCommandInfo {
     X(RedisModuleCallReply *, CallReplyArrayElement, (RedisModuleCallReply * reply, size_t idx))   \
     X(long long, CallReplyInteger, (RedisModuleCallReply * reply))                                 \
     X(RedisModuleTimerID, CreateTimer,                                                             \
-      (RedisModuleCtx * ctx, long long period, RedisModuleTimerProc callback, void *data))
+      (RedisModuleCtx * ctx, long long period, RedisModuleTimerProc callback, void *data))          \
+    X(int, IsKeysPositionRequest, (RedisModuleCtx * ctx))                                          \
+    X(void, KeyAtPosWithFlags, (RedisModuleCtx * ctx, int pos, int flags))                         \
+    X(const char *, GetMyClusterID, (void))                                                        \
+    X(int, GetClusterNodeInfo,                                                                     \
+      (RedisModuleCtx * ctx, const char *id, char *ip, char *master_id, int *port, int *flags))     \
+    X(char *, StringDMA, (RedisModuleKey * key, size_t *len, int mode))                            \
+    X(int, HashGet, (RedisModuleKey * key, int flags, ...))
 
 /* Entry points newer than Redis 7.0: fetched when the server has them and
  * left NULL otherwise (a caller checks before using one).

@@ -621,3 +621,82 @@ int mod_vsets_init(RedisModuleCtx *ctx) {
                                                         : "not supported by this server");
     return REDISMODULE_OK;
 }
+
+/* ---- VSIM for INFER.RAG's retrieval ----------------------------------------
+ * INFER.RAG reads through RedisModule_Call, so that a host's own vector
+ * sets serve it too.  On a Redis Cluster replica that cannot work: 7.0
+ * routes a module's call by the keys it names, and a detached context has
+ * no READONLY client, so every read there is sent to the primary (the call
+ * fails).  Where this module serves the sets itself, rag.c then runs VSIM
+ * here: libvcmd in-process, its reply collected instead of written. */
+
+static int col_push(mod_vsim_out *o, const char *p, size_t n, int null) {
+    if (o->failed) return -1;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? 2 * o->cap : 32;
+        mod_vsim_item *v = realloc(o->items, cap * sizeof *v);
+        if (!v) return o->failed = 1, -1;
+        o->items = v;
+        o->cap = cap;
+    }
+    mod_vsim_item *it = &o->items[o->n];
+    it->null = null;
+    it->len = n;
+    it->p = malloc(n + 1);
+    if (!it->p) return o->failed = 1, -1;
+    if (n) memcpy(it->p, p, n);
+    it->p[n] = 0;
+    o->n++;
+    return 0;
+}
+
+/* The RESP2 shape, flattened: arrays and maps add nothing but their items. */
+static void c_nothing(void *c, long n) { (void)c, (void)n; }
+static void c_bulk(void *c, const char *p, size_t n) { col_push(c, p, n, 0); }
+static void c_simple(void *c, const char *s) { col_push(c, s, strlen(s), 0); }
+static void c_null(void *c) { col_push(c, "", 0, 1); }
+static void c_null_array(void *c) { col_push(c, "", 0, 1); }
+static void c_integer(void *c, long long v) {
+    char b[32];
+    col_push(c, b, (size_t)snprintf(b, sizeof b, "%lld", v), 0);
+}
+static void c_bool(void *c, int v) { c_integer(c, v != 0); }
+static void c_double(void *c, double d) {
+    char b[64];
+    col_push(c, b, (size_t)vc_format_double(b, sizeof b, d), 0);
+}
+static void c_error(void *c, const char *line) {
+    mod_vsim_out *o = c;
+    if (!o->err[0]) snprintf(o->err, sizeof o->err, "%s", line);
+}
+
+void mod_vsim_out_free(mod_vsim_out *o) {
+    for (size_t i = 0; i < o->n; i++) free(o->items[i].p);
+    free(o->items);
+    memset(o, 0, sizeof *o);
+}
+
+int mod_vsim_direct(RedisModuleCtx *ctx, const ic_arg *args, int n, mod_vsim_out *out) {
+    memset(out, 0, sizeof *out);
+    if (!vs_type) return 1; /* the host's sets (or none): RedisModule_Call's */
+    if (n < 2 || n > 16) return snprintf(out->err, sizeof out->err, "ERR bad VSIM call"), -1;
+    vc_arg a[16];
+    for (int i = 0; i < n; i++) a[i] = (vc_arg){args[i].ptr, args[i].len};
+    RedisModuleString *name = RedisModule_CreateString(ctx, args[1].ptr, args[1].len);
+    if (!name) return snprintf(out->err, sizeof out->err, "ERR out of memory"), -1;
+    vc_reply r = {.c = out, .resp3 = 0, .array = c_nothing, .map = c_nothing, .bulk = c_bulk, .simple = c_simple,
+                  .integer = c_integer, .dbl = c_double, .boolean = c_bool, .null = c_null,
+                  .null_array = c_null_array, .error = c_error};
+    vkey k = {ctx, name, NULL, 0};
+    vc_ctx x = {.ops = &keyops, .key_ctx = &k, .r = &r, .can_defer = 0, .rand = next_random()};
+    int rc = vc_exec(a, n, &x);
+    if (rc == VC_DEFERRED) { /* can_defer is 0; should it defer, finish here */
+        vc_job_run(x.job);
+        vc_job_finish(x.job, &keyops, &k, &r);
+    }
+    vk_close(&k);
+    RedisModule_FreeString(ctx, name);
+    if (out->failed && !out->err[0]) snprintf(out->err, sizeof out->err, "ERR out of memory");
+    if (rc == VC_UNKNOWN && !out->err[0]) snprintf(out->err, sizeof out->err, "ERR unknown vector-set command");
+    return out->err[0] ? -1 : 0;
+}

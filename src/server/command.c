@@ -318,18 +318,22 @@ static command table[] = {
     CS("xinfo", -2, 0, "slow", xinfo_subs),
     /* INFER.* (t_infer.c): their own ACL category, so an operator can keep
      * them from untrusted users (-@infer); not in cmdmeta_gen.c, COMMAND
-     * INFO shows these rows.  GENERATE's keys (PROMPTKEY, STORE, STREAM)
-     * sit after options, so no fixed key positions are declared. */
+     * INFO shows these rows (GENERATE, EMBED and RAG: cmdmeta_infer.c's
+     * records, with their key specs). */
     C("infer.load", infer_load_cmd, -3, NS | CMD_BLOCKING, "infer slow dangerous", 0, 0, 0),
     C("infer.unload", infer_unload_cmd, 2, NS, "infer slow dangerous", 0, 0, 0),
     C("infer.models", infer_models_cmd, 1, LD | ST, "infer slow", 0, 0, 0),
-    C("infer.generate", infer_generate_cmd, -3, W | NS | CMD_BLOCKING, "infer write slow blocking", 0, 0, 0),
-    /* EMBED writes with INTO; RAG reads its vector set (argv[3]), its
-     * TEMPLATE key and the chunk keys its attributes name, and writes
-     * with STREAM / STORE.  COMMAND INFO and GETKEYS: cmdmeta_infer.c and
-     * getkeys_movable below. */
-    C("infer.embed", infer_embed_cmd, -3, W | NS | CMD_BLOCKING, "infer write slow blocking", 0, 0, 0),
-    C("infer.rag", infer_rag_cmd, -5, W | NS | CMD_BLOCKING, "infer write slow blocking", 3, 3, 1),
+    /* GENERATE reads PROMPTKEY / TOKENSKEY and writes with STREAM / STORE;
+     * EMBED writes with INTO; RAG reads its vector set (argv[3]), its
+     * TEMPLATE key and the chunk keys its attributes name, and writes with
+     * STREAM / STORE.  Flagged readonly, as inferkv.so registers them: a
+     * call that writes nothing is a read (replicas may serve it), one that
+     * names a key it writes is a write (infer_call_writes, checked in
+     * command_process).  Keys: libinfercmd's finder (getkeys_movable);
+     * GENERATE's and EMBED's are all optional (no_mandatory_keys). */
+    C("infer.generate", infer_generate_cmd, -3, R | NS | CMD_BLOCKING | NMK, "infer read slow blocking", 0, 0, 0),
+    C("infer.embed", infer_embed_cmd, -3, R | NS | CMD_BLOCKING | NMK, "infer read slow blocking", 0, 0, 0),
+    C("infer.rag", infer_rag_cmd, -5, R | NS | CMD_BLOCKING, "infer read slow blocking", 3, 3, 1),
     C("infer.tokenize", infer_tokenize_cmd, 3, R, "infer read slow", 0, 0, 0),
     C("infer.detokenize", infer_detokenize_cmd, -3, R, "infer read slow", 0, 0, 0),
     C("infer.stats", infer_stats_cmd, 1, LD | ST, "infer slow", 0, 0, 0),
@@ -525,8 +529,11 @@ void command_process(client *c) {
         }
     }
     /* stop-writes-on-bgsave-error: as Redis, writes and PING are refused
-     * while the last background save failed (persist.c) */
-    if (((cmd->flags & CMD_WRITE) || cmd->proc == ping_cmd) && persist_writes_denied()) {
+     * while the last background save failed (persist.c).  The INFER.*
+     * write forms (STORE, STREAM, INTO) are writes here too. */
+    int writes = (cmd->flags & CMD_WRITE) ||
+                 (!strncmp(cmd->name, "infer.", 6) && infer_call_writes(cmd->name, c->argv, c->argc));
+    if ((writes || cmd->proc == ping_cmd) && persist_writes_denied()) {
         reject(c, mcmd, "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist "
                         "to disk. Commands that may modify the data set are disabled, because this instance is "
                         "configured to report errors during writes if RDB snapshotting fails "
@@ -536,7 +543,7 @@ void command_process(client *c) {
     }
     /* as Redis: while the AOF cannot be written, writes are refused (an
      * acknowledged write must be in the file) */
-    const char *aof_err = (cmd->flags & CMD_WRITE) ? aof_write_error() : NULL;
+    const char *aof_err = writes ? aof_write_error() : NULL;
     if (aof_err) {
         reject(c, mcmd, aof_err);
         return;
@@ -576,7 +583,8 @@ static void reply_flags(client *c, const command *cmd) {
     long n = 0;
     for (unsigned i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
         if (f & (1u << i)) n++;
-    int movable = !strcmp(cmd->name, "infer.embed") || !strcmp(cmd->name, "infer.rag") ||
+    int movable = !strcmp(cmd->name, "infer.generate") || !strcmp(cmd->name, "infer.embed") ||
+                  !strcmp(cmd->name, "infer.rag") ||
                   (cmd->first_key == 0 && (!strcmp(cmd->name, "lmpop") || !strcmp(cmd->name, "zmpop") ||
                                           !strcmp(cmd->name, "sintercard") || !strcmp(cmd->name, "zunion") ||
                                           !strcmp(cmd->name, "zinter") || !strcmp(cmd->name, "zdiff") ||
@@ -682,30 +690,9 @@ static void command_list(client *c) {
 /* Key positions of commands whose keys follow a numkeys argument.  Replies
  * and returns 1 when cmd is one of them. */
 static int getkeys_movable(client *c, const command *cmd, dstr *argv, int argc) {
-    if (!strcmp(cmd->name, "infer.embed")) {
-        /* INFER.EMBED model INTO key element text ...: one key, or none */
-        int into = argc >= 6 && !strcasecmp(argv[2], "into");
-        reply_array_len(c, into);
-        if (into) reply_bulk_dstr(c, argv[3]);
-        return 1;
-    }
-    if (!strcmp(cmd->name, "infer.rag")) {
-        /* the vector set, then TEMPLATE / STREAM / STORE keys among the
-         * options (every other option but the flags takes one value) */
-        int keys[4], n = 0;
-        keys[n++] = 3;
-        for (int i = 5; i < argc; i++) {
-            const char *o = argv[i];
-            if (!strcasecmp(o, "withsources") || !strcasecmp(o, "withprompt") || !strcasecmp(o, "chat")) continue;
-            if (i + 1 >= argc) break;
-            if ((!strcasecmp(o, "template") || !strcasecmp(o, "stream") || !strcasecmp(o, "store")) && n < 4)
-                keys[n++] = i + 1;
-            i++;
-        }
-        reply_array_len(c, n);
-        for (int k = 0; k < n; k++) reply_bulk_dstr(c, argv[keys[k]]);
-        return 1;
-    }
+    /* INFER.GENERATE / EMBED / RAG: libinfercmd's exact finder, the one
+     * inferkv.so's getkeys-api answers with */
+    if (infer_getkeys(c, cmd->name, argv, argc)) return 1;
     if (!strcmp(cmd->name, "xread") || !strcmp(cmd->name, "xreadgroup")) {
         /* keys follow the keyword STREAMS, paired with as many ids */
         int at = -1;

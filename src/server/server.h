@@ -378,7 +378,7 @@ extern const size_t cmdmeta_count;
 /* cmdmeta_vset.c: the V* commands, written by hand as Redis 8 answers. */
 extern const cmdmeta_record cmdmeta_vset_records[];
 extern const size_t cmdmeta_vset_count;
-/* cmdmeta_infer.c: INFER.EMBED and INFER.RAG, the INFER.* that name keys */
+/* cmdmeta_infer.c: INFER.GENERATE, INFER.EMBED and INFER.RAG, the INFER.* that name keys */
 extern const cmdmeta_record cmdmeta_infer_records[];
 extern const size_t cmdmeta_infer_count;
 /* Replies the entry of "name" or "parent|sub"; 0 (nothing sent) if unknown. */
@@ -705,6 +705,12 @@ dstr infer_info_memory(dstr s);  /* the engine's lines of INFO memory */
 DECL(infer_load_cmd); DECL(infer_unload_cmd); DECL(infer_models_cmd); DECL(infer_generate_cmd);
 DECL(infer_tokenize_cmd); DECL(infer_detokenize_cmd); DECL(infer_stats_cmd);
 DECL(infer_embed_cmd); DECL(infer_rag_cmd);
+/* COMMAND GETKEYS of INFER.GENERATE / EMBED / RAG (libinfercmd's exact
+ * finder): replies and returns 1; 0 for any other command. */
+int infer_getkeys(client *c, const char *name, dstr *argv, int argc);
+/* 1 when this call writes a key (STORE, STREAM, INTO): the INFER.*
+ * commands carry no static write flag, their write forms are writes. */
+int infer_call_writes(const char *name, dstr *argv, int argc);
 
 /* t_vset.c: vector sets.  One handler runs all thirteen V* commands
  * through libvcmd (src/vcmd/), the front-end inferkv.so shares. */

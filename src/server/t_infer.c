@@ -1032,3 +1032,49 @@ void infer_rag_cmd(client *c) {
         reply_error(c, err);
     }
 }
+
+/* ---- keys and the read/write rule ------------------------------------------
+ * libinfercmd's finder (keys.c, shared with inferkv.so) says which
+ * arguments of INFER.GENERATE / EMBED / RAG are keys.  The commands carry
+ * no static write flag: a call that names no key it writes is a read (it
+ * may run on a replica once there is replication), one with STORE, STREAM
+ * or INTO is a write - refused where writes are (MISCONF, a failing AOF).
+ * What they write is propagated explicitly (SET, XADD, VADD), so a read
+ * call never reaches the AOF or a replica. */
+
+/* argv as (pointer, length) pairs: in buf when it fits, else allocated.
+ * NULL when out of memory. */
+static ic_arg *args_in(dstr *argv, int argc, ic_arg *buf, int cap) {
+    ic_arg *a = argc <= cap ? buf : km_malloc((size_t)argc * sizeof *a);
+    if (!a) return NULL;
+    for (int i = 0; i < argc; i++) a[i] = (ic_arg){argv[i], dstr_len(argv[i])};
+    return a;
+}
+
+int infer_getkeys(client *c, const char *name, dstr *argv, int argc) {
+    int cmd = ic_keys_command(name, strlen(name));
+    if (cmd < 0) return 0;
+    ic_arg buf[32];
+    ic_arg *a = args_in(argv, argc, buf, 32);
+    if (!a) {
+        reply_error(c, "ERR out of memory");
+        return 1;
+    }
+    ic_key k[IC_MAX_KEYS];
+    int n = ic_keys(cmd, a, argc, k);
+    if (a != buf) km_free(a);
+    reply_array_len(c, n);
+    for (int i = 0; i < n; i++) reply_bulk_dstr(c, argv[k[i].pos]);
+    return 1;
+}
+
+int infer_call_writes(const char *name, dstr *argv, int argc) {
+    int cmd = ic_keys_command(name, strlen(name));
+    if (cmd < 0) return 0;
+    ic_arg buf[32];
+    ic_arg *a = args_in(argv, argc, buf, 32);
+    if (!a) return 1; /* cannot tell: treated as the write it may be */
+    int w = ic_keys_write(cmd, a, argc);
+    if (a != buf) km_free(a);
+    return w;
+}
