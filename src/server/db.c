@@ -138,12 +138,20 @@ kobj *db_lookup_write(client *c, const dstr key) {
     return db_lookup(c->db, key, LOOKUP_WRITE);
 }
 
-int db_add(kdb *db, const dstr key, kobj *val) {
+/* Adds key without touching its WATCHers: Redis's dbAdd, for a command
+ * that decides afterwards whether it changed anything (BITFIELD with every
+ * write refused by OVERFLOW FAIL creates the key but changes nothing). */
+int db_add_unsignalled(kdb *db, const dstr key, kobj *val) {
     if (dict_add(db->keys, key, val) != DICT_OK) return ERR; /* copies key */
     if (val->type == OBJ_LIST || val->type == OBJ_ZSET || val->type == OBJ_STREAM)
         block_signal_key(db, key);
-    db_signal_modified(db, key);
     notify_keyspace_event(NOTIFY_NEW, "new", key, db->id);
+    return OK;
+}
+
+int db_add(kdb *db, const dstr key, kobj *val) {
+    if (db_add_unsignalled(db, key, val) != OK) return ERR;
+    db_signal_modified(db, key);
     return OK;
 }
 

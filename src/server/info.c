@@ -186,8 +186,9 @@ static void errorstat_add(const char *code, size_t len) {
         errorstats[lo].count++;
         return;
     }
-    if (n_errorstats == ERRORSTAT_MAX) {
-        if (len != 3 || memcmp(code, "ERR", 3) != 0) errorstat_add("ERR", 3);
+    int is_err = len == 3 && !memcmp(code, "ERR", 3);
+    if (n_errorstats >= ERRORSTAT_MAX - 1 && !is_err) { /* the last slot is kept for ERR */
+        errorstat_add("ERR", 3);
         return;
     }
     memmove(&errorstats[lo + 1], &errorstats[lo], (size_t)(n_errorstats - lo) * sizeof errorstats[0]);

@@ -202,7 +202,13 @@ static void adjust_open_files_limit(void) {
         return;
     }
     unsigned asked = srv.maxclients;
-    srv.maxclients = rl.rlim_cur > 33 ? (unsigned)(rl.rlim_cur - 32) : 1;
+    if (rl.rlim_cur <= 32) { /* as Redis: no client would fit */
+        log_msg(LL_WARNING, "Your current 'ulimit -n' of %llu is not enough for the server to start. Please increase "
+                "your open file limit to at least %llu. Exiting.", (unsigned long long)rl.rlim_cur,
+                (unsigned long long)want);
+        exit(1);
+    }
+    srv.maxclients = (unsigned)(rl.rlim_cur - 32);
     log_msg(LL_WARNING,
             "You requested maxclients of %u requiring at least %llu max file descriptors; the limit is %llu "
             "(hard limit %llu%s%s). maxclients has been reduced to %u to compensate for low ulimit. If you need "

@@ -106,6 +106,7 @@ kobj *db_lookup_read_flags(struct client *c, const dstr key, int flags);
 kobj *db_lookup_write(struct client *c, const dstr key);
 /* Adds a key that must not exist; takes the object.  OK or ERR (OOM). */
 int db_add(kdb *db, const dstr key, kobj *val);
+int db_add_unsignalled(kdb *db, const dstr key, kobj *val); /* WATCH untouched: the caller signals */
 /* Overwrites (or adds); clears the TTL unless keep_ttl. */
 int db_set(kdb *db, const dstr key, kobj *val, int keep_ttl);
 /* Replaces the value of an existing key, keeping its TTL. */

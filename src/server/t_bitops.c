@@ -304,21 +304,22 @@ fail:
 /* The key's string, made a private raw string at least `bytes` long for
  * in-place writes (created when missing).  *grew: created or lengthened.
  * NULL after a reply (WRONGTYPE, OOM). */
-static kobj *bf_string_for_write(client *c, size_t bytes, int *created, int *grew) {
+static kobj *bf_string_for_write(client *c, size_t bytes, int *grew) {
     const dstr key = c->argv[1];
-    *created = *grew = 0;
+    *grew = 0;
     kobj *o = db_lookup_write(c, key);
     if (db_check_type(c, o, OBJ_STRING)) return NULL;
     if (!o) {
         dstr s = dstr_newlen(NULL, bytes); /* zero-filled */
         kobj *n = s ? obj_new(OBJ_STRING, ENC_RAW, s) : NULL;
-        if (!n || db_add(c->db, key, n) != OK) {
+        /* WATCH is signalled by the caller, only if a write counts */
+        if (!n || db_add_unsignalled(c->db, key, n) != OK) {
             if (n) obj_decref(n);
             else dstr_free(s);
             reply_error(c, "ERR out of memory");
             return NULL;
         }
-        *created = *grew = 1;
+        *grew = 1;
         return n;
     }
     if (o->enc != ENC_RAW || o->refcount > 1) {
@@ -401,7 +402,7 @@ static void bitfield_generic(client *c, int readonly_cmd) {
     bf_op *ops = bf_parse(c, &nops, &writes, &highest);
     if (!ops) return;
     kobj *o;
-    int created = 0, grew = 0;
+    int grew = 0;
     if (!writes) {
         /* GETs only: a read, and a missing key is all zeros */
         o = db_lookup_read(c, c->argv[1]);
@@ -409,7 +410,7 @@ static void bitfield_generic(client *c, int readonly_cmd) {
     } else if (readonly_cmd) {
         reply_error(c, "ERR BITFIELD_RO only supports the GET subcommand");
         goto done;
-    } else if (!(o = bf_string_for_write(c, (size_t)(highest >> 3) + 1, &created, &grew))) {
+    } else if (!(o = bf_string_for_write(c, (size_t)(highest >> 3) + 1, &grew))) {
         goto done;
     }
     reply_array_len(c, nops);
@@ -433,10 +434,11 @@ static void bitfield_generic(client *c, int readonly_cmd) {
         db_signal_modified(c->db, c->argv[1]);
         srv.dirty += changes - 1; /* Redis counts one change per field written */
         notify_keyspace_event(NOTIFY_STRING, "setbit", c->argv[1], c->db->id);
-    } else if (grew && !created) {
-        /* Lengthened but every write refused by OVERFLOW FAIL: Redis
-         * neither signals nor notifies; the new length must still reach
-         * the AOF, so the command counts as a change there. */
+    } else if (grew) {
+        /* Created or lengthened but every write refused by OVERFLOW FAIL:
+         * Redis neither signals WATCH nor notifies; the new key or length
+         * must still reach the AOF, so the command counts as a change
+         * there. */
         srv.dirty++;
     }
 done:

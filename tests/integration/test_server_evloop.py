@@ -182,6 +182,23 @@ def startup_fits_maxclients_to_the_fd_limit():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def startup_refused_with_no_fd_for_a_client():
+    """A soft and hard limit of 32 leaves no fd for a client: the server
+    says so and exits, as Redis does, instead of starting unusable."""
+    port, d = free_port(), tempfile.mkdtemp(prefix="inferkv-nofile-")
+    log = os.path.join(d, "server.log")
+    try:
+        proc = subprocess.run([server_harness.SERVER, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                               "--dir", d, "--logfile", log],
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        eq(proc.returncode, 1, "exit status")
+        text = open(log).read()
+        check("is not enough for the server to start" in text, "the log says why:\n" + text[-1500:])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     with Server() as srv:
         for fn in (resize_with_a_write_pending, many_clients_resize_in_one_turn,
@@ -198,6 +215,7 @@ def main():
 
         t.run(server_alive_with_a_clean_log)
     t.run(startup_fits_maxclients_to_the_fd_limit)
+    t.run(startup_refused_with_no_fd_for_a_client)
     t.done()
 
 

@@ -496,6 +496,16 @@ static int pull(const hub_repo *r, const char *sel, const char *dir, int dirfd, 
         goto out;
     }
     locked = 1;
+    /* The lock may have come free because another pull just renamed this
+     * inode into place as the installed file: only the inode still named
+     * .part, and still linked, is ours to write; its size is read now. */
+    struct stat named;
+    if (fstat(d.fd, &st) || fstatat(dirfd, part, &named, AT_SYMLINK_NOFOLLOW) || st.st_nlink == 0 ||
+        st.st_dev != named.st_dev || st.st_ino != named.st_ino) {
+        fprintf(stderr, "error: %s/%s changed while this pull started (another pull finished?); run it again\n",
+                dir, part);
+        goto out;
+    }
     d.md = EVP_MD_CTX_new();
     if (!d.md || !EVP_DigestInit_ex(d.md, EVP_sha256(), NULL)) {
         fprintf(stderr, "error: cannot set up SHA-256 (libcrypto)\n");
