@@ -93,6 +93,8 @@ static double now(void) {
 static const struct { const char *name; shape s; } PRESETS[] = {
     /* the exact shapes of Qwen3-0.6B */
     {"qwen3-0.6b", {"qwen3", "Qwen3-0.6B-synthetic", 28, 1024, 16, 8, 128, 3072, 151936, 40960, 1e6, 1e-6, 1, NULL}},
+    /* the exact shapes of Qwen3-4B (tie_word_embeddings true in its config) */
+    {"qwen3-4b", {"qwen3", "Qwen3-4B-synthetic", 36, 2560, 32, 8, 128, 9728, 151936, 40960, 1e6, 1e-6, 1, NULL}},
     /* the models of ../shared/refs/README.md */
     {"tiny-llama", {"llama", "tiny-llama", 2, 256, 4, 2, 64, 768, 512, 2048, 1e4, 1e-5, 0, NULL}},
     {"tiny-qwen2", {"qwen2", "tiny-qwen2", 2, 256, 4, 2, 64, 768, 512, 2048, 1e6, 1e-6, 0, NULL}},
@@ -114,8 +116,8 @@ static void usage(FILE *f) {
             "\n"
             "Writes a GGUF model with seeded random weights (or re-quantizes FILE).\n"
             "\n"
-            "  --preset NAME     qwen3-0.6b, tiny-llama, tiny-qwen2, tiny-qwen3, stories260k,\n"
-            "                    bert-base, minilm-l6, tiny-bert, tiny-nomic-bert\n"
+            "  --preset NAME     qwen3-0.6b, qwen3-4b, tiny-llama, tiny-qwen2, tiny-qwen3,\n"
+            "                    stories260k, bert-base, minilm-l6, tiny-bert, tiny-nomic-bert\n"
             "  --arch A          llama | qwen2 | qwen3 | bert | nomic-bert (default llama)\n"
             "  --layers N        blocks (default 2)\n"
             "  --embd N          hidden size (default 256)\n"
@@ -201,7 +203,7 @@ static void parse_args(int argc, char **argv, options *o) {
             for (k = 0; k < sizeof PRESETS / sizeof PRESETS[0]; k++)
                 if (!strcmp(PRESETS[k].name, argv[i + 1])) break;
             if (k == sizeof PRESETS / sizeof PRESETS[0])
-                die("--preset: unknown preset '%s' (qwen3-0.6b tiny-llama tiny-qwen2 tiny-qwen3 stories260k "
+                die("--preset: unknown preset '%s' (qwen3-0.6b qwen3-4b tiny-llama tiny-qwen2 tiny-qwen3 stories260k "
                     "bert-base minilm-l6 tiny-bert tiny-nomic-bert)",
                     argv[i + 1]);
             o->s = PRESETS[k].s;
