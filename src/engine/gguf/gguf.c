@@ -416,24 +416,32 @@ static void *load_bytes(int fd, size_t size, const char *path, char *err, size_t
     return p;
 }
 
-int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
-    *out = NULL;
+/* Opens path for reading: a regular file large enough for a GGUF header.
+ * The descriptor, or -1 with a message. */
+static int open_model_file(const char *path, struct stat *st, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fail(err, errlen, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
+    if (fstat(fd, st) < 0) {
         int e = errno;
         close(fd);
         return fail(err, errlen, "cannot stat '%s': %s", path, strerror(e));
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st->st_mode)) {
         close(fd);
         return fail(err, errlen, "'%s' is not a regular file", path);
     }
-    if (st.st_size < 24) {
+    if (st->st_size < 24) {
         close(fd);
-        return fail(err, errlen, "'%s' is too small to be a GGUF file (%lld bytes)", path, (long long)st.st_size);
+        return fail(err, errlen, "'%s' is too small to be a GGUF file (%lld bytes)", path, (long long)st->st_size);
     }
+    return fd;
+}
+
+int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
+    *out = NULL;
+    struct stat st;
+    int fd = open_model_file(path, &st, err, errlen);
+    if (fd < 0) return -1;
     void *map = load_bytes(fd, (size_t)st.st_size, path, err, errlen);
     close(fd);
     if (!map) return -1;
@@ -487,19 +495,9 @@ static uint8_t *read_prefix(int fd, size_t n, const char *path, char *err, size_
 
 int gguf_open_header(const char *path, gguf_file **out, char *err, size_t errlen) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "cannot open '%s': %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return fail(err, errlen, "cannot stat '%s': %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size < 24) {
-        close(fd);
-        if (!S_ISREG(st.st_mode)) return fail(err, errlen, "'%s' is not a regular file", path);
-        return fail(err, errlen, "'%s' is too small to be a GGUF file (%lld bytes)", path, (long long)st.st_size);
-    }
+    int fd = open_model_file(path, &st, err, errlen);
+    if (fd < 0) return -1;
     size_t fsize = (size_t)st.st_size;
     size_t n = fsize < HEADER_FIRST_READ ? fsize : HEADER_FIRST_READ;
     for (;;) {
