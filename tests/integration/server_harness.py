@@ -31,6 +31,21 @@ def free_port():
     return port
 
 
+def usable_ram():
+    """What infer-max-memory's default is half of: RAM, or the cgroup's
+    limit when lower (src/infercmd/budget.c reads the same)."""
+    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for p in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(p) as f:
+                v = f.read().strip()
+        except OSError:
+            continue
+        if v.isdigit() and 0 < int(v) < ram:
+            ram = int(v)
+    return ram
+
+
 def stop_process(proc, timeout=10):
     """SIGTERM, then SIGKILL when it has not exited within timeout seconds."""
     if proc.poll() is None:

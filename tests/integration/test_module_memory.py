@@ -19,7 +19,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_harness  # noqa: E402
-from server_harness import LoggedProcess, Server, Tally, check, eq, err_of, free_port, wait_up  # noqa: E402
+from server_harness import LoggedProcess, Server, Tally, check, eq, err_of, free_port, usable_ram, wait_up  # noqa: E402
 
 import redis  # noqa: E402
 
@@ -29,18 +29,6 @@ MODULE = os.path.abspath(os.environ.get("INFERKV_MODULE", os.path.join(BUILD, "i
 MODEL = os.path.join(SHARED, "models/cozy-creator_python-gen-worker/stories260K.gguf")
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
-
-def usable_ram():
-    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    for p in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(p) as f:
-                v = f.read().strip()
-        except OSError:
-            continue
-        if v.isdigit() and 0 < int(v) < ram:
-            ram = int(v)
-    return ram
 
 
 class ModServer(LoggedProcess):

@@ -28,7 +28,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_harness  # noqa: E402
-from server_harness import Server, Tally, check, eq, err_of, gen  # noqa: E402
+from server_harness import Server, Tally, check, eq, err_of, gen, usable_ram  # noqa: E402
 
 import redis  # noqa: E402
 
@@ -46,19 +46,6 @@ def setup_models():
     subprocess.run([GEN, "--preset", "stories260k", "-q", "-o", os.path.join(MODELS, "s.gguf")], check=True)
     return "gguf-gen stories260k-shaped model"
 
-
-def usable_ram():
-    """What the server reads: RAM, or the cgroup's limit when lower."""
-    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    for p in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(p) as f:
-                v = f.read().strip()
-        except OSError:
-            continue
-        if v.isdigit() and 0 < int(v) < ram:
-            ram = int(v)
-    return ram
 
 
 def human(n):
