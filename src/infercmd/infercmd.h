@@ -505,6 +505,14 @@ typedef struct ic_rag {
  * and takes a reference on each model.  NULL with the error line. */
 ic_rag *ic_rag_parse(ic_registry *reg, const ic_arg *argv, int argc, long long default_timeout_ms,
                      int default_max_tokens, char *err, size_t errlen);
+/* INFER.ANSWER generator question CHUNKS n chunk [chunk ...]
+ *     [TEMPLATE key] [WITHSOURCES] [WITHPROMPT] [generation options]
+ * INFER.RAG without the retrieval: the chunks, in rank order, are the
+ * request's hits (no name, no score; emb NULL).  The front-end then reads
+ * the TEMPLATE key (ic_rag_set_template) and calls ic_rag_build.  NULL
+ * with the error line. */
+ic_rag *ic_answer_parse(ic_registry *reg, const ic_arg *argv, int argc, long long default_timeout_ms,
+                        int default_max_tokens, char *err, size_t errlen);
 void ic_rag_free(ic_registry *reg, ic_rag *g);
 
 /* The retrieval step, on the main thread, all of it in one go so that it
@@ -544,7 +552,9 @@ int32_t *ic_rag_build(ic_rag *g, int32_t *n_prompt, char *err, size_t errlen);
  * chunks_retrieved, tokens, finish, prompt_tokens, reused_tokens,
  * embed_ms, queue_ms, prefill_ms, decode_ms; the front-end adds "sources"
  * (WITHSOURCES: [element, score, state] per hit, state "used", "cut" or
- * "no-text") and "prompt" (WITHPROMPT). */
+ * "no-text") and "prompt" (WITHPROMPT).  INFER.ANSWER's (g->emb NULL):
+ * chunks_given for chunks_retrieved, no embed_ms, and its sources are
+ * the states alone, one per chunk given. */
 #define IC_RAG_FIELDS 11
 int ic_rag_result(const ic_rag *g, const ic_req *r, ic_field out[IC_RAG_FIELDS]);
 const char *ic_rag_hit_state(const ic_rag_hit *h);
@@ -563,7 +573,7 @@ int ic_json_string_field(const char *json, size_t len, const char *name, size_t 
  * CROSSSLOT.  One rule decides read or write: a command whose arguments
  * name a key it writes (STORE, STREAM, INTO) is a write, any other is a
  * read (it may run on a replica). */
-enum { IC_KEYS_GENERATE, IC_KEYS_EMBED, IC_KEYS_RAG };
+enum { IC_KEYS_GENERATE, IC_KEYS_EMBED, IC_KEYS_RAG, IC_KEYS_ANSWER };
 /* What a command does to a key, as Redis's key-spec flags name it. */
 enum {
     IC_KEY_READ = 1, /* RO access: PROMPTKEY, TOKENSKEY, the vector set, TEMPLATE */

@@ -1,4 +1,4 @@
-/* keys.c - the keys of INFER.GENERATE, INFER.EMBED and INFER.RAG, for
+/* keys.c - the keys of INFER.GENERATE, EMBED, RAG and ANSWER, for
  * routing in Redis Cluster and for the read/write rule.
  *
  * A cluster client sends a command to the node that owns its keys' slot,
@@ -33,12 +33,22 @@ static const ic_keyspec rag_specs[] = {
     {"STREAM", 0, 5, IC_KEY_INSERT, 1},
     {"STORE", 0, 5, IC_KEY_UPDATE, 1},
 };
+/* after "generator question CHUNKS n": searched from argument 5, where the
+ * chunk texts start (a text may spell a keyword: incomplete, as all) */
+static const ic_keyspec answer_specs[] = {
+    {"TEMPLATE", 0, 5, IC_KEY_READ, 1},
+    {"STREAM", 0, 5, IC_KEY_INSERT, 1},
+    {"STORE", 0, 5, IC_KEY_UPDATE, 1},
+};
 
 int ic_keys_command(const char *name, size_t len) {
     static const struct {
         const char *name;
         int cmd;
-    } names[] = {{"infer.generate", IC_KEYS_GENERATE}, {"infer.embed", IC_KEYS_EMBED}, {"infer.rag", IC_KEYS_RAG}};
+    } names[] = {{"infer.generate", IC_KEYS_GENERATE},
+                 {"infer.embed", IC_KEYS_EMBED},
+                 {"infer.rag", IC_KEYS_RAG},
+                 {"infer.answer", IC_KEYS_ANSWER}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i].name) == len && !strncasecmp(names[i].name, name, len)) return names[i].cmd;
     return -1;
@@ -55,6 +65,9 @@ const ic_keyspec *ic_keyspecs(int cmd, int *n) {
     case IC_KEYS_RAG:
         *n = (int)(sizeof rag_specs / sizeof rag_specs[0]);
         return rag_specs;
+    case IC_KEYS_ANSWER:
+        *n = (int)(sizeof answer_specs / sizeof answer_specs[0]);
+        return answer_specs;
     }
     *n = 0;
     return NULL;
@@ -76,10 +89,14 @@ static int rag_value_option(const ic_arg *a) {
            ic_arg_is(a, "FILTER-EF") || ic_arg_is(a, "EF");
 }
 
-/* Walks the options from argument `from` the way ic_gen_option (and, with
- * rag set, ic_rag_parse) does, noting the positions of the last STREAM,
- * STORE and TEMPLATE values.  Stops where the parser would refuse. */
-static void walk_options(const ic_arg *argv, int argc, int from, int rag, int *stream, int *store, int *tmpl) {
+enum { WALK_GENERATE, WALK_RAG, WALK_ANSWER };
+
+/* Walks the options from argument `from` the way ic_gen_option (and, for
+ * WALK_RAG / WALK_ANSWER, rag.c's parse_options) does, noting the
+ * positions of the last STREAM, STORE and TEMPLATE values.  Stops where
+ * the parser would refuse. */
+static void walk_options(const ic_arg *argv, int argc, int from, int mode, int *stream, int *store, int *tmpl) {
+    int rag = mode != WALK_GENERATE;
     for (int i = from; i < argc; i++) {
         const ic_arg *a = &argv[i];
         if (ic_arg_is(a, "CHAT") || (rag && (ic_arg_is(a, "WITHSOURCES") || ic_arg_is(a, "WITHPROMPT")))) continue;
@@ -87,7 +104,7 @@ static void walk_options(const ic_arg *argv, int argc, int from, int rag, int *s
         if (ic_arg_is(a, "STREAM")) *stream = i + 1;
         else if (ic_arg_is(a, "STORE")) *store = i + 1;
         else if (rag && ic_arg_is(a, "TEMPLATE")) *tmpl = i + 1;
-        else if (!gen_value_option(a) && !(rag && rag_value_option(a))) return; /* unknown option: refused */
+        else if (!gen_value_option(a) && !(mode == WALK_RAG && rag_value_option(a))) return; /* refused */
         i++;
     }
 }
@@ -116,7 +133,7 @@ int ic_keys(int cmd, const ic_arg *argv, int argc, ic_key out[IC_MAX_KEYS]) {
             n = add(out, n, 3, IC_KEY_READ);
             from = 4;
         }
-        walk_options(argv, argc, from, 0, &stream, &store, &tmpl);
+        walk_options(argv, argc, from, WALK_GENERATE, &stream, &store, &tmpl);
         break;
     }
     case IC_KEYS_EMBED:
@@ -128,8 +145,18 @@ int ic_keys(int cmd, const ic_arg *argv, int argc, ic_key out[IC_MAX_KEYS]) {
         /* generator embedder vset question [options] */
         if (argc < 5) return 0;
         n = add(out, n, 3, IC_KEY_READ);
-        walk_options(argv, argc, 5, 1, &stream, &store, &tmpl);
+        walk_options(argv, argc, 5, WALK_RAG, &stream, &store, &tmpl);
         break;
+    case IC_KEYS_ANSWER: {
+        /* generator question CHUNKS n chunk... [options]: the options
+         * start after the n chunks (a count the parser refuses: no keys) */
+        long long nc;
+        if (argc < 5 || !ic_arg_is(&argv[3], "CHUNKS") || ic_parse_ll(&argv[4], &nc) < 0 || nc < 0 ||
+            nc > IC_RAG_MAX_COUNT || nc > argc - 5)
+            return 0;
+        walk_options(argv, argc, 5 + (int)nc, WALK_ANSWER, &stream, &store, &tmpl);
+        break;
+    }
     default:
         return 0;
     }

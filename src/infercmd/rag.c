@@ -1,4 +1,5 @@
-/* rag.c - INFER.RAG's grammar, its request state and its reply fields.
+/* rag.c - INFER.RAG's and INFER.ANSWER's grammar, their request state and
+ * their reply fields.
  *
  *   INFER.RAG generator embedder vset question [COUNT k] [FILTER expr]
  *             [FILTER-EF n] [EF n]
@@ -6,6 +7,14 @@
  *       [MAXTOKENS n] [TEMPERATURE t] [TOPK k] [TOPP p] [MINP p]
  *       [REPEAT-PENALTY r] [SEED s] [STOP str]... [CHAT] [STREAM key]
  *       [STORE key] [TIMEOUT ms]
+ *   INFER.ANSWER generator question CHUNKS n chunk [chunk ...]
+ *       [TEMPLATE key] [WITHSOURCES] [WITHPROMPT] [generation options]
+ *
+ * INFER.ANSWER is INFER.RAG's last two steps alone - the prompt from the
+ * template, the question and chunks in rank order, then the generation -
+ * for chunks retrieved elsewhere: a cluster client that ran VSIM on every
+ * shard and merged the hits gets the very prompt INFER.RAG would build
+ * for them, without a copy of the template logic of its own.
  *
  * A RAG request lives across three steps on two engines (the question's
  * embedding, the retrieval on the main thread, the generation), so
@@ -64,6 +73,91 @@ static void settle_budget(ic_rag *g, int default_max_tokens) {
     g->chunk_cap = (size_t)g->budget > SIZE_MAX / per ? SIZE_MAX : (size_t)g->budget * per;
 }
 
+/* A request holding a reference on gen (and emb, NULL for INFER.ANSWER);
+ * NULL with the line. */
+static ic_rag *rag_new(ic_model *gen, ic_model *emb, long long default_timeout_ms, char *err, size_t errlen) {
+    ic_rag *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "ERR out of memory");
+        return NULL;
+    }
+    g->gen = gen, gen->refs++;
+    if (emb) g->emb = emb, emb->refs++;
+    ic_gen_defaults(&g->gen_opts, default_timeout_ms);
+    g->count = IC_RAG_DEFAULT_COUNT;
+    return g;
+}
+
+/* The options from argv[from] on, and what follows them: the copies the
+ * request keeps and the prompt's budget.  retrieval: INFER.RAG's own
+ * options (COUNT, FILTER, FILTER-EF, EF, CONTEXTKEY-FIELD) are allowed;
+ * INFER.ANSWER, which retrieves nothing, refuses them as unknown.
+ * 0, or -1 with the line. */
+static int parse_options(ic_rag *g, const ic_arg *argv, int argc, int from, int retrieval, int default_max_tokens,
+                         char *err, size_t errlen) {
+    int32_t n_ctx = infer_ctx_n_ctx(g->gen->ctx);
+    int32_t n_vocab = infer_vocab_size(infer_model_vocab(g->gen->model));
+    ic_arg filter = {0}, field = {0}, tmpl = {0};
+    for (int i = from; i < argc; i++) {
+        const ic_arg *a = &argv[i];
+        if (ic_arg_is(a, "WITHSOURCES")) {
+            g->withsources = 1;
+            continue;
+        }
+        if (ic_arg_is(a, "WITHPROMPT")) {
+            g->withprompt = 1;
+            continue;
+        }
+        int own = ic_arg_is(a, "TEMPLATE") ||
+                  (retrieval && (ic_arg_is(a, "COUNT") || ic_arg_is(a, "FILTER") || ic_arg_is(a, "CONTEXTKEY-FIELD") ||
+                                 ic_arg_is(a, "FILTER-EF") || ic_arg_is(a, "EF")));
+        if (own && i + 1 >= argc) return ic_syntax(a, "no value after", err, errlen);
+        if (!own) {
+            int rc = ic_gen_option(argv, argc, &i, n_ctx, n_vocab, &g->gen_opts, err, errlen);
+            if (rc < 0) return -1;
+            if (rc == 0) return ic_syntax(a, "unknown option", err, errlen);
+        } else if (ic_arg_is(a, "COUNT")) {
+            if (ic_arg_ll(&argv[++i], "COUNT", 1, IC_RAG_MAX_COUNT, &g->count, err, errlen) < 0) return -1;
+        } else if (ic_arg_is(a, "FILTER")) {
+            filter = argv[++i];
+        } else if (ic_arg_is(a, "FILTER-EF")) {
+            /* a selective FILTER needs more than VSIM's COUNT x 100 */
+            if (ic_arg_ll(&argv[++i], "FILTER-EF", 1, LLONG_MAX, &g->filter_ef, err, errlen) < 0) return -1;
+        } else if (ic_arg_is(a, "EF")) {
+            if (ic_arg_ll(&argv[++i], "EF", 1, 1000000, &g->ef, err, errlen) < 0) return -1;
+        } else if (ic_arg_is(a, "CONTEXTKEY-FIELD")) {
+            field = argv[++i];
+            if (field.len == 0) {
+                snprintf(err, errlen, "ERR CONTEXTKEY-FIELD must name an attribute");
+                return -1;
+            }
+        } else {
+            tmpl = argv[++i];
+        }
+    }
+    int oom = 0;
+    if (filter.ptr && !(g->filter = dup_arg(&filter, &g->filter_len))) oom = 1;
+    if (field.ptr && !(g->key_field = dup_arg(&field, &g->key_field_len))) oom = 1;
+    if (tmpl.ptr && !(g->tmpl_key = dup_arg(&tmpl, &g->tmpl_key_len))) oom = 1;
+    if (g->gen_opts.store.ptr && !(g->store = dup_arg(&g->gen_opts.store, &g->store_len))) oom = 1;
+    if (g->gen_opts.stream.ptr && !(g->stream = dup_arg(&g->gen_opts.stream, &g->stream_len))) oom = 1;
+    if (oom) {
+        snprintf(err, errlen, "ERR out of memory");
+        return -1;
+    }
+    /* from here on the options point at the copies, not at argv */
+    g->gen_opts.store = (ic_arg){g->store, g->store_len};
+    g->gen_opts.stream = (ic_arg){g->stream, g->stream_len};
+    g->gen_opts.src = IC_SRC_TEXT;
+    if (g->gen_opts.max_tokens >= n_ctx) {
+        snprintf(err, errlen, "ERR MAXTOKENS %lld leaves no room for the prompt in the context of %d tokens",
+                 g->gen_opts.max_tokens, n_ctx);
+        return -1;
+    }
+    settle_budget(g, default_max_tokens);
+    return 0;
+}
+
 ic_rag *ic_rag_parse(ic_registry *reg, const ic_arg *argv, int argc, long long default_timeout_ms,
                      int default_max_tokens, char *err, size_t errlen) {
     if (argc < 5) {
@@ -83,80 +177,58 @@ ic_rag *ic_rag_parse(ic_registry *reg, const ic_arg *argv, int argc, long long d
         snprintf(err, errlen, "ERR the vector set name is empty");
         return NULL;
     }
-    ic_rag *g = calloc(1, sizeof *g);
-    if (!g) {
+    ic_rag *g = rag_new(gen, emb, default_timeout_ms, err, errlen);
+    if (!g) return NULL;
+    if (!(g->vset = dup_arg(&argv[3], &g->vset_len)) || !(g->question = dup_arg(&argv[4], &g->question_len))) {
         snprintf(err, errlen, "ERR out of memory");
+        goto fail;
+    }
+    if (parse_options(g, argv, argc, 5, 1, default_max_tokens, err, errlen) < 0) goto fail;
+    return g;
+fail:
+    ic_rag_free(reg, g);
+    return NULL;
+}
+
+ic_rag *ic_answer_parse(ic_registry *reg, const ic_arg *argv, int argc, long long default_timeout_ms,
+                        int default_max_tokens, char *err, size_t errlen) {
+    if (argc < 5) {
+        snprintf(err, errlen, "ERR wrong number of arguments for 'infer.answer' command");
         return NULL;
     }
-    g->gen = gen, gen->refs++;
-    g->emb = emb, emb->refs++;
-    ic_gen_defaults(&g->gen_opts, default_timeout_ms);
-    g->count = IC_RAG_DEFAULT_COUNT;
-    int32_t n_ctx = infer_ctx_n_ctx(gen->ctx);
-    int32_t n_vocab = infer_vocab_size(infer_model_vocab(gen->model));
-    ic_arg filter = {0}, field = {0}, tmpl = {0};
-    int oom = !(g->vset = dup_arg(&argv[3], &g->vset_len)) || !(g->question = dup_arg(&argv[4], &g->question_len));
-    for (int i = 5; i < argc && !oom; i++) {
-        const ic_arg *a = &argv[i];
-        if (ic_arg_is(a, "WITHSOURCES")) {
-            g->withsources = 1;
-            continue;
-        }
-        if (ic_arg_is(a, "WITHPROMPT")) {
-            g->withprompt = 1;
-            continue;
-        }
-        int own = ic_arg_is(a, "COUNT") || ic_arg_is(a, "FILTER") || ic_arg_is(a, "CONTEXTKEY-FIELD") ||
-                  ic_arg_is(a, "TEMPLATE") || ic_arg_is(a, "FILTER-EF") || ic_arg_is(a, "EF");
-        if (own && i + 1 >= argc) {
-            ic_syntax(a, "no value after", err, errlen);
-            goto fail;
-        }
-        if (ic_arg_is(a, "COUNT")) {
-            if (ic_arg_ll(&argv[++i], "COUNT", 1, IC_RAG_MAX_COUNT, &g->count, err, errlen) < 0) goto fail;
-        } else if (ic_arg_is(a, "FILTER")) {
-            filter = argv[++i];
-        } else if (ic_arg_is(a, "FILTER-EF")) {
-            /* a selective FILTER needs more than VSIM's COUNT x 100 */
-            if (ic_arg_ll(&argv[++i], "FILTER-EF", 1, LLONG_MAX, &g->filter_ef, err, errlen) < 0) goto fail;
-        } else if (ic_arg_is(a, "EF")) {
-            if (ic_arg_ll(&argv[++i], "EF", 1, 1000000, &g->ef, err, errlen) < 0) goto fail;
-        } else if (ic_arg_is(a, "CONTEXTKEY-FIELD")) {
-            field = argv[++i];
-            if (field.len == 0) {
-                snprintf(err, errlen, "ERR CONTEXTKEY-FIELD must name an attribute");
-                goto fail;
-            }
-        } else if (ic_arg_is(a, "TEMPLATE")) {
-            tmpl = argv[++i];
-        } else {
-            int rc = ic_gen_option(argv, argc, &i, n_ctx, n_vocab, &g->gen_opts, err, errlen);
-            if (rc < 0) goto fail;
-            if (rc == 0) {
-                ic_syntax(a, "unknown option", err, errlen);
-                goto fail;
-            }
-        }
+    ic_model *gen = ic_lookup(reg, &argv[1], err, errlen);
+    if (!gen || ic_need_generator(&argv[1], gen, err, errlen) < 0) return NULL;
+    if (!gen->sched) {
+        snprintf(err, errlen, "ERR the server is shutting down");
+        return NULL;
     }
-    if (filter.ptr && !(g->filter = dup_arg(&filter, &g->filter_len))) oom = 1;
-    if (field.ptr && !(g->key_field = dup_arg(&field, &g->key_field_len))) oom = 1;
-    if (tmpl.ptr && !(g->tmpl_key = dup_arg(&tmpl, &g->tmpl_key_len))) oom = 1;
-    if (g->gen_opts.store.ptr && !(g->store = dup_arg(&g->gen_opts.store, &g->store_len))) oom = 1;
-    if (g->gen_opts.stream.ptr && !(g->stream = dup_arg(&g->gen_opts.stream, &g->stream_len))) oom = 1;
-    if (oom) {
+    if (ic_embed_check_texts(&argv[2], 1, "the question", err, errlen) < 0) return NULL;
+    if (!ic_arg_is(&argv[3], "CHUNKS")) {
+        ic_syntax(&argv[3], "CHUNKS expected after the question, got", err, errlen);
+        return NULL;
+    }
+    long long n;
+    if (ic_arg_ll(&argv[4], "CHUNKS", 0, IC_RAG_MAX_COUNT, &n, err, errlen) < 0) return NULL;
+    if (n > argc - 5) {
+        snprintf(err, errlen, "ERR CHUNKS %lld needs %lld chunk texts, got %d", n, n, argc - 5);
+        return NULL;
+    }
+    ic_rag *g = rag_new(gen, NULL, default_timeout_ms, err, errlen);
+    if (!g) return NULL;
+    if (!(g->question = dup_arg(&argv[2], &g->question_len))) {
         snprintf(err, errlen, "ERR out of memory");
         goto fail;
     }
-    /* from here on the options point at the copies, not at argv */
-    g->gen_opts.store = (ic_arg){g->store, g->store_len};
-    g->gen_opts.stream = (ic_arg){g->stream, g->stream_len};
-    g->gen_opts.src = IC_SRC_TEXT;
-    if (g->gen_opts.max_tokens >= n_ctx) {
-        snprintf(err, errlen, "ERR MAXTOKENS %lld leaves no room for the prompt in the context of %d tokens",
-                 g->gen_opts.max_tokens, n_ctx);
-        goto fail;
+    if (parse_options(g, argv, argc, 5 + (int)n, 0, default_max_tokens, err, errlen) < 0) goto fail;
+    /* the chunks as hits without a name or score, in the order given
+     * (their rank); settle_budget has set chunk_cap, over which a chunk
+     * is only marked too long */
+    for (int i = 0; i < (int)n; i++) {
+        if (ic_rag_add_hit(g, "", 0, 0, NULL, 0) < 0 || ic_rag_set_text(g, i, argv[5 + i].ptr, argv[5 + i].len) < 0) {
+            snprintf(err, errlen, "ERR out of memory");
+            goto fail;
+        }
     }
-    settle_budget(g, default_max_tokens);
     return g;
 fail:
     ic_rag_free(reg, g);
@@ -290,10 +362,12 @@ int ic_rag_result(const ic_rag *g, const ic_req *r, ic_field out[IC_RAG_FIELDS])
     memset(&out[i], 0, sizeof out[i]);
     out[i].name = "chunks_used", out[i].kind = IC_F_LL, out[i++].ll = g->used;
     memset(&out[i], 0, sizeof out[i]);
-    out[i].name = "chunks_retrieved", out[i].kind = IC_F_LL, out[i++].ll = g->n_hits;
+    out[i].name = g->emb ? "chunks_retrieved" : "chunks_given", out[i].kind = IC_F_LL, out[i++].ll = g->n_hits;
     for (int k = 1; k <= 4; k++) out[i++] = f[k];
-    memset(&out[i], 0, sizeof out[i]);
-    out[i].name = "embed_ms", out[i].kind = IC_F_DOUBLE, out[i++].d = g->embed_ms;
+    if (g->emb) { /* INFER.ANSWER embeds nothing */
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].name = "embed_ms", out[i].kind = IC_F_DOUBLE, out[i++].d = g->embed_ms;
+    }
     for (int k = 5; k <= 7; k++) out[i++] = f[k];
     return i;
 }

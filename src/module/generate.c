@@ -135,7 +135,8 @@ static void reply_score(RedisModuleCtx *ctx, double d) {
     RedisModule_ReplyWithStringBuffer(ctx, buf, (size_t)n);
 }
 
-/* INFER.RAG's answer: a map in both protocols (flat in RESP2). */
+/* INFER.RAG's and INFER.ANSWER's answer: a map in both protocols (flat in
+ * RESP2). */
 static int rag_reply(RedisModuleCtx *ctx, const ic_rag *g, const ic_req *r) {
     ic_field f[IC_RAG_FIELDS];
     int n = ic_rag_result(g, r, f);
@@ -146,7 +147,11 @@ static int rag_reply(RedisModuleCtx *ctx, const ic_rag *g, const ic_req *r) {
         else if (f[i].kind == IC_F_STR) RedisModule_ReplyWithStringBuffer(ctx, f[i].s, f[i].slen);
         else RedisModule_ReplyWithLongLong(ctx, f[i].ll);
     }
-    if (g->withsources) {
+    if (g->withsources && !g->emb) { /* INFER.ANSWER: the chunks given have no names */
+        RedisModule_ReplyWithCString(ctx, "sources");
+        RedisModule_ReplyWithArray(ctx, g->n_hits);
+        for (int i = 0; i < g->n_hits; i++) RedisModule_ReplyWithCString(ctx, ic_rag_hit_state(&g->hits[i]));
+    } else if (g->withsources) {
         RedisModule_ReplyWithCString(ctx, "sources");
         RedisModule_ReplyWithArray(ctx, g->n_hits);
         for (int i = 0; i < g->n_hits; i++) {

@@ -90,6 +90,7 @@ int mod_run_on_main(mod_main_fn fn, void *arg);
 /* embeddings (embed.c) and retrieval-augmented generation (rag.c) */
 int mod_cmd_embed(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 int mod_cmd_rag(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+int mod_cmd_answer(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
 /* tokenizer commands (tokens.c) */
 int mod_cmd_tokenize(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);

@@ -149,6 +149,7 @@ static const struct {
     {"infer.generate", mod_cmd_generate, IC_KEYS_GENERATE, -3, "Generate text from a prompt with a loaded model"},
     {"infer.embed", mod_cmd_embed, IC_KEYS_EMBED, -3, "Embed texts with an encoder, or add one to a vector set"},
     {"infer.rag", mod_cmd_rag, IC_KEYS_RAG, -5, "Retrieve from a vector set and generate an answer"},
+    {"infer.answer", mod_cmd_answer, IC_KEYS_ANSWER, -5, "Generate an answer from given chunks, as INFER.RAG would"},
 };
 
 EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {

@@ -1,5 +1,6 @@
 /* rag.c - INFER.RAG inside Redis: embed the question, retrieve on the main
- * thread, generate.
+ * thread, generate; and INFER.ANSWER, its last two steps for chunks
+ * retrieved elsewhere (at the end of the file).
  *
  * The steps and the threads they run on:
  *   1. the command (main thread, lock held): libinfercmd parses and checks
@@ -52,6 +53,7 @@
 #include "mod.h"
 #include "vcmd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,5 +424,80 @@ int mod_cmd_rag(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         mod_gen_abort(g); /* frees the request, rag and user with it */
         return mod_reply_err(ctx, err);
     }
+    return REDISMODULE_OK;
+}
+
+/* INFER.ANSWER's TEMPLATE key, read with GET as the calling user (the
+ * command's own context: it runs on a cluster replica after READONLY as
+ * GET would).  0, or -1 with the line. */
+static int answer_template(RedisModuleCtx *ctx, ic_rag *rag, char *err, size_t errlen) {
+    char shown[128], line[IC_ERRLEN];
+    ic_shown(rag->tmpl_key, rag->tmpl_key_len, shown, sizeof shown);
+    errno = 0;
+    RedisModuleCallReply *r = RedisModule_Call(ctx, "GET", "Cb", rag->tmpl_key, rag->tmpl_key_len);
+    if (!r) {
+        if (errno == EACCES)
+            snprintf(err, errlen, "NOPERM this user has no permissions to read the TEMPLATE key '%s'", shown);
+        else
+            snprintf(err, errlen, "ERR cannot read the TEMPLATE key '%s'", shown);
+        return -1;
+    }
+    size_t n = 0;
+    const char *p = str_of(r, &n);
+    int rc = 0;
+    if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_NULL)
+        rc = -1, snprintf(err, errlen, "ERR TEMPLATE key '%s' does not exist", shown);
+    else if (err_of(r, line, sizeof line) || !p)
+        rc = -1, snprintf(err, errlen, "WRONGTYPE the TEMPLATE key '%s' must hold a string", shown);
+    else
+        rc = ic_rag_set_template(rag, p, n, err, errlen);
+    RedisModule_FreeCallReply(r);
+    return rc;
+}
+
+/* INFER.ANSWER generator question CHUNKS n chunk [chunk ...] [TEMPLATE key]
+ *     [WITHSOURCES] [WITHPROMPT] [generation options as INFER.GENERATE's]
+ * INFER.RAG's prompt and generation for chunks retrieved elsewhere (a
+ * cluster client's merge of every shard's VSIM): all on the main thread
+ * while the command runs - the TEMPLATE key, the prompt - then the
+ * generation as INFER.GENERATE's, replied by generate.c's gen_reply. */
+int mod_cmd_answer(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) return mod_reply_keys(ctx, IC_KEYS_ANSWER, argv, argc);
+    if (argc < 5) return RedisModule_WrongArity(ctx);
+    if (mod_refuse_replica_write(ctx, IC_KEYS_ANSWER, argv, argc)) return REDISMODULE_OK;
+    ic_arg *a = mod_args(ctx, argv, argc);
+    if (!a) return REDISMODULE_OK;
+    char err[IC_ERRLEN];
+    ic_rag *rag = ic_answer_parse(&g_mod.reg, a, argc, g_mod.cfg.default_timeout_ms, g_mod.cfg.default_max_tokens,
+                                  err, sizeof err);
+    free(a);
+    if (!rag) {
+        g_mod.reg.refused++;
+        return mod_reply_err(ctx, err);
+    }
+    int32_t *ids = NULL, n = 0;
+    if (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_DENY_BLOCKING) {
+        RedisModule_ReplyWithError(ctx, "ERR INFER.ANSWER cannot run inside MULTI or a script");
+        goto fail;
+    }
+    if (rag->stream && mod_check_stream_key(ctx, &rag->gen_opts.stream) < 0) goto fail;
+    if ((rag->tmpl_key && answer_template(ctx, rag, err, sizeof err) < 0) ||
+        !(ids = ic_rag_build(rag, &n, err, sizeof err))) {
+        g_mod.reg.refused++;
+        mod_reply_err(ctx, err);
+        goto fail;
+    }
+    gen_req *g = mod_gen_block(ctx, &rag->gen_opts);
+    if (!g) goto fail; /* replied */
+    g->rag = rag;      /* freed with the request from here on */
+    if (mod_gen_submit(g, rag->gen, &rag->gen_opts, ids, n, err, sizeof err) < 0) {
+        mod_gen_abort(g);
+        mod_reply_err(ctx, err);
+    }
+    free(ids);
+    return REDISMODULE_OK;
+fail:
+    free(ids);
+    ic_rag_free(&g_mod.reg, rag);
     return REDISMODULE_OK;
 }

@@ -1,5 +1,5 @@
-/* cmdmeta_infer.c - COMMAND INFO entries of INFER.GENERATE, INFER.EMBED and
- * INFER.RAG, by hand, in cmdmeta_gen.c's form (RESP3 text cmdmeta.c
+/* cmdmeta_infer.c - COMMAND INFO entries of INFER.GENERATE, INFER.EMBED,
+ * INFER.RAG and INFER.ANSWER, by hand, in cmdmeta_gen.c's form (RESP3 text cmdmeta.c
  * renders in either protocol).
  *
  * They are the INFER.* commands that name keys, so unlike the others
@@ -13,7 +13,9 @@
  *   INFER.EMBED ... INTO key: RW insert (searched from argument 2);
  *   INFER.RAG: the vector set, argument 3, RO access (also its
  *     first/last/step 3/3/1); TEMPLATE key RO access, STREAM key RW
- *     insert, STORE key OW update (searched from argument 5).
+ *     insert, STORE key OW update (searched from argument 5);
+ *   INFER.ANSWER: TEMPLATE, STREAM and STORE as INFER.RAG's, searched
+ *     from argument 5, where its chunk texts start.
  * Every keyword spec is flagged incomplete: a prompt or a STOP string may
  * spell a keyword, so a keyword search may point at a non-key; COMMAND
  * GETKEYS (libinfercmd's exact finder) is the answer to trust, and
@@ -22,7 +24,7 @@
  * share a hash tag, docs/scaling.md).
  *
  * Flags: readonly, noscript, blocking, movablekeys, and no_mandatory_keys
- * for GENERATE and EMBED (all their keys are optional: COMMAND GETKEYS of
+ * for GENERATE, EMBED and ANSWER (all their keys are optional: COMMAND GETKEYS of
  * a plain prompt is an empty list, as Redis answers for such a command).
  * No static write flag:
  * a call that writes nothing (no STORE, STREAM or INTO) is a read and may
@@ -66,6 +68,13 @@ const cmdmeta_record cmdmeta_infer_records[] = {
      "*10\r\n$9\r\ninfer.rag\r\n:-5\r\n" F_INFER ":3\r\n:3\r\n:1\r\n" A_INFER "~0\r\n"
      "~4\r\n"
      KS_FLAGS K_RO KS_INDEX("3") KS_RANGE
+     KS_FLAGS K_RO_INC KS_KEYWORD("8", "TEMPLATE", "5") KS_RANGE
+     KS_FLAGS K_INSERT_INC KS_KEYWORD("6", "STREAM", "5") KS_RANGE
+     KS_FLAGS K_OW_INC KS_KEYWORD("5", "STORE", "5") KS_RANGE
+     "~0\r\n"},
+    {"infer.answer",
+     "*10\r\n$12\r\ninfer.answer\r\n:-5\r\n" F_INFER_NMK ":0\r\n:0\r\n:0\r\n" A_INFER "~0\r\n"
+     "~3\r\n"
      KS_FLAGS K_RO_INC KS_KEYWORD("8", "TEMPLATE", "5") KS_RANGE
      KS_FLAGS K_INSERT_INC KS_KEYWORD("6", "STREAM", "5") KS_RANGE
      KS_FLAGS K_OW_INC KS_KEYWORD("5", "STORE", "5") KS_RANGE

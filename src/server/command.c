@@ -326,14 +326,17 @@ static command table[] = {
     /* GENERATE reads PROMPTKEY / TOKENSKEY and writes with STREAM / STORE;
      * EMBED writes with INTO; RAG reads its vector set (argv[3]), its
      * TEMPLATE key and the chunk keys its attributes name, and writes with
-     * STREAM / STORE.  Flagged readonly, as inferkv.so registers them: a
+     * STREAM / STORE; ANSWER (RAG's prompt and generation for chunks
+     * given) reads its TEMPLATE key and writes with STREAM / STORE.
+     * Flagged readonly, as inferkv.so registers them: a
      * call that writes nothing is a read (replicas may serve it), one that
      * names a key it writes is a write (infer_call_writes, checked in
      * command_process).  Keys: libinfercmd's finder (getkeys_movable);
-     * GENERATE's and EMBED's are all optional (no_mandatory_keys). */
+     * GENERATE's, EMBED's and ANSWER's are all optional (no_mandatory_keys). */
     C("infer.generate", infer_generate_cmd, -3, R | NS | CMD_BLOCKING | NMK, "infer read slow blocking", 0, 0, 0),
     C("infer.embed", infer_embed_cmd, -3, R | NS | CMD_BLOCKING | NMK, "infer read slow blocking", 0, 0, 0),
     C("infer.rag", infer_rag_cmd, -5, R | NS | CMD_BLOCKING, "infer read slow blocking", 3, 3, 1),
+    C("infer.answer", infer_answer_cmd, -5, R | NS | CMD_BLOCKING | NMK, "infer read slow blocking", 0, 0, 0),
     C("infer.tokenize", infer_tokenize_cmd, 3, R, "infer read slow", 0, 0, 0),
     C("infer.detokenize", infer_detokenize_cmd, -3, R, "infer read slow", 0, 0, 0),
     C("infer.stats", infer_stats_cmd, 1, LD | ST, "infer slow", 0, 0, 0),
@@ -583,8 +586,7 @@ static void reply_flags(client *c, const command *cmd) {
     long n = 0;
     for (unsigned i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
         if (f & (1u << i)) n++;
-    int movable = !strcmp(cmd->name, "infer.generate") || !strcmp(cmd->name, "infer.embed") ||
-                  !strcmp(cmd->name, "infer.rag") ||
+    int movable = infer_keyed(cmd->name) ||
                   (cmd->first_key == 0 && (!strcmp(cmd->name, "lmpop") || !strcmp(cmd->name, "zmpop") ||
                                           !strcmp(cmd->name, "sintercard") || !strcmp(cmd->name, "zunion") ||
                                           !strcmp(cmd->name, "zinter") || !strcmp(cmd->name, "zdiff") ||

@@ -705,13 +705,16 @@ dstr infer_info_section(dstr s); /* INFO infer */
 dstr infer_info_memory(dstr s);  /* the engine's lines of INFO memory */
 DECL(infer_load_cmd); DECL(infer_unload_cmd); DECL(infer_models_cmd); DECL(infer_generate_cmd);
 DECL(infer_tokenize_cmd); DECL(infer_detokenize_cmd); DECL(infer_stats_cmd);
-DECL(infer_embed_cmd); DECL(infer_rag_cmd);
+DECL(infer_embed_cmd); DECL(infer_rag_cmd); DECL(infer_answer_cmd);
 /* COMMAND GETKEYS of INFER.GENERATE / EMBED / RAG (libinfercmd's exact
  * finder): replies and returns 1; 0 for any other command. */
 int infer_getkeys(client *c, const char *name, dstr *argv, int argc);
 /* 1 when this call writes a key (STORE, STREAM, INTO): the INFER.*
  * commands carry no static write flag, their write forms are writes. */
 int infer_call_writes(const char *name, dstr *argv, int argc);
+/* Whether name is an INFER.* command whose keys libinfercmd finds (its
+ * keys move with its options: COMMAND INFO flags it movablekeys). */
+int infer_keyed(const char *name);
 
 /* t_vset.c: vector sets.  One handler runs all thirteen V* commands
  * through libvcmd (src/vcmd/), the front-end inferkv.so shares. */

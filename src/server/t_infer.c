@@ -418,8 +418,9 @@ static void reply_score(client *c, double d) {
     reply_raw(c, "\r\n", 2);
 }
 
-/* INFER.RAG's answer: a map in both protocols (the chunk counts are part
- * of it), with the sources and the prompt when asked for. */
+/* INFER.RAG's and INFER.ANSWER's answer: a map in both protocols (the
+ * chunk counts are part of it), with the sources and the prompt when
+ * asked for. */
 static void reply_rag(client *c, const ic_rag *g, const ic_req *r) {
     ic_field f[IC_RAG_FIELDS];
     int n = ic_rag_result(g, r, f);
@@ -430,7 +431,11 @@ static void reply_rag(client *c, const ic_rag *g, const ic_req *r) {
         else if (f[i].kind == IC_F_STR) reply_bulk(c, f[i].s, f[i].slen);
         else reply_ll(c, f[i].ll);
     }
-    if (g->withsources) {
+    if (g->withsources && !g->emb) { /* INFER.ANSWER: the chunks given have no names */
+        reply_bulk_cstr(c, "sources");
+        reply_array_len(c, g->n_hits);
+        for (int i = 0; i < g->n_hits; i++) reply_bulk_cstr(c, ic_rag_hit_state(&g->hits[i]));
+    } else if (g->withsources) {
         reply_bulk_cstr(c, "sources");
         reply_array_len(c, g->n_hits);
         for (int i = 0; i < g->n_hits; i++) {
@@ -491,6 +496,22 @@ static void gen_cancel(client *c) {
 static void gen_unblocked(client *c) {
     gen_cancel(c);
     reply_error(c, "UNBLOCKED generation cancelled via CLIENT UNBLOCK");
+}
+
+/* Blocks c on its request g (the client's id and database recorded, the
+ * engine's posts pointed at the loop's handlers).  0 when the client could
+ * not block - already answered, g freed. */
+static int gen_block(client *c, srv_gen *g) {
+    g->cid = c->id;
+    g->dbid = c->db->id;
+    g->text_item = (cq_item){NULL, c->id, text_deliver, g};
+    g->done_item = (cq_item){NULL, c->id, done_deliver, g};
+    block_client(c, 0, gen_unblocked, gen_cancel, g);
+    if (!(c->flags & CF_BLOCKED)) {
+        gen_free(g);
+        return 0;
+    }
+    return 1;
 }
 
 /* The copied bytes of a string key for PROMPTKEY / TOKENSKEY; NULL with
@@ -567,15 +588,7 @@ void infer_generate_cmd(client *c) {
         reply_error(c, "ERR out of memory");
         goto out;
     }
-    g->cid = c->id;
-    g->dbid = c->db->id;
-    g->text_item = (cq_item){NULL, c->id, text_deliver, g};
-    g->done_item = (cq_item){NULL, c->id, done_deliver, g};
-    block_client(c, 0, gen_unblocked, gen_cancel, g);
-    if (!(c->flags & CF_BLOCKED)) { /* could not block: already answered */
-        gen_free(g);
-        goto out;
-    }
+    if (!gen_block(c, g)) goto out;
     if (ic_req_submit(&reg, g->r, &o, ids, n_prompt, err, sizeof err) < 0) {
         /* no callback will ever come: answer from here */
         unblock_client(c);
@@ -867,6 +880,28 @@ static const char *chunk_of(client *c, const char *name, size_t nlen, char num[L
     return v;
 }
 
+/* The TEMPLATE key, if one is named, then the prompt from the chunks in
+ * the request (INFER.RAG's last step on the loop, and INFER.ANSWER's
+ * only one).  ids, or NULL with the error line. */
+static int32_t *rag_prompt(client *c, ic_rag *rag, int32_t *n_prompt, char *err, size_t errlen) {
+    if (rag->tmpl_key) {
+        char shown[128];
+        ic_shown(rag->tmpl_key, rag->tmpl_key_len, shown, sizeof shown);
+        dstr k = dstr_newlen(rag->tmpl_key, rag->tmpl_key_len);
+        if (!k) return snprintf(err, errlen, "ERR out of memory"), NULL;
+        kobj *o = db_lookup_read(c, k);
+        dstr_free(k);
+        if (!o) return snprintf(err, errlen, "ERR TEMPLATE key '%s' does not exist", shown), NULL;
+        if (o->type != OBJ_STRING)
+            return snprintf(err, errlen, "WRONGTYPE the TEMPLATE key '%s' must hold a string", shown), NULL;
+        char num[LL_STR_SIZE];
+        size_t tl;
+        const char *t = obj_str(o, num, &tl);
+        if (ic_rag_set_template(rag, t, tl, err, errlen) < 0) return NULL;
+    }
+    return ic_rag_build(rag, n_prompt, err, errlen);
+}
+
 /* The retrieval step, on the loop in one go: VSIM for the question's
  * vector, every hit's chunk, the TEMPLATE key, the prompt.  Nothing in
  * here returns to the event loop, so no other client's command runs
@@ -916,21 +951,7 @@ static int32_t *rag_retrieve(client *c, srv_gen *g, int32_t *n_prompt, char *err
         if (text && ic_rag_set_text(rag, i, text, len) < 0) oom = 1;
         if (oom) return snprintf(err, errlen, "ERR out of memory"), NULL;
     }
-    if (rag->tmpl_key) {
-        ic_shown(rag->tmpl_key, rag->tmpl_key_len, shown, sizeof shown);
-        dstr k = dstr_newlen(rag->tmpl_key, rag->tmpl_key_len);
-        if (!k) return snprintf(err, errlen, "ERR out of memory"), NULL;
-        kobj *o = db_lookup_read(c, k);
-        dstr_free(k);
-        if (!o) return snprintf(err, errlen, "ERR TEMPLATE key '%s' does not exist", shown), NULL;
-        if (o->type != OBJ_STRING)
-            return snprintf(err, errlen, "WRONGTYPE the TEMPLATE key '%s' must hold a string", shown), NULL;
-        char num[LL_STR_SIZE];
-        size_t tl;
-        const char *t = obj_str(o, num, &tl);
-        if (ic_rag_set_template(rag, t, tl, err, errlen) < 0) return NULL;
-    }
-    return ic_rag_build(rag, n_prompt, err, errlen);
+    return rag_prompt(c, rag, n_prompt, err, errlen);
 }
 
 /* loop: the question's vector is back: retrieve, build, generate */
@@ -968,6 +989,27 @@ static void rag_embed_notify(ic_ereq *e) {
     block_post(&g->embed_item);
 }
 
+/* The request of an INFER.RAG / INFER.ANSWER whose arguments were
+ * parsed into rag (owned from here on): its STORE / STREAM keys copied,
+ * the STREAM key checked.  NULL with the error replied (rag freed). */
+static srv_gen *rag_gen_new(client *c, ic_rag *rag) {
+    srv_gen *g = km_malloc(sizeof *g);
+    if (g) memset(g, 0, sizeof *g);
+    if (!g || (rag->store && !(g->store_key = dstr_newlen(rag->store, rag->store_len))) ||
+        (rag->stream && !(g->stream_key = dstr_newlen(rag->stream, rag->stream_len)))) {
+        if (g) dstr_free(g->store_key), dstr_free(g->stream_key), km_free(g);
+        ic_rag_free(&reg, rag);
+        reply_error(c, "ERR out of memory");
+        return NULL;
+    }
+    g->rag = rag;
+    if (g->stream_key && !stream_key_ok(c, g->stream_key)) {
+        gen_free(g);
+        return NULL;
+    }
+    return g;
+}
+
 /* INFER.RAG generator embedder vset question [COUNT k] [FILTER expr]
  *     [CONTEXTKEY-FIELD name] [TEMPLATE key] [WITHSOURCES] [WITHPROMPT]
  *     [MAXTOKENS n] [TEMPERATURE t] [TOPK k] [TOPP p] [MINP p]
@@ -994,35 +1036,14 @@ void infer_rag_cmd(client *c) {
         ic_rag_free(&reg, rag);
         return;
     }
-    g = km_malloc(sizeof *g);
-    if (g) memset(g, 0, sizeof *g);
-    if (!g || (rag->store && !(g->store_key = dstr_newlen(rag->store, rag->store_len))) ||
-        (rag->stream && !(g->stream_key = dstr_newlen(rag->stream, rag->stream_len)))) {
-        if (g) dstr_free(g->store_key), dstr_free(g->stream_key), km_free(g);
-        ic_rag_free(&reg, rag);
-        reply_error(c, "ERR out of memory");
-        return;
-    }
-    g->rag = rag;
-    if (g->stream_key && !stream_key_ok(c, g->stream_key)) {
-        gen_free(g);
-        return;
-    }
+    if (!(g = rag_gen_new(c, rag))) return;
     if (!(g->e = ic_ereq_new(&reg, rag->emb, rag_embed_notify, g))) {
         gen_free(g);
         reply_error(c, "ERR out of memory");
         return;
     }
-    g->cid = c->id;
-    g->dbid = c->db->id;
-    g->text_item = (cq_item){NULL, c->id, text_deliver, g};
-    g->done_item = (cq_item){NULL, c->id, done_deliver, g};
     g->embed_item = (cq_item){NULL, c->id, rag_embed_deliver, g};
-    block_client(c, 0, gen_unblocked, gen_cancel, g);
-    if (!(c->flags & CF_BLOCKED)) { /* could not block: already answered */
-        gen_free(g);
-        return;
-    }
+    if (!gen_block(c, g)) return;
     ic_arg q = {rag->question, rag->question_len};
     infer_embed_params p;
     infer_embed_defaults(&p);
@@ -1031,6 +1052,59 @@ void infer_rag_cmd(client *c) {
         gen_free(g);
         reply_error(c, err);
     }
+}
+
+/* ---------------------------------------------------------- INFER.ANSWER */
+
+/* INFER.ANSWER generator question CHUNKS n chunk [chunk ...] [TEMPLATE key]
+ *     [WITHSOURCES] [WITHPROMPT] [MAXTOKENS n] ... [CHAT] [STREAM key]
+ *     [STORE key] [TIMEOUT ms]
+ * On the loop O(chunk bytes) for the copy and O(log n) tokenizations of
+ * the prompt (as INFER.RAG's last step), then O(prompt + MAXTOKENS) on the
+ * generator. */
+void infer_answer_cmd(client *c) {
+    ic_arg *a = args_of(c);
+    if (!a) return;
+    char err[IC_ERRLEN];
+    ic_rag *rag = ic_answer_parse(&reg, a, c->argc, infer_cfg.default_timeout, infer_cfg.default_max_tokens, err,
+                                  sizeof err);
+    km_free(a);
+    if (!rag) {
+        reg.refused++;
+        reply_error(c, err);
+        return;
+    }
+    if (in_exec(c, "INFER.ANSWER")) {
+        ic_rag_free(&reg, rag);
+        return;
+    }
+    srv_gen *g = rag_gen_new(c, rag);
+    if (!g) return;
+    int32_t n = 0;
+    int32_t *ids = rag_prompt(c, rag, &n, err, sizeof err);
+    if (!ids) {
+        reg.refused++;
+        reply_error(c, err);
+        gen_free(g);
+        return;
+    }
+    if (!(g->r = ic_req_new(&reg, rag->gen, g->stream_key != NULL, gen_notify, g))) {
+        free(ids);
+        gen_free(g);
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    if (!gen_block(c, g)) {
+        free(ids);
+        return;
+    }
+    if (ic_req_submit(&reg, g->r, &rag->gen_opts, ids, n, err, sizeof err) < 0) {
+        /* no callback will ever come: answer from here */
+        unblock_client(c);
+        gen_free(g);
+        reply_error(c, err);
+    }
+    free(ids);
 }
 
 /* ---- keys and the read/write rule ------------------------------------------
@@ -1067,6 +1141,8 @@ int infer_getkeys(client *c, const char *name, dstr *argv, int argc) {
     for (int i = 0; i < n; i++) reply_bulk_dstr(c, argv[k[i].pos]);
     return 1;
 }
+
+int infer_keyed(const char *name) { return ic_keys_command(name, strlen(name)) >= 0; }
 
 int infer_call_writes(const char *name, dstr *argv, int argc) {
     int cmd = ic_keys_command(name, strlen(name));

@@ -29,12 +29,28 @@ Checks:
      module's flags (less "module", which the host adds to every module
      command, and "blocking", which a 7.0 module cannot declare), key specs
      and key range; COMMAND GETKEYS answers alike on both for the same calls.
+  6. RAG across shards: a corpus spread over three vector sets named by
+     inferkv.shards (each on its own primary) and, whole, in one set;
+     ClusterClient.rag (embed, VSIM on every shard, merge, INFER.ANSWER)
+     returns what INFER.RAG on the whole set returns - the same sources,
+     scores, states, prompt and greedy answer - with COUNT, FILTER, CHAT,
+     CONTEXTKEY-FIELD chunk keys and a TEMPLATE key; keyless answers go to
+     every node in turn, replicas included; a missing shard adds nothing;
+     bad FILTERs and missing models are typed errors.
+  7. ClusterClient.load_model: INFER.LOAD on all six nodes with a report
+     per node (role, error); a missing file fails everywhere, saying why.
+  8. Failover: a primary is SIGKILLed during a stream of INFER.GENERATE
+     ... STORE through ClusterClient.execute; its replica is promoted, the
+     retries land there (it had the model), and nothing acknowledged more
+     than 1 s before the kill is missing from it (what was lost is printed;
+     Redis replicates asynchronously).
 Prints "N passed, N failed, N skipped"; exits 1 on failure.
 """
+import json
+import logging
 import os
-import random
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,88 +58,37 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_harness import LoggedProcess, RawClient, Server, Tally, wait_until, wait_up  # noqa: E402
+from server_harness import RawClient, Server, Tally, wait_until  # noqa: E402
+import cluster_harness as ch  # noqa: E402
+from cluster_harness import MODULE, plain  # noqa: E402
 
 import redis  # noqa: E402
 from redis.cluster import RedisCluster  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("INFERKV_BUILD", os.path.join(ROOT, "build"))
+sys.path.insert(0, os.path.join(ch.ROOT, "clients", "python"))
+import inferkv  # noqa: E402
+from inferkv import ClusterClient, shard_sets  # noqa: E402
+
+ROOT = ch.ROOT
+BUILD = ch.BUILD
 SHARED = os.environ.get("INFERKV_SHARED", "/work/shared")
-MODULE = os.path.abspath(os.environ.get("INFERKV_MODULE", os.path.join(BUILD, "inferkv.so")))
-PRELOAD = os.environ.get("INFERKV_PRELOAD", "")  # e.g. libasan.so for an ASan build of the module
 GEN = os.path.join(BUILD, "gguf-gen")
 STORIES = os.path.join(SHARED, "models/cozy-creator_python-gen-worker/stories260K.gguf")
 BERT_VOCAB = os.path.join(SHARED, "models/ggml-org_llama.cpp/ggml-vocab-bert-bge.gguf")
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
-REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+
+# redis-py logs every connection error it retries with a traceback: the
+# failover test makes hundreds
+logging.getLogger("redis.cluster").setLevel(logging.CRITICAL)
 
 TALLY = Tally()
 check = TALLY.expect
 TMP = tempfile.mkdtemp(prefix="inferkv-cluster-")
 MODELS = os.path.join(TMP, "models")
-TAKEN = set()
-LOGS = []  # every redis-server log, checked at the end
-BAD_LOG = ("AddressSanitizer", "runtime error:", "ThreadSanitizer", "crashed by signal", "ASSERTION FAILED",
-           "Guru Meditation")
+LOGS = []  # every redis-server started, its log checked at the end
 
 
-def port_free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def node_port():
-    """A loopback port below 45536 that is free, with port+10000 (the
-    cluster bus) free too, and not handed out before."""
-    while True:
-        p = random.randrange(20000, 45536)
-        if p not in TAKEN and p + 10000 not in TAKEN and port_free(p) and port_free(p + 10000):
-            TAKEN.update((p, p + 10000))
-            return p
-
-
-class Node(LoggedProcess):
-    """redis-server with the module; cluster-enabled unless given
-    --replicaof (extra options)."""
-
-    def __init__(self, *opts, cluster=True):
-        self.port = node_port()
-        self.dir = os.path.join(TMP, "n%d" % self.port)
-        os.mkdir(self.dir)
-        cmd = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", self.dir]
-        if cluster:
-            cmd += ["--cluster-enabled", "yes", "--cluster-config-file",
-                    os.path.join(self.dir, "nodes-%d.conf" % self.port), "--cluster-node-timeout", "5000"]
-        cmd += list(opts) + ["--loadmodule", MODULE, "infer-models-dir", MODELS, "infer-threads", "1"]
-        env = dict(os.environ)
-        if PRELOAD:
-            env["LD_PRELOAD"] = PRELOAD
-        super().__init__(cmd, os.path.join(self.dir, "redis.log"), env=env)
-        LOGS.append(self)
-        if not wait_up(self.proc, lambda: self.client().ping(), 10, redis.exceptions.ConnectionError):
-            raise RuntimeError("redis-server did not start:\n" + self.log_text())
-
-    def client(self, **kw):
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=60, **kw)
-
-    def raw(self):
-        return RawClient(self.port, timeout=60)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.client().shutdown(nosave=True)
-            except redis.exceptions.ConnectionError:
-                pass
-        self.stop_process()
+def Node(*opts, cluster=True):
+    return ch.Node(TMP, MODELS, LOGS, *opts, cluster=cluster)
 
 
 def setup_models():
@@ -143,36 +108,7 @@ def setup_models():
 
 
 def load_everywhere(nodes, encoder):
-    """INFER.LOAD on every node at once (each blocks until its load ends)."""
-    errs = []
-
-    def one(n):
-        try:
-            c = n.client()
-            c.execute_command("INFER.LOAD", "s", "s.gguf")
-            if encoder:
-                c.execute_command("INFER.LOAD", "e", "e.gguf")
-        except Exception as e:  # noqa: BLE001 - reported below
-            errs.append("%d: %r" % (n.port, e))
-
-    ts = [threading.Thread(target=one, args=(n,)) for n in nodes]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
-    return errs
-
-
-def plain(x):
-    """A RawClient reply without its RESP types."""
-    t, v = x
-    if t in "*~>" and v is not None:
-        return [plain(e) for e in v]
-    if t == "%":
-        return [plain(e) for kv in v for e in kv]
-    if isinstance(v, bytes):
-        return v.decode(errors="replace")
-    return v
+    return ch.load_everywhere(nodes, [("s", "s.gguf")] + ([("e", "e.gguf")] if encoder else []))
 
 
 def gen_args(*extra, prompt=("Once upon a time",), n=8):
@@ -471,6 +407,168 @@ def test_server_write_rule():
         c.config_set("dir", s.dir)
 
 
+# distinct topics, so that questions have clear neighbours
+CORPUS = [
+    "The cat sat on the warm mat by the door.",
+    "Farmers milk the cows early in the morning.",
+    "Snow covers the mountains all winter long.",
+    "The library lends books to every reader in town.",
+    "A stone castle stands on the hill above the river.",
+    "Bakers bake fresh bread before dawn.",
+    "The ship sailed across the stormy ocean.",
+    "Children play football in the park after school.",
+    "The old clock in the tower strikes twelve at noon.",
+    "Bees make honey from the flowers in the garden.",
+    "The train leaves the station at seven every evening.",
+    "Stars shine brightly over the quiet village at night.",
+]
+SHARDS = 3
+
+
+def jstr(x):
+    return json.dumps(x)
+
+
+def test_cross_shard_rag(primaries, replicas, cc):
+    print("6. RAG across shards: ClusterClient.rag = INFER.RAG on one node holding the whole corpus")
+    rcl = cc.redis
+    sets = shard_sets("kb", SHARDS)
+    owners = [rcl.get_node_from_key(k).port for k in sets]
+    check(len(set(owners)) == SHARDS and set(owners) <= {n.port for n in primaries},
+          "the %d shard sets %s land on %d different primaries (%s)" % (SHARDS, sets, SHARDS, owners))
+    for k in sets + ["{kb}all"]:
+        rcl.delete(k)
+    for i, d in enumerate(CORPUS):
+        shard = sets[i % SHARDS]
+        year = 1990 + i
+        # the text in the attributes (the default) and in a chunk key under
+        # the set's own hash tag (CONTEXTKEY-FIELD); the single-node set
+        # {kb}all gets the same, under its tag
+        for vset, tag in ((shard, "{%s}" % shard), ("{kb}all", "{kb}")):
+            rcl.set("%sck:%d" % (tag, i), d)
+            rcl.execute_command("INFER.EMBED", "e", "INTO", vset, "doc%d" % i, d, "SETATTR",
+                                '{"text": %s, "year": %d, "src": %s}' % (jstr(d), year, jstr("%sck:%d" % (tag, i))))
+    rcl.set("{kb}tpl", "Facts:\n{context}\n\nQ: {question}\nA:")
+    check(sum(rcl.execute_command("VCARD", k) for k in sets) == len(CORPUS) == rcl.execute_command("VCARD", "{kb}all"),
+          "every element in one shard, and all of them in {kb}all")
+
+    def single(q, *extra):
+        r = rcl.execute_command("INFER.RAG", "s", "e", "{kb}all", q, "WITHSOURCES", "WITHPROMPT", "MAXTOKENS", 12,
+                                "TEMPERATURE", 0, *extra)
+        m = {k.decode(): v for k, v in zip(r[0::2], r[1::2])}
+        m["sources"] = [(a.decode(), float(b), c.decode()) for a, b, c in m["sources"]]
+        return m
+
+    cases = [("Where did the cat sit?", (), {}),
+             ("a quiet village at night", ("COUNT", 3), {"count": 3}),
+             ("what happens in winter", ("COUNT", 4, "FILTER", ".year > 1991"), {"count": 4, "filter": ".year > 1991"}),
+             ("bread and honey", ("CHAT",), {"chat": True}),
+             ("the castle by the river", ("CONTEXTKEY-FIELD", "src", "COUNT", 6),
+              {"contextkey_field": "src", "count": 6}),
+             ("cats and clocks", ("TEMPLATE", "{kb}tpl"), {"template_key": "{kb}tpl"})]
+    for q, extra, kw in cases:
+        want = single(q, *extra)
+        got = cc.rag("s", "e", q, corpus="kb", shards=SHARDS, with_prompt=True, max_tokens=12, temperature=0, **kw)
+        srcs = [(x.element, x.score, x.state) for x in got.sources]
+        what = "%r %s" % (q, " ".join(map(str, extra)))
+        check(srcs == want["sources"], "%s: the same top-k, scores and states (%s / %s)" % (
+            what, srcs[:3], want["sources"][:3]))
+        check(got.prompt == want["prompt"].decode() and got.text == want["text"].decode() and
+              got.chunks_used == want["chunks_used"] and got.chunks_retrieved == want["chunks_retrieved"],
+              "%s: the same prompt and answer (%r / %r)" % (what, got.text, want["text"]))
+        check(all(x.vset in sets for x in got.sources), "%s: each source names its shard" % what)
+    # the generation step goes to every node in turn, replicas included
+    seen = {cc.rag("s", "e", "cat", corpus="kb", shards=SHARDS, max_tokens=2, temperature=0).node for _ in range(6)}
+    check({int(n.split(":")[1]) for n in seen} == {n.port for n in primaries + replicas},
+          "six keyless answers ran on the six nodes: %s" % sorted(seen))
+    got = cc.rag("s", "e", "cat", sets=[sets[0], "kb.nosuch"], max_tokens=2, temperature=0)
+    check(got.chunks_retrieved == len(CORPUS) // SHARDS and {x.vset for x in got.sources} == {sets[0]},
+          "a missing shard set contributes nothing (as VSIM answers for it)")
+    try:
+        cc.rag("s", "e", "cat", corpus="kb", shards=SHARDS, filter=".year >", max_tokens=2)
+        check(False, "a bad FILTER is refused")
+    except inferkv.InferkvError as e:
+        check("FILTER" in str(e) or "filter" in str(e), "a bad FILTER: %s" % e)
+    try:
+        cc.rag("nosuch", "e", "cat", corpus="kb", shards=SHARDS)
+        check(False, "a model not loaded is refused")
+    except inferkv.ModelNotLoaded as e:
+        check("no such model" in str(e), "ModelNotLoaded: %s" % e)
+
+
+def test_load_model_report(cc):
+    print("7. ClusterClient.load_model: every node, a report per node")
+    rep = cc.load_model("s2", "s.gguf")
+    roles = sorted(r.role for r in rep.results)
+    check(rep.ok and roles == ["primary"] * 3 + ["replica"] * 3, "loaded on 3 primaries and 3 replicas:\n%s" % rep)
+    rep = cc.unload_model("s2")
+    check(rep.ok and len(rep.results) == 6, "unloaded everywhere")
+    rep = cc.load_model("bad", "nosuch.gguf", check=False)
+    check(not rep.ok and len(rep.failed) == 6 and all("nosuch.gguf" in r.error for r in rep.failed),
+          "a missing file fails on every node, each saying why:\n%s" % rep)
+    try:
+        cc.load_model("bad", "nosuch.gguf")
+        check(False, "check=True raises")
+    except inferkv.ModelLoadError as e:
+        check(str(e).count("nosuch.gguf") == 6, "ModelLoadError names the six nodes")
+
+
+def test_failover(primaries, replicas):
+    print("8. failover: a primary killed during a stream of STOREd generations")
+    rcl = RedisCluster(host="127.0.0.1", port=replicas[0].port, socket_timeout=10)
+    victim = next(n for n in primaries if n.port == rcl.get_node_from_key("{f}x").port)
+    rep = next(n for n in replicas if n.client().info("replication").get("master_port") == victim.port)
+    acked = {}  # i -> (text, time acknowledged)
+    stop = threading.Event()
+    errors = []
+
+    def stream():
+        # ClusterClient.execute retries across the failover itself (for up
+        # to 60 s here); what still fails is counted and tried again
+        c = ClusterClient("127.0.0.1", replicas[0].port, socket_timeout=10)
+        i = 0
+        deadline = time.monotonic() + 90
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                a = c.execute(*gen_args("STORE", "{f}out:%d" % i, prompt=("Once upon a time %d" % i,), n=4),
+                              retry_for=60)
+                acked[i] = (a, time.monotonic())
+                i += 1
+            except Exception as e:  # noqa: BLE001 - counted, the same request again
+                errors.append(repr(e)[:100])
+                time.sleep(0.2)
+        c.close()
+
+    t = threading.Thread(target=stream)
+    t.start()
+    check(wait_until(lambda: len(acked) >= 20, 60), "20 generations STOREd before the kill")
+    n_before = len(acked)
+    killed_at = time.monotonic()
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait(10)
+    promoted = wait_until(lambda: rep.client().info("replication").get("role") == "master", 40, 0.1)
+    check(promoted, "the replica was promoted (%.1f s)" % (time.monotonic() - killed_at))
+    check(wait_until(lambda: any(at > killed_at for _, at in acked.values()) and
+                     max(at for _, at in acked.values()) > killed_at + 1 and len(acked) > n_before + 5, 60),
+          "after the promotion the client's retries succeed (%d generations after the kill, %d errors on the way)"
+          % (len(acked) - n_before, len(errors)))
+    print("  errors seen: %s" % sorted(set(errors))[:5])
+    stop.set()
+    t.join(60)
+    r = rep.client()
+    lost = [i for i, (a, at) in acked.items() if r.get("{f}out:%d" % i) != a]
+    lost_early = [i for i in lost if acked[i][1] < killed_at - 1.0]
+    print("  failover: %d acknowledged, %d lost (all acknowledged within %.0f ms before the kill: %s)" % (
+        len(acked), len(lost), 1000, sorted(lost)))
+    check(not lost_early, "nothing acknowledged more than 1 s before the kill is missing from the new primary %s"
+          % lost_early)
+    check(all(r.get("{f}out:%d" % i) == a for i, (a, at) in acked.items() if at > killed_at),
+          "everything acknowledged after the kill is on the new primary")
+    gen_ok = r.execute_command(*gen_args())
+    check(gen_ok, "the new primary generates (its model was loaded beforehand)")
+    rcl.close()
+
+
 def main():
     if not os.path.exists(MODULE):
         print("no module at %s" % MODULE)
@@ -485,33 +583,14 @@ def main():
     try:
         for _ in range(6):
             nodes.append(Node())  # one at a time, so that a failed start still stops the others
-        out = subprocess.run([REDIS_CLI, "--cluster", "create"] + ["127.0.0.1:%d" % n.port for n in nodes] +
-                             ["--cluster-replicas", "1", "--cluster-yes"], capture_output=True, text=True, timeout=60)
-        check(out.returncode == 0, "redis-cli --cluster create (%s)" % out.stdout.strip().splitlines()[-1:])
-
-        def ready():
-            for n in nodes:
-                ci = n.client().cluster("info")
-                if ci.get("cluster_state") != "ok" or int(ci.get("cluster_known_nodes", 0)) != 6:
-                    return False
-            if not all(n.client().info("replication").get("master_link_status", "up") == "up" for n in nodes):
-                return False
-            # every node sees three slot ranges, each with its primary and
-            # its replica (what cluster clients discover the nodes from)
-            for n in nodes:
-                rc = n.raw()
-                slots = plain(rc.call("CLUSTER", "SLOTS"))
-                rc.close()
-                if len(slots) != 3 or any(len(r) != 4 for r in slots):
-                    return False
-            return True
-
-        check(wait_until(ready, 30, 0.1), "cluster_state:ok on all six nodes, replicas linked")
+        ok, last = ch.create_cluster(nodes, 1)
+        check(ok, "redis-cli --cluster create (%s); cluster_state:ok on all six nodes, replicas linked" % last)
         primaries = [n for n in nodes if n.client().info("replication")["role"] == "master"]
         replicas = [n for n in nodes if n not in primaries]
         rcl = RedisCluster(host="127.0.0.1", port=nodes[0].port, socket_timeout=60)
         # models load per node: INFER.LOAD sent to every node, replicas too
-        # (what docs/module.md shows with redis-py)
+        # (what docs/module.md shows with redis-py; ClusterClient.load_model
+        # in test 7)
         rcl.execute_command("INFER.LOAD", "s", "s.gguf", target_nodes=RedisCluster.ALL_NODES)
         if encoder:
             rcl.execute_command("INFER.LOAD", "e", "e.gguf", target_nodes=RedisCluster.ALL_NODES)
@@ -526,12 +605,20 @@ def main():
         test_plain_replica(encoder)
         test_front_ends_agree(nodes[0])
         test_server_write_rule()
+        cc = ClusterClient("127.0.0.1", nodes[0].port, socket_timeout=60)
+        if encoder:
+            test_cross_shard_rag(primaries, replicas, cc)
+        else:
+            TALLY.skip("RAG across shards: no encoder")
+        test_load_model_report(cc)
+        cc.close()
         for n in nodes:
             check(n.alive(), "node %d still up" % n.port)
+        test_failover(primaries, replicas)  # last: it kills a primary
     finally:
         for n in nodes:
             n.stop()
-        bad = [(n.port, line) for n in LOGS for line in n.log_text().splitlines() if any(b in line for b in BAD_LOG)]
+        bad = ch.bad_log_lines(LOGS)
         check(not bad, "server logs clean %s" % bad[:3])
         shutil.rmtree(TMP, ignore_errors=True)
     print("(%.1f s)" % (time.time() - t0))

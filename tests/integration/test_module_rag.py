@@ -16,9 +16,12 @@ generation do not alter the first; the calling user's key permissions
 apply to the vector set, the chunk keys and the TEMPLATE key (the
 retrieval reads through a detached context on the main thread); hostile
 input gets clear errors; a full queue answers at once; a disconnect
-cancels; the server log stays clean.
+cancels; INFER.ANSWER given RAG's chunks gives RAG's prompt, answer and
+chunk states, declares its keys past the chunk texts, and its TEMPLATE key
+is under the caller's ACL; the server log stays clean.
 Prints "N passed, N failed, N skipped"; exits 1 on failure.
 """
+import json
 import os
 import shutil
 import socket
@@ -316,6 +319,46 @@ def test_rag(srv):
     check(m["prompt"].endswith(b"\nQ: bread\nA:") and b"Fresh bread" in m["prompt"], "the TEMPLATE key is used")
 
 
+def test_answer(srv):
+    print("INFER.ANSWER on RAG's chunks = INFER.RAG; its keys and ACL")
+    c = srv.client()
+    load_corpus(c)
+    c.set("tpl", "{context}\nQ: {question}\nA:")
+    c.delete("long")
+    for i, d in enumerate(DOCS[:6]):
+        c.execute_command("INFER.EMBED", "e", "INTO", "long", "L%d" % i, d, "SETATTR", '{"text": %s}' % jstr(
+            (d + " ") * 6))
+    for q, extra, tmpl, vset, gm in (("Where did the cat sit?", (), (), "docs", "s"),
+                                     ("village", ("COUNT", 3, "FILTER", ".year > 1995"), (), "docs", "s"),
+                                     ("books", ("CHAT",), ("CHAT",), "docs", "s"),
+                                     ("cat", ("TEMPLATE", "tpl"), ("TEMPLATE", "tpl"), "docs", "s"),
+                                     ("cat", ("COUNT", 6), (), "long", "small")):
+        m = rag(c, q, "WITHSOURCES", "WITHPROMPT", "MAXTOKENS", 40, "TEMPERATURE", 0, *extra, vset=vset,
+                gen_model=gm)
+        texts = [json.loads(c.execute_command("VGETATTR", vset, s[0]))["text"] for s in m["sources"]]
+        a = pairs(c.execute_command("INFER.ANSWER", gm, q, "CHUNKS", len(texts), *texts, "WITHSOURCES", "WITHPROMPT",
+                                    "MAXTOKENS", 40, "TEMPERATURE", 0, *tmpl))
+        check(a["prompt"] == m["prompt"] and a["text"] == m["text"] and a["sources"] == [s[2] for s in m["sources"]]
+              and a["chunks_used"] == m["chunks_used"] and a["chunks_given"] == len(texts),
+              "ANSWER %r %s: RAG's prompt, answer and states" % (q, " ".join(map(str, extra))))
+    rc = RawClient(srv.port)
+    t, v = rc.call("COMMAND", "GETKEYS", "INFER.ANSWER", "s", "q", "CHUNKS", "1", "STORE", "TEMPLATE", "tpl",
+                   "STORE", "out")
+    check(t == "*" and [x[1] for x in v] == [b"tpl", b"out"], "GETKEYS skips the chunk texts: %r" % (v,))
+    rc.close()
+    c.execute_command("ACL", "SETUSER", "notpl", "on", "nopass", "resetkeys", "%R~docs", "+@all")
+    u = srv.client(username="notpl", password="x")
+    e = err_of(lambda: u.execute_command("INFER.ANSWER", "s", "q", "CHUNKS", 1, "a", "TEMPLATE", "tpl"))
+    check(e is not None and "no permissions" in e, "a TEMPLATE key the user may not read: %s" % e)
+    e = err_of(lambda: c.execute_command("INFER.ANSWER", "s", "q", "CHUNKS", 2, "a"))
+    check(e == "CHUNKS 2 needs 2 chunk texts, got 1", "too few chunks: %s" % e)
+    e = err_of(lambda: c.execute_command("INFER.ANSWER", "s", "q", "CHUNKS", 1, "a", "TEMPLATE", "nosuch"))
+    check(e == "TEMPLATE key 'nosuch' does not exist", "a missing TEMPLATE key: %s" % e)
+    c.delete("ans")
+    a = c.execute_command("INFER.ANSWER", "s", "q", "CHUNKS", 1, "a", "STORE", "ans", "MAXTOKENS", 4, "TEMPERATURE", 0)
+    check(c.get("ans") == pairs(a)["text"], "STORE")
+
+
 def test_acl(srv):
     print("the calling user's key permissions apply to what the retrieval reads")
     c = srv.client()
@@ -446,7 +489,7 @@ def main():
             return
         srv = ModServer()
         try:
-            for fn in (test_kinds_and_shapes, test_into_and_replication, test_rag, test_acl, test_hostile,
+            for fn in (test_kinds_and_shapes, test_into_and_replication, test_rag, test_answer, test_acl, test_hostile,
                        test_disconnect):
                 try:
                     fn(srv)

@@ -563,7 +563,8 @@ def test_command_info_acl(srv):
     names = sorted(x[1].decode() for x in rc.call("COMMAND", "LIST", "FILTERBY", "ACLCAT", "infer")[1])
     rc.close()
     eq(names, sorted(["infer.load", "infer.unload", "infer.models", "infer.generate", "infer.embed", "infer.rag",
-                      "infer.tokenize", "infer.detokenize", "infer.stats", "infer.vsetrestore"]), "@infer members")
+                      "infer.answer", "infer.tokenize", "infer.detokenize", "infer.stats", "infer.vsetrestore"]),
+       "@infer members")
     rc = RawClient(srv.port)
     ci = [x[1] for x in rc.call("COMMAND", "INFO", "infer.generate")[1][0][1]]
     rc.close()

@@ -24,10 +24,14 @@ cut to the context by dropping the lowest-ranked chunks; TEMPLATE keys;
 STREAM and STORE; a full queue answers at once; a disconnect cancels;
 hostile input (huge, empty, invalid UTF-8 texts, wrong dimension, missing
 keys, bad options) gets clear errors and the server lives; COMMAND INFO,
-GETKEYS and the @infer category.
+GETKEYS and the @infer category.  INFER.ANSWER, given the chunks INFER.RAG
+retrieved, builds RAG's prompt and gives its answer and chunk states (the
+default and a TEMPLATE key, CHAT, a FILTER, chunks cut to the context, no
+chunk at all), and refuses bad calls with clear errors.
 
 Prints "N passed, N failed, N skipped"; exits 1 on failure.
 """
+import json
 import os
 import shutil
 import socket
@@ -459,6 +463,89 @@ def test_rag_store(srv):
     eq(c.get("ans"), m["text"], "STORE")
 
 
+def answer(c, q, chunks, *extra, gen_model="s"):
+    return pairs(c.execute_command("INFER.ANSWER", gen_model, q, "CHUNKS", len(chunks), *chunks, *extra))
+
+
+def chunk_texts(c, vset, sources):
+    """The 'text' attribute of each source, in rank order (what INFER.RAG read)."""
+    out = []
+    for name, _, _ in sources:
+        a = c.execute_command("VGETATTR", vset, name)
+        out.append(json.loads(a)["text"])
+    return out
+
+
+def test_answer(srv):
+    """INFER.ANSWER on the chunks INFER.RAG retrieved gives RAG's prompt, states and answer; its own errors."""
+    c = srv.r
+    load_corpus(c)
+    c.set("tpl", "Facts:\n{context}\n\nQ: {question}\nA:")
+    cases = [("Where did the cat sit?", (), "docs", "s"),
+             ("a quiet village at night", ("COUNT", 3, "FILTER", ".year > 1995"), "docs", "s"),
+             ("stone castle", ("CHAT",), "docs", "s"),
+             ("cat", ("TEMPLATE", "tpl", "COUNT", 2), "docs", "s"),
+             ("cat", ("COUNT", 8), "long", "small")]
+    for q, extra, vset, gm in cases:
+        gen_opts = [x for x in extra if str(x) in ("CHAT",)]
+        tmpl = list(extra[extra.index("TEMPLATE"):extra.index("TEMPLATE") + 2]) if "TEMPLATE" in extra else []
+        m = rag(c, q, "WITHSOURCES", "WITHPROMPT", "MAXTOKENS", 40, "TEMPERATURE", 0, *extra, vset=vset, gen_model=gm)
+        texts = chunk_texts(c, vset, m["sources"])
+        a = answer(c, q, texts, "WITHSOURCES", "WITHPROMPT", "MAXTOKENS", 40, "TEMPERATURE", 0, *tmpl, *gen_opts,
+                   gen_model=gm)
+        what = "%r %s" % (q, " ".join(map(str, extra)))
+        eq(a["prompt"], m["prompt"], "ANSWER's prompt = RAG's for its chunks (%s)" % what)
+        eq(a["sources"], [s[2] for s in m["sources"]], "ANSWER's states = RAG's (%s)" % what)
+        eq((a["text"], a["chunks_used"], a["chunks_given"]), (m["text"], m["chunks_used"], len(texts)),
+           "ANSWER's answer and counts = RAG's (%s)" % what)
+    check(0 < a["chunks_used"] < 8, "the last case cut chunks to the context (%d used)" % a["chunks_used"])
+    # no chunk at all: RAG with a FILTER that matches nothing
+    m = rag(c, "anything", "FILTER", ".year > 3000", "WITHPROMPT", "MAXTOKENS", 5, "TEMPERATURE", 0)
+    a = answer(c, "anything", [], "WITHPROMPT", "MAXTOKENS", 5, "TEMPERATURE", 0)
+    eq((a["prompt"], a["text"], a["chunks_used"]), (m["prompt"], m["text"], 0), "CHUNKS 0 = RAG with no hit")
+    # a chunk that alone can never fit the context drops itself and all below it
+    big = "word " * 3000
+    a = answer(c, "cat", ["The cat sat.", big, "Dogs bark."], "WITHSOURCES", "MAXTOKENS", 10, "TEMPERATURE", 0,
+               gen_model="small")
+    eq(a["sources"], [b"used", b"cut", b"cut"], "a chunk too long to ever fit cuts itself and what follows")
+    # chunk texts that spell options are texts; STORE after them is a key
+    c.delete("ans")
+    a = answer(c, "cat", ["STORE", "TEMPLATE"], "STORE", "ans", "MAXTOKENS", 6, "TEMPERATURE", 0)
+    eq(c.get("ans"), a["text"], "STORE after chunks that spell keywords")
+    rc = RawClient(srv.port)
+    t, v = rc.call("COMMAND", "GETKEYS", "INFER.ANSWER", "s", "q", "CHUNKS", "2", "STORE", "TEMPLATE", "TEMPLATE",
+                   "tpl", "STREAM", "st", "STORE", "out")
+    eq([x[1] for x in v] if t == "*" else (t, v), [b"tpl", b"st", b"out"], "GETKEYS skips the chunks")
+    t, v = rc.call("COMMAND", "GETKEYS", "INFER.ANSWER", "s", "q", "CHUNKS", "1", "STORE")
+    eq((t, v), ("*", []), "a chunk spelling STORE is no key")
+    rc.call("HELLO", "3")
+    t, mp = rc.call("INFER.ANSWER", "s", "cat", "CHUNKS", 1, "The cat sat.", "MAXTOKENS", 4, "TEMPERATURE", 0)
+    d = {k[1].decode(): v for k, v in mp} if t == "%" else {}
+    eq(list(d)[:3], ["text", "chunks_used", "chunks_given"], "RESP3 map, field order")
+    check("embed_ms" not in d and "queue_ms" in d, "no embed_ms: nothing was embedded")
+    rc.close()
+    bad = [(["s", "q", "COUNT", 1, "x"], "CHUNKS expected"),
+           (["s", "q", "CHUNKS", 3, "a", "b"], "CHUNKS 3 needs 3 chunk texts, got 2"),
+           (["s", "q", "CHUNKS", -1, "a"], "CHUNKS must be an integer"),
+           (["s", "q", "CHUNKS", "two", "a", "b"], "CHUNKS must be an integer"),
+           (["s", "q", "CHUNKS", 1, "a", "COUNT", 3], "unknown option 'COUNT'"),
+           (["s", "q", "CHUNKS", 1, "a", "FILTER", ".x"], "unknown option 'FILTER'"),
+           (["s", "q", "CHUNKS", 1, "a", "TEMPLATE"], "no value after 'TEMPLATE'"),
+           (["s", "q", "CHUNKS", 1, "a", "TEMPLATE", "nosuchtpl"], "TEMPLATE key 'nosuchtpl' does not exist"),
+           (["e", "q", "CHUNKS", 1, "a"], "is an encoder"),
+           (["nosuch", "q", "CHUNKS", 1, "a"], "no such model"),
+           (["s", "", "CHUNKS", 1, "a"], "question"),
+           (["s", "q", "CHUNKS", 1, "a", "MAXTOKENS", 0], "MAXTOKENS"),
+           (["s", "q", "CHUNKS"], "wrong number of arguments")]
+    for args, want in bad:
+        e = err_of(lambda: c.execute_command("INFER.ANSWER", *args))
+        check(e and want in e, "INFER.ANSWER %s: %s" % (" ".join(map(str, args)), e))
+    c.delete("tpl3")
+    c.rpush("tpl3", "x")
+    e = err_of(lambda: answer(c, "q", ["a"], "TEMPLATE", "tpl3"))
+    check(e and e.startswith("WRONGTYPE"), "a TEMPLATE key of the wrong type: %s" % e)
+
+
 def test_hostile(srv):
     """Huge, empty and invalid texts, wrong dimensions, missing keys, bad options: clear errors; the server lives."""
     c = srv.r
@@ -649,6 +736,7 @@ def main():
             for fn in (test_model_kinds, test_embed_shapes, test_embed_concurrent, test_embed_into,
                        test_into_key_replaced, test_rag_equals_parts, test_rag_chunk_keys, test_rag_between_calls,
                        test_rag_during_generation, test_rag_cut_to_context, test_rag_template, test_rag_store,
+                       test_answer,
                        test_hostile, test_command_info, test_stats):
                 t.run(fn, srv)
 

@@ -36,11 +36,13 @@ class Generation:
 @dataclass
 class Source:
     """One retrieved element of INFER.RAG: its name, VSIM score, and state:
-    "used", "cut" (dropped to fit the context) or "no-text"."""
+    "used", "cut" (dropped to fit the context) or "no-text"; vset: the
+    vector set it came from, for a cross-shard answer (ClusterClient.rag)."""
 
     element: str
     score: float
     state: str
+    vset: str | None = None
 
 
 @dataclass

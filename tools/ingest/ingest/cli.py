@@ -2,19 +2,14 @@
 import argparse
 import json
 import os
-import queue
 import signal
 import sys
 import threading
-import time
 
 from . import VERSION
 from . import index as ix
-from . import walk as walker
 from .index import IngestError, Keys
-from .progress import Progress
-
-QUANTS = {"Q8": "int8", "BIN": "bin", "NOQUANT": "f32"}
+from .run import QUANTS
 
 
 def _redis():
@@ -84,7 +79,11 @@ def ingest_parser():
                         "binary extensions (NUL bytes and non-UTF-8 still skip a file)")
     p.add_argument("--quant", choices=sorted(QUANTS), default="Q8", type=str.upper,
                    help="the set's quantization when it is created (default Q8)")
-    p.add_argument("--jobs", "-j", type=int, default=8, help="connections writing at once (default 8)")
+    p.add_argument("--shards", type=int, metavar="N",
+                   help="spread the corpus over N vector sets named after --set BASE (no hash tag), each on "
+                        "the Redis Cluster primary that owns its slot; a file goes to shard crc32(path) %% N")
+    p.add_argument("--jobs", "-j", type=int, default=8,
+                   help="connections writing at once, per node (default 8)")
     p.add_argument("--force", action="store_true", help="re-chunk and re-check every file, changed or not")
     p.add_argument("--rebuild", action="store_true", help="delete the set and its records first")
     p.add_argument("--dry-run", "-n", action="store_true",
@@ -110,10 +109,20 @@ def ingest_main(argv=None):
     if args.jobs < 1 or args.jobs > 64:
         sys.stderr.write("inferkv-ingest: --jobs must be 1..64\n")
         return 2
+    if args.shards is not None:
+        from .corpus import MAX_SHARDS, has_tag
+        if not 1 <= args.shards <= MAX_SHARDS:
+            sys.stderr.write("inferkv-ingest: --shards must be 1..%d\n" % MAX_SHARDS)
+            return 2
+        if has_tag(args.set):
+            sys.stderr.write("inferkv-ingest: --shards takes --set BASE without a hash tag, got %r: each shard set "
+                             "is a tag of its own (BASE.0 and {BASE.0}:files ...)\n" % args.set)
+            return 2
     try:
+        from .corpus import Corpus     # after _redis(): it needs redis-py, and inferkv.shards from clients/python
         r = connect(args)
         r.ping()
-        return Ingest(args, r).run()
+        return Corpus(args, r, lambda: connect(args)).run()
     except IngestError as e:
         sys.stderr.write("inferkv-ingest: %s\n" % e)
         return 1
@@ -127,250 +136,6 @@ def ingest_main(argv=None):
         sys.stderr.write("\ninferkv-ingest: interrupted; files already written are recorded, "
                          "a re-run completes the rest\n")
         return 130
-
-
-class Ingest:
-    def __init__(self, args, r):
-        self.args, self.r = args, r
-        self.keys = Keys(args.set)
-        self.t0 = time.time()
-        self.errors = []
-        self.say = (lambda m: None) if args.quiet else (lambda m: sys.stderr.write(m + "\n"))
-
-    # ---------------------------------------------------------------- setup
-
-    def setup(self):
-        a, r = self.args, self.r
-        if a.load:
-            ix.load_models(r, a.load)
-        ms = ix.models(r)
-        state = ix.State(r, self.keys)
-        if state.kind not in ("none", "vectorset"):
-            raise IngestError("%r holds a %s, not a vector set" % (self.keys.vset, state.kind))
-        emb = ix.pick_model(ms, "encoder", a.embedder, state.meta.get("embedder"), "embedder")
-        enc = ix.Encoder(r, emb, ms[emb])
-        max_chunk = a.max_chunk or min(enc.context, 512)
-        if max_chunk > enc.context:
-            raise IngestError("--max-chunk %d is over the context of %s (%d tokens)" % (max_chunk, emb, enc.context))
-        if max_chunk - enc.specials < 8:
-            raise IngestError("--max-chunk %d leaves fewer than 8 tokens of text" % max_chunk)
-        overlap = a.overlap if a.overlap is not None else max_chunk // 8
-        if overlap < 0 or overlap > (max_chunk - enc.specials) // 2:
-            raise IngestError("--overlap must be 0..%d" % ((max_chunk - enc.specials) // 2))
-        if a.max_bytes < 64:
-            raise IngestError("--max-bytes must be at least 64")
-        self.cfg = ix.Config(vset=self.keys.vset, embedder=emb, max_chunk=max_chunk, overlap=overlap,
-                             max_bytes=a.max_bytes, quant=a.quant, jobs=a.jobs)
-        self.enc = enc
-        self.fp = ix.fingerprint(self.cfg, enc)
-        if state.kind == "vectorset" and not a.rebuild:
-            if state.dim != enc.dim:
-                raise IngestError("%s holds %d-dimensional vectors (embedder %s), %s gives %d: use another --set, "
-                                  "or --rebuild" % (self.keys.vset, state.dim, state.meta.get("embedder", "?"),
-                                                    emb, enc.dim))
-            if state.quant and state.quant != QUANTS[a.quant]:
-                raise IngestError("%s is quantized %s; pass --quant %s (or --rebuild)" % (
-                    self.keys.vset, state.quant, {v: k for k, v in QUANTS.items()}[state.quant]))
-        return state
-
-    def walk(self):
-        a = self.args
-        flt = walker.Filter(a.include, a.exclude, not a.no_default_excludes)
-        root = os.path.abspath(a.root)
-        taken, skipped = [], []
-        for rel in walker.walk(root, flt):
-            fd = walker.read(root, rel, a.max_file_size)
-            if fd.skip:
-                skipped.append(fd)
-                self.say("inferkv-ingest: skipped %s: %s" % (fd.rel, fd.skip))
-            else:
-                fd.text = None            # read again when it is chunked: a big tree need not fit in memory
-                taken.append(fd)
-        return root, taken, skipped
-
-    # ---------------------------------------------------------------- the run
-
-    def run(self):
-        a = self.args
-        state = self.setup()
-        root, files, skipped = self.walk()
-        self.root = root
-        if a.rebuild and (state.kind != "none" or state.records or state.meta):
-            if a.dry_run:
-                state.records, state.elements = {}, set()
-            else:
-                self.lock = ix.Lock(self.r, self.keys.lock)
-                self.lock.acquire()
-                self.r.delete(self.keys.vset, self.keys.files, self.keys.meta)
-                state = ix.State(self.r, self.keys)
-        plan = ix.Plan(state, files, self.fp, a.force)
-        summary = {"set": self.keys.vset, "root": root, "embedder": self.cfg.embedder,
-                   "max_chunk": self.cfg.max_chunk, "overlap": self.cfg.overlap,
-                   "files": len(files), "skipped": len(skipped)}
-        if a.dry_run:
-            return self.dry(plan, summary)
-        lock = getattr(self, "lock", None)
-        if plan.empty():
-            self.write_meta(state, len(files), plan, only_if_missing=True)
-        else:
-            if lock is None:
-                lock = self.lock = ix.Lock(self.r, self.keys.lock)
-                lock.acquire()
-            state = ix.State(self.r, self.keys)      # the plan again, now that no other run writes
-            plan = ix.Plan(state, files, self.fp, a.force)
-        try:
-            counts = self.apply(plan)
-            if not plan.empty():
-                self.write_meta(state, len(files), plan)
-        finally:
-            if lock is not None:
-                lock.release()
-        summary.update(counts)
-        summary.update({"new": len(plan.new), "changed": len(plan.changed), "unchanged": len(plan.unchanged),
-                        "deleted": len(plan.deleted), "errors": len(self.errors),
-                        "orphans_adopted": sum(len(v) for v in plan.adopt.values()),
-                        "elements": int(self.r.execute_command("VCARD", self.keys.vset)),
-                        "seconds": round(time.time() - self.t0, 2)})
-        self.report(summary)
-        return 1 if self.errors else 0
-
-    def write_meta(self, state, nfiles, plan, only_if_missing=False):
-        want = {"embedder": self.cfg.embedder, "dim": str(self.enc.dim), "context": str(self.enc.context),
-                "max_chunk": str(self.cfg.max_chunk), "overlap": str(self.cfg.overlap),
-                "max_bytes": str(self.cfg.max_bytes), "quant": self.cfg.quant, "cfg": self.fp,
-                "root": self.root, "version": VERSION}
-        if only_if_missing and all(state.meta.get(k) == v for k, v in want.items()):
-            return
-        if only_if_missing and not state.records:
-            return                                     # nothing ingested: no bookkeeping keys either
-        want["files"] = str(nfiles)
-        want["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.r.hset(self.keys.meta, mapping=want)
-
-    def apply(self, plan):
-        a = self.args
-        w = ix.Writer(self.r, self.keys, self.cfg, self.enc, self.fp)
-        counts = {"chunks_written": 0, "chunks_kept": 0, "chunks_removed": 0, "orphans_removed": 0}
-        for rel, rec in plan.deleted:
-            n = w.delete(rel, rec)
-            counts["chunks_removed"] += n
-            if a.verbose:
-                self.say("deleted %s (%d chunks)" % (rel, n))
-        if plan.orphans:
-            counts["orphans_removed"] = w.orphans(plan.orphans)
-            if a.verbose:
-                self.say("removed %d orphan elements" % len(plan.orphans))
-        todo = [(fd, None) for fd in plan.new] + [(fd, plan.state_records.get(fd.rel)) for fd in plan.changed]
-        if todo:
-            self.write_files(todo, counts, plan)
-        return counts
-
-    def write_files(self, todo, counts, plan):
-        """File workers (read, chunk, tokenize, then VREM and the record, each on its own connection)
-        and a pool of connections for the embeddings, both --jobs wide."""
-        a = self.args
-        prog = Progress(len(todo), sum(fd.size for fd, _ in todo), quiet=a.quiet)
-        q = queue.Queue()
-        # big files first: they take longest, and the small ones then fill the gaps at the end
-        for item in sorted(todo, key=lambda t: -t[0].size):
-            q.put(item)
-        lock = threading.Lock()
-        stop = threading.Event()
-        pool = ix.Pool(self.cfg.jobs, lambda: connect(a))
-
-        def worker():
-            r = connect(a)
-            w = ix.Writer(r, self.keys, self.cfg, self.enc, self.fp, pool)
-            while not stop.is_set():
-                try:
-                    fd, rec = q.get_nowait()
-                except queue.Empty:
-                    return
-                prog.start_file(fd.rel)
-                done = [0.0]
-
-                def sent(n, total, fd=fd, done=done):
-                    share = fd.size * n / max(total, 1)
-                    done[0] += share
-                    prog.add(nbytes=share, chunks=n)
-
-                try:
-                    fresh = walker.read(self.root, fd.rel, a.max_file_size)
-                    if fresh.skip:
-                        raise IngestError("%s: %s" % (fd.rel, fresh.skip))
-                    wrote, kept, removed, _ = w.file(fresh, rec, plan.present, plan.adopt.get(fd.rel, ()),
-                                                     sent=sent)
-                    with lock:
-                        counts["chunks_written"] += wrote
-                        counts["chunks_kept"] += kept
-                        counts["chunks_removed"] += removed
-                    if a.verbose:
-                        prog.message("%s %s: %d chunks written, %d kept, %d removed" % (
-                            "updated" if rec else "added", fd.rel, wrote, kept, removed))
-                except Exception as e:  # noqa: BLE001 - reported, the run goes on with other files
-                    with lock:
-                        self.errors.append(str(e))
-                    prog.message("inferkv-ingest: error: %s" % e)
-                prog.add(files=1, nbytes=max(0.0, fd.size - done[0]))
-
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(self.cfg.jobs, len(todo)))]
-        for t in threads:
-            t.start()
-        try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)
-        except KeyboardInterrupt:
-            stop.set()
-            prog.finish()
-            raise
-        pool.close()
-        prog.finish()
-
-    # ---------------------------------------------------------------- output
-
-    def dry(self, plan, summary):
-        a = self.args
-        w = ix.Writer(self.r, self.keys, self.cfg, self.enc, self.fp)
-        would = 0
-        for fd, rec in [(fd, None) for fd in plan.new] + [(fd, plan.state_records.get(fd.rel))
-                                                         for fd in plan.changed]:
-            fresh = walker.read(self.root, fd.rel, a.max_file_size)
-            wrote, kept, removed, names = w.file(fresh, rec, plan.present, plan.adopt.get(fd.rel, ()),
-                                                 dry=True)
-            would += wrote
-            if a.verbose:
-                print("%s %s: %d chunks to write, %d kept, %d to remove" % ("update" if rec else "add", fd.rel,
-                                                                           wrote, kept, removed))
-                for n in names:
-                    print("    " + n)
-        for rel, rec in plan.deleted:
-            if a.verbose:
-                print("delete %s (%d chunks)" % (rel, len(rec["chunks"])))
-        summary.update({"dry_run": True, "new": len(plan.new), "changed": len(plan.changed),
-                        "unchanged": len(plan.unchanged), "deleted": len(plan.deleted),
-                        "chunks_to_write": would, "chunks_to_remove": sum(len(r["chunks"]) for _, r in plan.deleted),
-                        "orphans": len(plan.orphans), "seconds": round(time.time() - self.t0, 2)})
-        self.report(summary)
-        return 0
-
-    def report(self, s):
-        if self.args.json:
-            print(json.dumps(s, sort_keys=True))
-            return
-        if self.args.quiet:
-            return
-        if s.get("dry_run"):
-            print("inferkv-ingest (dry run): %s <- %s: %d files: %d new, %d changed, %d unchanged, %d deleted; "
-                  "%d skipped; would write %d chunks, remove %d (+%d orphans)" % (
-                      s["set"], s["root"], s["files"], s["new"], s["changed"], s["unchanged"], s["deleted"],
-                      s["skipped"], s["chunks_to_write"], s["chunks_to_remove"], s["orphans"]))
-            return
-        print("inferkv-ingest: %s <- %s: %d files: %d new, %d changed, %d unchanged, %d deleted; %d skipped; "
-              "chunks: %d written, %d kept, %d removed, %d orphans removed; %d elements; %d errors; %.1f s" % (
-                  s["set"], s["root"], s["files"], s["new"], s["changed"], s["unchanged"], s["deleted"],
-                  s["skipped"], s["chunks_written"], s["chunks_kept"], s["chunks_removed"], s["orphans_removed"],
-                  s["elements"], s["errors"], s["seconds"]))
 
 
 # ================================================================ inferkv-ask
@@ -394,6 +159,9 @@ def ask_parser():
     p.add_argument("--stream", action="store_true", help="print the answer as it is generated (STREAM)")
     p.add_argument("--show-prompt", action="store_true", help="print the prompt the generator got (WITHPROMPT)")
     p.add_argument("--json", action="store_true", help="the answer and sources as one JSON object")
+    p.add_argument("--shards", type=int, metavar="N",
+                   help="the corpus was ingested with --shards N: search all N shard sets (on their nodes, in a "
+                        "Redis Cluster) and answer from the best chunks of all of them")
     return p
 
 
@@ -403,7 +171,7 @@ def ask_main(argv=None):
     try:
         r = connect(args)
         r.ping()
-        return ask(args, r)
+        return ask_sharded(args, r) if args.shards is not None else ask(args, r)
     except IngestError as e:
         sys.stderr.write("inferkv-ask: %s\n" % e)
         return 1
@@ -447,7 +215,59 @@ def ask(args, r):
     else:
         rep = ix.pairs(r.execute_command(*cmd))
     text = ix.s(rep.get("text", b""))
-    sources = source_list(r, keys, rep.get("sources") or [])
+    sources = source_list(r, [keys.vset] * len(rep.get("sources") or []), rep.get("sources") or [])
+    return print_answer(args, text, rep, sources)
+
+
+def ask_sharded(args, r):
+    """--shards N: inferkv.ClusterClient.rag over the N shard sets (VSIM on
+    each, the best --count merged, INFER.ANSWER), a Redis Cluster or a
+    single server alike."""
+    from inferkv import ClusterClient, InferkvError, shard_set  # clients/python (the launcher's path)
+    if args.stream:
+        raise IngestError("--stream is not available with --shards (the answer comes from INFER.ANSWER "
+                          "after the merge)")
+    try:
+        first = shard_set(args.set, 0, args.shards)
+    except ValueError as e:
+        raise IngestError("--shards: %s" % e)
+    kw = r.connection_pool.connection_kwargs
+    cc = ClusterClient(kw.get("host", "127.0.0.1"), kw.get("port", 6379), password=kw.get("password"),
+                       username=kw.get("username"))
+    try:
+        if args.load:
+            for n in cc.redis.get_nodes():  # every node may answer: the encoder and generator on each
+                ix.load_models(cc.redis.get_redis_connection(n) if cc.clustered else r, args.load)
+        ms = ix.models(r)
+        meta = {k.decode(): v.decode("utf-8", "replace")
+                for k, v in cc.redis.hgetall(Keys(first).meta).items()}
+        if not meta:
+            raise IngestError("no corpus %s in %d shards (%s has no %s): run inferkv-ingest --shards %d first" % (
+                args.set, args.shards, first, Keys(first).meta, args.shards))
+        if meta.get("shards") != str(args.shards):
+            raise IngestError("the corpus %s is split over %s shards, not %d" % (
+                args.set, meta.get("shards", "no"), args.shards))
+        emb = ix.pick_model(ms, "encoder", args.embedder, meta.get("embedder"), "embedder")
+        gen = ix.pick_model(ms, "generator", args.model, None, "model")
+        try:
+            a = cc.rag(gen, emb, " ".join(args.question), corpus=args.set, shards=args.shards, count=args.count,
+                       filter=args.filter, max_tokens=args.maxtokens, temperature=args.temperature, seed=args.seed,
+                       chat=args.chat, with_prompt=args.show_prompt)
+        except InferkvError as e:
+            raise IngestError(str(e))
+        rep = {"chunks_used": a.chunks_used, "chunks_retrieved": a.chunks_retrieved, "tokens": a.tokens,
+               "finish": a.finish, "prompt_tokens": a.prompt_tokens, "embed_ms": round(a.embed_ms, 1),
+               "prefill_ms": a.prefill_ms, "decode_ms": a.decode_ms}
+        if a.prompt is not None:
+            rep["prompt"] = a.prompt
+        sources = source_list(cc.redis, [x.vset for x in a.sources],
+                              [(x.element, x.score, x.state) for x in a.sources])
+        return print_answer(args, a.text, rep, sources)
+    finally:
+        cc.close()
+
+
+def print_answer(args, text, rep, sources):
     if args.json:
         out = {"answer": text, "sources": sources}
         for k in ("chunks_used", "chunks_retrieved", "tokens", "finish", "prompt_tokens", "embed_ms",
@@ -473,15 +293,11 @@ def ask(args, r):
     return 0
 
 
-def source_list(r, keys, sources):
+def source_list(r, vsets, sources):
+    """sources ((element, score, state) each, from the set in vsets at the
+    same place) with their paths and lines, from the elements' attributes."""
     out = []
-    names = [s[0] for s in sources]
-    attrs = []
-    if names:
-        p = r.pipeline(transaction=False)
-        for n in names:
-            p.execute_command("VGETATTR", keys.vset, n)
-        attrs = p.execute(raise_on_error=False)
+    attrs = [r.execute_command("VGETATTR", v, s[0]) for v, s in zip(vsets, sources)]
     for (name, score, state), at in zip(sources, attrs):
         d = {"element": ix.s(name), "score": float(score), "state": ix.s(state)}
         try:

@@ -47,6 +47,10 @@ class IngestError(Exception):
     pass
 
 
+class ModelMissing(IngestError):
+    """The model asked for (or any of its kind) is not loaded: a sharded run adds which node lacks it."""
+
+
 # ---------------------------------------------------------------- key names
 
 def crc16(data):
@@ -113,13 +117,21 @@ def models(r):
     return out
 
 
-def load_models(r, specs):
-    """--load NAME=FILE: INFER.LOAD each NAME that is not loaded yet."""
-    have = models(r)
+def load_specs(specs):
+    """--load NAME=FILE arguments as (name, file) pairs."""
+    out = []
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise IngestError("--load wants NAME=FILE (a GGUF file relative to infer-models-dir), got %r" % spec)
+        out.append((name, path))
+    return out
+
+
+def load_models(r, specs):
+    """--load NAME=FILE: INFER.LOAD each NAME that is not loaded yet."""
+    have = models(r)
+    for name, path in load_specs(specs):
         if name not in have:
             r.execute_command("INFER.LOAD", name, path)
 
@@ -128,7 +140,7 @@ def pick_model(ms, kind, asked, recorded=None, what="model"):
     """The model name to use: the one asked for, else the one recorded, else the only one of its kind."""
     if asked:
         if asked not in ms:
-            raise IngestError("no model %r loaded (INFER.MODELS has: %s)" % (asked, ", ".join(sorted(ms)) or "none"))
+            raise ModelMissing("no model %r loaded (INFER.MODELS has: %s)" % (asked, ", ".join(sorted(ms)) or "none"))
         if ms[asked]["kind"] != kind:
             raise IngestError("model %r is a %s, not an %s" % (asked, ms[asked]["kind"], kind)
                               if kind == "encoder" else
@@ -140,7 +152,7 @@ def pick_model(ms, kind, asked, recorded=None, what="model"):
     if len(cands) == 1:
         return cands[0]
     if not cands:
-        raise IngestError("no %s loaded: INFER.LOAD one, or pass --load NAME=FILE" % kind)
+        raise ModelMissing("no %s loaded: INFER.LOAD one, or pass --load NAME=FILE" % kind)
     raise IngestError("several %ss loaded (%s): name one with --%s" % (kind, ", ".join(cands), what))
 
 
