@@ -10,6 +10,7 @@
 #   make asan       build and run the unit tests under ASan + UBSan
 #   make tsan       build and run the engine's threaded tests under TSan
 #   make fuzz       build and briefly run the libFuzzer targets (clang)
+#   make fault      the allocation-failure sweeps under ASan/LSan (docs/testing.md)
 #   make bench      run the benchmarks, figures into bench/out/
 #   make run        start inferkv-server in the foreground (once it exists)
 
@@ -74,7 +75,7 @@ pic = $(call obj,$(1))
 TOOLS    := $(addprefix $(BUILD)/,$(TOOL_DIRS))
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all build-parallel test unit integration asan tsan fuzz bench run deps clean
+.PHONY: all build-parallel test unit integration asan tsan fuzz fault bench run deps clean
 # Test objects are intermediates of a pattern chain; keep them so that a
 # second `make` does not rebuild every test.
 .SECONDARY:
@@ -161,6 +162,12 @@ tsan:
 
 fuzz:
 	@bash tests/fuzz/build.sh
+
+# Every allocation of every swept command failed in turn, under ASan/LSan:
+# the server through DEBUG ALLOC-FAIL, the engine through its own seam
+# (docs/testing.md); the per-command report in build/asan/fault-sweep.json.
+fault:
+	@bash tests/integration/test_fault_sweep.sh
 
 bench: deps build-parallel
 	@bash bench/run_all.sh $(BUILD)

@@ -27,11 +27,23 @@ void *km_malloc(size_t n);
 void *km_calloc(size_t n);
 void *km_realloc(void *p, size_t n);
 void km_free(void *p);
+/* km_malloc / km_realloc for another library's seam, which passes the
+ * address its own caller returns to (the site a failure is reported at). */
+void *km_malloc_at(size_t n, const void *site);
+void *km_realloc_at(void *p, size_t n, const void *site);
 char *km_strdup(const char *s);
 size_t km_used(void);        /* bytes currently allocated through km_* */
 size_t km_usable(void *p);   /* real size of an allocation */
-/* Test hook: make the Nth next allocation fail (0 disables). */
+/* Test hook: make the Nth next allocation fail (0 disables).  Only that
+ * one fails; km_fail_site() is then the code address it returned NULL to
+ * (the caller's call site; NULL while none has failed), km_fail_calls()
+ * how many allocations were counted since km_fail_after. */
 void km_fail_after(long n);
+void *km_fail_site(void);
+long km_fail_calls(void);
+/* One allocation made elsewhere (another library's seam) counted against
+ * the same countdown: 1 when it is the one to fail. */
+int km_fail_now(void *site);
 
 /* --------------------------------------------------------------- dstr.c */
 typedef char *dstr;

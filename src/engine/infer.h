@@ -455,6 +455,24 @@ int infer_mem_estimate(const char *path, const infer_ctx_params *cp, int n_threa
 
 const char *infer_simd_name(void); /* kernel ISA chosen at run time */
 
+/* Every allocation libinfer makes first asks hook(bytes, site, ud) (NULL,
+ * the default: none) - site is the code address the allocation returns to,
+ * in the function that asked; 0 makes that allocation fail as when memory
+ * runs out,
+ * which the engine reports as an error.  For fault-injection sweeps
+ * (tests/unit/test_engine_oom.c fails the Nth) and accounting.  The
+ * memory itself is the C library's: free() still releases what the API
+ * returns.  It may be set or cleared at any time; allocations on every
+ * thread see the change at once. */
+typedef int (*infer_alloc_hook)(size_t bytes, const void *site, void *ud);
+void infer_set_alloc_hook(infer_alloc_hook hook, void *ud);
+/* The same seam for the engine's front-ends (libinfercmd): malloc,
+ * calloc, realloc and strdup that ask the hook first.  free() releases. */
+void *infer_malloc(size_t n);
+void *infer_calloc(size_t n, size_t size);
+void *infer_realloc(void *p, size_t n);
+char *infer_strdup(const char *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,7 +23,7 @@ static double now_ms(void) {
 }
 
 ic_ereq *ic_ereq_new(ic_registry *reg, ic_model *m, ic_enotify_fn notify, void *ud) {
-    ic_ereq *e = calloc(1, sizeof *e);
+    ic_ereq *e = infer_calloc(1, sizeof *e);
     if (!e) return NULL;
     e->m = m;
     e->notify = notify;
@@ -51,7 +51,7 @@ static void on_done(void *ud, int reason, const float *vectors, int32_t n, int32
     e->embed_ms = now_ms() - e->t_submit;
     if (reason == INFER_FINISH_STOP) {
         if (!vectors || n < 1 || dim < 1 || (size_t)n > SIZE_MAX / sizeof(float) / (size_t)dim ||
-            !(e->vec = malloc((size_t)n * (size_t)dim * sizeof(float)))) {
+            !(e->vec = infer_malloc((size_t)n * (size_t)dim * sizeof(float)))) {
             e->oom = 1;
         } else {
             memcpy(e->vec, vectors, (size_t)n * (size_t)dim * sizeof(float));
@@ -71,8 +71,8 @@ int ic_ereq_submit(ic_ereq *e, const ic_arg *texts, int n, const infer_embed_par
         snprintf(err, errlen, "ERR the server is shutting down");
         return -1;
     }
-    const char **tp = malloc((size_t)n * sizeof *tp);
-    size_t *lens = malloc((size_t)n * sizeof *lens);
+    const char **tp = infer_malloc((size_t)n * sizeof *tp);
+    size_t *lens = infer_malloc((size_t)n * sizeof *lens);
     if (!tp || !lens) {
         free(tp), free(lens);
         snprintf(err, errlen, "ERR out of memory");

@@ -81,7 +81,7 @@ int ic_gen_option(const ic_arg *argv, int argc, int *pos, int32_t n_ctx, int32_t
             snprintf(err, errlen, "ERR STOP string must be 1 to %d bytes without NUL", IC_MAX_STOP_LEN);
             return -1;
         }
-        char *c = malloc(v->len + 1);
+        char *c = infer_malloc(v->len + 1);
         if (!c) {
             snprintf(err, errlen, "ERR out of memory");
             return -1;
@@ -153,7 +153,7 @@ int32_t *ic_tokenize_prompt(const infer_vocab *v, const char *text, size_t len, 
             return NULL;
         }
         /* the message must be NUL-terminated for the template code */
-        char *msg_text = malloc(len + 1);
+        char *msg_text = infer_malloc(len + 1);
         if (!msg_text) {
             snprintf(err, errlen, "ERR out of memory");
             return NULL;
@@ -164,7 +164,7 @@ int32_t *ic_tokenize_prompt(const infer_vocab *v, const char *text, size_t len, 
         infer_chat_msg msg = {"user", msg_text};
         unsigned cf = INFER_CHAT_ADD_ASSISTANT | (tmpl == INFER_CHAT_QWEN3 ? INFER_CHAT_NO_THINKING : 0);
         int64_t need = infer_chat_format(tmpl, &msg, 1, cf, NULL, 0, e, sizeof e);
-        if (need >= 0 && !(chat_text = malloc((size_t)need + 1))) {
+        if (need >= 0 && !(chat_text = infer_malloc((size_t)need + 1))) {
             snprintf(e, sizeof e, "out of memory");
             need = -1;
         }
@@ -181,12 +181,12 @@ int32_t *ic_tokenize_prompt(const infer_vocab *v, const char *text, size_t len, 
         flags = INFER_TOK_PARSE_SPECIAL;
     }
     size_t cap = len + 16;
-    int32_t *ids = malloc(cap * sizeof *ids);
+    int32_t *ids = infer_malloc(cap * sizeof *ids);
     int64_t r = -1;
     if (!ids) snprintf(e, sizeof e, "out of memory");
     else r = infer_tokenize(v, text, len, flags, ids, cap, e, sizeof e);
     if (r > (int64_t)cap) {
-        int32_t *b = realloc(ids, (size_t)r * sizeof *ids);
+        int32_t *b = infer_realloc(ids, (size_t)r * sizeof *ids);
         if (b) {
             ids = b;
             r = infer_tokenize(v, text, len, flags, ids, (size_t)r, e, sizeof e);
@@ -213,7 +213,7 @@ int32_t *ic_decode_tokens(const unsigned char *p, size_t len, int32_t n_vocab, i
         return NULL;
     }
     size_t cnt = len / 4;
-    int32_t *ids = malloc(cnt * sizeof *ids);
+    int32_t *ids = infer_malloc(cnt * sizeof *ids);
     if (!ids) {
         snprintf(err, errlen, "ERR out of memory");
         return NULL;

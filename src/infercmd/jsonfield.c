@@ -151,7 +151,7 @@ int ic_json_string_field(const char *json, size_t len, const char *name, size_t 
         int match = 0;
         if ((size_t)kl == nlen) {
             /* decode the key to compare it: escapes may spell the name */
-            char *k = malloc(c.i - kstart + 1);
+            char *k = infer_malloc(c.i - kstart + 1);
             if (!k) return -1;
             jcur kc = {json, len, kstart};
             string(&kc, k);
@@ -167,7 +167,7 @@ int ic_json_string_field(const char *json, size_t len, const char *name, size_t 
             size_t vstart = c.i;
             long long vl = string(&c, NULL);
             if (vl < 0) return 0;
-            char *v = malloc(c.i - vstart + 1);
+            char *v = infer_malloc(c.i - vstart + 1);
             if (!v) return -1;
             jcur vc = {json, len, vstart};
             string(&vc, v);

@@ -64,8 +64,8 @@ ic_load *ic_load_parse(ic_registry *r, const ic_arg *argv, int argc, const char 
     }
     char *full = NULL;
     if (ic_confine_path(models_dir, argv[2].ptr, argv[2].len, &full, err, errlen) < 0) return NULL;
-    ic_load *l = calloc(1, sizeof *l);
-    ic_model *m = calloc(1, sizeof *m);
+    ic_load *l = infer_calloc(1, sizeof *l);
+    ic_model *m = infer_calloc(1, sizeof *m);
     if (!l || !m) {
         free(l), free(m), free(full);
         snprintf(err, errlen, "ERR out of memory");

@@ -35,7 +35,7 @@ int ic_confine_path(const char *models_dir, const char *p, size_t len, char **ou
         i = e + 1;
     }
     size_t dl = strlen(models_dir);
-    char *full = malloc(dl + 1 + len + 1);
+    char *full = infer_malloc(dl + 1 + len + 1);
     if (!full) {
         snprintf(err, errlen, "ERR out of memory");
         return -1;

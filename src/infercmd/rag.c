@@ -32,7 +32,7 @@
 #include <string.h>
 
 static char *dup_arg(const ic_arg *a, size_t *len) {
-    char *s = malloc(a->len + 1);
+    char *s = infer_malloc(a->len + 1);
     if (!s) return NULL;
     memcpy(s, a->ptr, a->len);
     s[a->len] = 0;
@@ -76,7 +76,7 @@ static void settle_budget(ic_rag *g, int default_max_tokens) {
 /* A request holding a reference on gen (and emb, NULL for INFER.ANSWER);
  * NULL with the line. */
 static ic_rag *rag_new(ic_model *gen, ic_model *emb, long long default_timeout_ms, char *err, size_t errlen) {
-    ic_rag *g = calloc(1, sizeof *g);
+    ic_rag *g = infer_calloc(1, sizeof *g);
     if (!g) {
         snprintf(err, errlen, "ERR out of memory");
         return NULL;
@@ -239,7 +239,7 @@ int ic_rag_vsim_args(ic_rag *g, const float *vec, int32_t dim, ic_arg out[IC_RAG
                      size_t errlen) {
     free(g->blob);
     g->blob_len = (size_t)dim * 4;
-    if (!(g->blob = malloc(g->blob_len ? g->blob_len : 1))) {
+    if (!(g->blob = infer_malloc(g->blob_len ? g->blob_len : 1))) {
         snprintf(err, errlen, "ERR out of memory");
         return -1;
     }
@@ -284,15 +284,15 @@ void ic_rag_vsim_error(const ic_rag *g, const char *line, char *err, size_t errl
 int ic_rag_add_hit(ic_rag *g, const char *name, size_t nlen, double score, const char *attr, size_t alen) {
     if (g->n_hits == g->cap_hits) {
         int cap = g->cap_hits ? g->cap_hits * 2 : 16;
-        ic_rag_hit *h = realloc(g->hits, (size_t)cap * sizeof *h);
+        ic_rag_hit *h = infer_realloc(g->hits, (size_t)cap * sizeof *h);
         if (!h) return -1;
         g->hits = h;
         g->cap_hits = cap;
     }
     ic_rag_hit *h = &g->hits[g->n_hits];
     memset(h, 0, sizeof *h);
-    h->name = malloc(nlen + 1);
-    h->attr = attr ? malloc(alen + 1) : NULL;
+    h->name = infer_malloc(nlen + 1);
+    h->attr = attr ? infer_malloc(alen + 1) : NULL;
     if (!h->name || (attr && !h->attr)) {
         free(h->name), free(h->attr);
         return -1;
@@ -320,7 +320,7 @@ int ic_rag_set_text(ic_rag *g, int i, const char *p, size_t len) {
         h->too_long = 1; /* it could never fit: not even copied */
         return 0;
     }
-    if (!(h->text = malloc(len + 1))) return -1;
+    if (!(h->text = infer_malloc(len + 1))) return -1;
     memcpy(h->text, p, len);
     h->text[len] = 0;
     h->text_len = len;

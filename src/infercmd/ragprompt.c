@@ -41,7 +41,7 @@ int ic_rag_set_template(ic_rag *g, const char *p, size_t len, char *err, size_t 
         return -1;
     }
     free(g->tmpl);
-    if (!(g->tmpl = malloc(len + 1))) {
+    if (!(g->tmpl = infer_malloc(len + 1))) {
         snprintf(err, errlen, "ERR out of memory");
         return -1;
     }
@@ -75,7 +75,7 @@ static size_t prompt_bytes(const ic_rag *g, const char *t, size_t tl, const int 
 static int render(ic_rag *g, const char *t, size_t tl, const int *order, int k) {
     size_t need = prompt_bytes(g, t, tl, order, k);
     if (need == SIZE_MAX) return -1;
-    char *out = malloc(need + 1);
+    char *out = infer_malloc(need + 1);
     if (!out) return -1;
     size_t n = 0, nc = strlen(PH_CONTEXT), nq = strlen(PH_QUESTION), ns = strlen(IC_RAG_CHUNK_SEP);
     for (size_t i = 0; i < tl;) {
@@ -141,7 +141,7 @@ int32_t *ic_rag_build(ic_rag *g, int32_t *n_prompt, char *err, size_t errlen) {
     }
     /* the chunks that can be used, in rank order; a chunk too long to ever
      * fit ends the list (everything ranked below it is dropped with it) */
-    int *order = malloc((size_t)(g->n_hits ? g->n_hits : 1) * sizeof *order);
+    int *order = infer_malloc((size_t)(g->n_hits ? g->n_hits : 1) * sizeof *order);
     if (!order) {
         snprintf(err, errlen, "ERR out of memory");
         return NULL;

@@ -15,7 +15,7 @@
 #include <string.h>
 
 ic_req *ic_req_new(ic_registry *reg, ic_model *m, int streaming, ic_notify_fn notify, void *ud) {
-    ic_req *r = calloc(1, sizeof *r);
+    ic_req *r = infer_calloc(1, sizeof *r);
     if (!r) return NULL;
     if (pthread_mutex_init(&r->mu, NULL) != 0) {
         free(r);
@@ -47,7 +47,7 @@ static int grow(char **buf, size_t *cap, size_t need) {
     if (need <= *cap) return 0;
     size_t c = *cap ? *cap : 256;
     while (c < need) c *= 2;
-    char *b = realloc(*buf, c);
+    char *b = infer_realloc(*buf, c);
     if (!b) return -1;
     *buf = b;
     *cap = c;
@@ -70,7 +70,7 @@ static void on_text(void *ud, const char *text, size_t n) {
     if (grow(&r->pend, &r->pcap, r->plen + n) == 0 && r->npieces < SIZE_MAX / sizeof(size_t)) {
         if (r->npieces == r->pieces_cap) {
             size_t c = r->pieces_cap ? r->pieces_cap * 2 : 16;
-            size_t *l = realloc(r->piece_lens, c * sizeof *l);
+            size_t *l = infer_realloc(r->piece_lens, c * sizeof *l);
             if (l) r->piece_lens = l, r->pieces_cap = c;
         }
         if (r->npieces < r->pieces_cap) {

@@ -15,7 +15,7 @@ int32_t *ic_tokenize(const ic_model *m, const char *text, size_t len, int64_t *n
 char *ic_detokenize(const ic_model *m, const ic_arg *args, int n, size_t *len, char *err, size_t errlen) {
     const infer_vocab *v = infer_model_vocab(m->model);
     int32_t n_vocab = infer_vocab_size(v);
-    int32_t *ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+    int32_t *ids = infer_malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
     if (!ids) {
         snprintf(err, errlen, "ERR out of memory");
         return NULL;
@@ -31,7 +31,7 @@ char *ic_detokenize(const ic_model *m, const ic_arg *args, int n, size_t *len, c
     char e[256];
     unsigned flags = INFER_DETOK_REMOVE_SPECIAL;
     int64_t need = infer_detokenize(v, ids, (size_t)n, flags, NULL, 0, e, sizeof e);
-    char *out = need >= 0 ? malloc((size_t)need + 1) : NULL;
+    char *out = need >= 0 ? infer_malloc((size_t)need + 1) : NULL;
     if (need >= 0 && !out) {
         free(ids);
         snprintf(err, errlen, "ERR out of memory");

@@ -579,7 +579,7 @@ int mod_vsets_init(RedisModuleCtx *ctx) {
      * TryAlloc (where the server has it) lets libvset answer an error
      * rather than abort the server when memory runs out. */
     vset_allocator a = {RedisModule_TryAlloc ? RedisModule_TryAlloc : RedisModule_Alloc, RedisModule_Realloc,
-                        RedisModule_Free, RedisModule_MallocSize};
+                        RedisModule_Free, RedisModule_MallocSize, NULL, NULL};
     vset_set_allocator(&a);
     /* rdb_load checks IsIOError itself: a corrupt payload fails the load
      * (or the RESTORE) instead of panicking the server. */

@@ -218,6 +218,9 @@ void client_process_input(client *c) {
             client_free_async(c);
             break;
         }
+        /* a command that blocked and was answered from outside (INFER.*,
+         * CLIENT UNBLOCK) left its argv: done with now */
+        if (c->argv) client_reset_args(c);
         c->argv = c->parser.argv;
         c->argc = c->parser.argc;
         resp_parser_init(&c->parser);
@@ -435,6 +438,8 @@ static int peer_is_local(int fd) {
     if (sa.ss_family == AF_INET6) return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr);
     return 0;
 }
+
+int client_is_local(const client *c) { return (c->flags & CF_UNIX) || peer_is_local(c->fd); }
 
 /* Protected mode: a server started with no configuration listens on every
  * interface, so while the default user has no password only loopback and

@@ -564,7 +564,9 @@ void command_process(client *c) {
     }
     long long start = mono_us();
     c->flags |= CF_EXECUTING;
+    fault_enter(c);
     prop_call(c);
+    fault_leave();
     c->flags &= ~CF_EXECUTING;
     mcmd->calls++;
     mcmd->usec += mono_us() - start;

@@ -755,3 +755,5 @@ void config_cmd(client *c) {
         reply_subcommand_syntax_error(c);
     }
 }
+
+const char *config_debug_command(void) { return compat_str[1] ? compat_str[1] : "no"; }

@@ -10,6 +10,8 @@
 #include "server.h"
 #include "aof.h"
 
+#include <assert.h>
+
 #include <string.h>
 
 /* Keys are embedded in their dict entries (dict_create_embedded): one
@@ -173,13 +175,47 @@ int db_set(kdb *db, const dstr key, kobj *val, int keep_ttl) {
 
 int db_exists(kdb *db, const dstr key) { return db_lookup(db, key, LOOKUP_NOTOUCH) != NULL; }
 
-void db_set_expire(kdb *db, const dstr key, long long when_ms) {
-    dict_entry *kde = dict_find(db->keys, key);
-    if (!kde) return;
+/* The expire entry of the key in de (its key string, which expires
+ * borrows), added when missing: NULL when out of memory. */
+static dict_entry *expire_slot(kdb *db, dict_entry *de) {
     dict_entry *existing;
-    dict_entry *e = dict_add_raw(db->expires, kde->key, &existing);
-    if (!e) e = existing;
-    if (e) e->v.s64 = when_ms; /* OOM: the key simply keeps no TTL */
+    dict_entry *e = dict_add_raw(db->expires, de->key, &existing);
+    return e ? e : existing;
+}
+
+int db_set_expire(kdb *db, const dstr key, long long when_ms) {
+    dict_entry *kde = dict_find(db->keys, key);
+    if (!kde) return ERR;
+    dict_entry *e = expire_slot(db, kde);
+    if (!e) return ERR;
+    e->v.s64 = when_ms;
+    return OK;
+}
+
+int db_set_ttl(kdb *db, const dstr key, kobj *val, long long when_ms) {
+    if (when_ms < 0) return db_set(db, key, val, 0);
+    dict_entry *de = dict_find(db->keys, key);
+    if (de) {
+        /* the expire entry first: the one step that can fail, taken
+         * before the old value is let go */
+        dict_entry *e = expire_slot(db, de);
+        if (!e) return ERR;
+        e->v.s64 = when_ms;
+        db_replace(db, de, val);
+        return OK;
+    }
+    if (db_add(db, key, val) != OK) return ERR;
+    de = dict_find(db->keys, key);
+    assert(de); /* just added */
+    dict_entry *e = expire_slot(db, de);
+    if (!e) {
+        /* undo the add: the caller still owns val */
+        val->refcount++;
+        dict_delete(db->keys, key);
+        return ERR;
+    }
+    e->v.s64 = when_ms;
+    return OK;
 }
 
 int db_remove_expire(kdb *db, const dstr key) {

@@ -9,6 +9,7 @@
  * call with cursor 0, which is what clients of Redis see for them. */
 #include "server.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
@@ -43,8 +44,13 @@ static void push(scan_out *o, dstr s) {
     o->items[o->n++] = s;
 }
 
+/* One entry: its key, and for HSCAN / ZSCAN its value - both or neither,
+ * so that items stays a list of whole pairs when memory runs out (the
+ * filter below walks it two by two). */
 static void collect(void *priv, dict_entry *e) {
     scan_out *o = priv;
+    if (o->oom) return;
+    size_t n0 = o->n;
     push(o, dstr_dup(e->key));
     if (o->with_values == 1) {
         push(o, dstr_dup(e->v.val));
@@ -53,6 +59,8 @@ static void collect(void *priv, dict_entry *e) {
         int n = double_to_str(buf, sizeof buf, e->v.d);
         push(o, dstr_newlen(buf, (size_t)n));
     }
+    if (o->oom)
+        while (o->n > n0) dstr_free(o->items[--o->n]);
 }
 
 /* Cursor text follows strtoul, as Redis parses it: "" is 0 and a leading
@@ -117,9 +125,12 @@ void scan_generic(client *c, kobj *o, int first, unsigned long cursor) {
         hash_iter it;
         hp_entry e;
         hash_iter_init(&it, o);
-        while (hash_iter_next(&it, &e)) {
+        while (!out.oom && hash_iter_next(&it, &e)) {
+            size_t n0 = out.n;
             push(&out, dstr_newlen(e.f, e.flen));
             push(&out, dstr_newlen(e.v, e.vlen));
+            if (out.oom)
+                while (out.n > n0) dstr_free(out.items[--out.n]);
         }
         hash_iter_done(&it);
         cursor = 0;
@@ -139,6 +150,7 @@ void scan_generic(client *c, kobj *o, int first, unsigned long cursor) {
     }
 filter:;
     int step = out.with_values ? 2 : 1;
+    assert(out.n % (size_t)step == 0); /* whole pairs (collect) */
     size_t kept = 0;
     for (size_t i = 0; i < out.n; i += step) {
         int keep = !out.oom;

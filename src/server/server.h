@@ -113,7 +113,13 @@ int db_set(kdb *db, const dstr key, kobj *val, int keep_ttl);
 void db_replace(kdb *db, dict_entry *de, kobj *val);
 int db_delete(kdb *db, const dstr key);
 int db_exists(kdb *db, const dstr key);
-void db_set_expire(kdb *db, const dstr key, long long when_ms);
+/* The key's expire time (it must exist): ERR when out of memory, the
+ * key then keeping the deadline it had. */
+int db_set_expire(kdb *db, const dstr key, long long when_ms);
+/* db_set (no keep_ttl) and then, when_ms >= 0, the expire time: all or
+ * nothing - ERR when out of memory with nothing changed and val still the
+ * caller's; OK with val consumed. */
+int db_set_ttl(kdb *db, const dstr key, kobj *val, long long when_ms);
 long long db_get_expire(kdb *db, const dstr key); /* -1 if none */
 int db_remove_expire(kdb *db, const dstr key);
 int db_expire_if_needed(kdb *db, const dstr key);
@@ -715,6 +721,17 @@ int infer_call_writes(const char *name, dstr *argv, int argc);
 /* Whether name is an INFER.* command whose keys libinfercmd finds (its
  * keys move with its options: COMMAND INFO flags it movablekeys). */
 int infer_keyed(const char *name);
+
+/* fault.c: DEBUG ALLOC-FAIL, an allocation failure injected into one
+ * command (tests/fault/).  fault_enter / fault_leave bracket the handler's
+ * call in command_process. */
+void fault_enter(client *c);
+void fault_leave(void);
+void debug_alloc_fail(client *c);
+/* config.c: enable-debug-command ("no", "yes" or "local"). */
+const char *config_debug_command(void);
+/* client.c: a loopback or Unix-socket client. */
+int client_is_local(const client *c);
 
 /* t_vset.c: vector sets.  One handler runs all thirteen V* commands
  * through libvcmd (src/vcmd/), the front-end inferkv.so shares. */

@@ -26,6 +26,8 @@
  * (always the greatest id, in the common case) is an append. */
 #include "stream.h"
 
+#include <assert.h>
+
 #include <string.h>
 
 /* Redis's defaults; CONFIG stream-node-max-bytes / -entries set them */
@@ -687,6 +689,25 @@ nack *pel_find(const pelvec *p, const sid *id) {
  * time made acknowledging N entries cost O(N^2).  Removals far from both
  * ends (many consumers each acking only their own, interleaved entries)
  * still cost O(N): a tree would fix that (Redis uses a radix tree). */
+int pel_reserve(pelvec *p, size_t extra) {
+    if (p->start + p->n + extra <= p->cap) return 0;
+    if (p->n + extra <= p->cap) { /* the room is there, before start */
+        memmove(p->a, p->a + p->start, p->n * sizeof *p->a);
+        p->start = 0;
+        return 0;
+    }
+    if (extra > SIZE_MAX / sizeof *p->a - p->n) return -1;
+    size_t cap = p->cap * 2 > p->n + extra ? p->cap * 2 : p->n + extra;
+    nack **a = km_malloc(cap * sizeof *a);
+    if (!a) return -1;
+    if (p->n) memcpy(a, p->a + p->start, p->n * sizeof *a);
+    km_free(p->a);
+    p->a = a;
+    p->cap = cap;
+    p->start = 0;
+    return 0;
+}
+
 int pel_insert(pelvec *p, nack *n) {
     size_t pos = pel_lower_bound(p, &n->id);
     if (p->start > 0 && pos < p->n - pos) {
@@ -827,10 +848,7 @@ sconsumer *sconsumer_find(const sgroup *g, const char *name, size_t len) {
     return found ? g->consumers[i] : NULL;
 }
 
-sconsumer *sconsumer_create(sgroup *g, const char *name, size_t len, long long now_ms) {
-    int found;
-    size_t pos = consumer_pos(g, name, len, &found);
-    if (found) return g->consumers[pos];
+sconsumer *sconsumer_prepare(sgroup *g, const char *name, size_t len, long long now_ms) {
     if (g->nconsumers == g->capconsumers) {
         size_t cap = g->capconsumers ? g->capconsumers * 2 : 4;
         sconsumer **a = km_realloc(g->consumers, cap * sizeof *a);
@@ -846,9 +864,31 @@ sconsumer *sconsumer_create(sgroup *g, const char *name, size_t len, long long n
         return NULL;
     }
     c->seen_time = now_ms;
+    return c;
+}
+
+void sconsumer_insert(sgroup *g, sconsumer *c) {
+    int found;
+    size_t pos = consumer_pos(g, c->name, dstr_len(c->name), &found);
+    assert(!found && g->nconsumers < g->capconsumers); /* sconsumer_prepare made the room */
     memmove(g->consumers + pos + 1, g->consumers + pos, (g->nconsumers - pos) * sizeof *g->consumers);
     g->consumers[pos] = c;
     g->nconsumers++;
+}
+
+void sconsumer_discard(sconsumer *c) {
+    if (!c) return;
+    assert(pel_len(&c->pel) == 0); /* never in a group */
+    pel_free_array(&c->pel);
+    dstr_free(c->name);
+    km_free(c);
+}
+
+sconsumer *sconsumer_create(sgroup *g, const char *name, size_t len, long long now_ms) {
+    sconsumer *c = sconsumer_find(g, name, len);
+    if (c) return c;
+    if (!(c = sconsumer_prepare(g, name, len, now_ms))) return NULL;
+    sconsumer_insert(g, c);
     return c;
 }
 

@@ -165,6 +165,13 @@ sgroup *sgroup_create(stream *s, const char *name, size_t len, const sid *last, 
 int sgroup_destroy(stream *s, const char *name, size_t len); /* 1 if it existed */
 sconsumer *sconsumer_find(const sgroup *g, const char *name, size_t len);
 sconsumer *sconsumer_create(sgroup *g, const char *name, size_t len, long long now_ms); /* NULL: OOM */
+/* Creation in two steps, for a command that must not fail halfway: the
+ * allocations (a consumer not yet in g, and room in g for it; NULL when
+ * out of memory), then sconsumer_insert, which cannot fail (name must be
+ * absent from g), or sconsumer_discard if it was not needed. */
+sconsumer *sconsumer_prepare(sgroup *g, const char *name, size_t len, long long now_ms);
+void sconsumer_insert(sgroup *g, sconsumer *c);
+void sconsumer_discard(sconsumer *c);
 /* Removes the consumer and its pending entries; returns how many. */
 size_t sconsumer_delete(sgroup *g, sconsumer *c);
 
@@ -173,6 +180,8 @@ nack *pel_at(const pelvec *p, size_t i);
 size_t pel_lower_bound(const pelvec *p, const sid *id); /* first index with id >= *id */
 nack *pel_find(const pelvec *p, const sid *id);
 int pel_insert(pelvec *p, nack *n); /* OK or ERR (OOM); id must be absent */
+/* Room for extra more inserts, so that they cannot fail: 0, or -1 (OOM). */
+int pel_reserve(pelvec *p, size_t extra);
 void pel_remove(pelvec *p, const sid *id);
 
 #endif

@@ -485,6 +485,8 @@ void debug_cmd(client *c) {
         reply_ok(c);
     } else if (arg_is(c->argv[1], "reload")) {
         persist_debug_reload(c);
+    } else if (arg_is(c->argv[1], "alloc-fail")) {
+        debug_alloc_fail(c);
     } else {
         reply_errorf(c, "ERR unknown subcommand '%.128s'. Try DEBUG HELP.", c->argv[1]);
     }

@@ -42,21 +42,20 @@ static void rename_generic(client *c, int nx) {
         return;
     }
     long long ttl = db_get_expire(c->db, c->argv[1]);
-    if (db_lookup(c->db, c->argv[2], LOOKUP_WRITE)) {
-        if (nx) {
-            reply_ll(c, 0);
-            return;
-        }
-        db_delete(c->db, c->argv[2]);
+    if (nx && db_lookup(c->db, c->argv[2], LOOKUP_WRITE)) {
+        reply_ll(c, 0);
+        return;
     }
-    o->refcount++; /* survives the delete of the old name */
-    db_delete(c->db, c->argv[1]);
-    if (db_add(c->db, c->argv[2], o) != OK) {
-        obj_decref(o);
+    /* the new name first (replacing what it held), with the deadline, all
+     * or nothing; only then is the old name let go: out of memory leaves
+     * both keys as they were */
+    o->refcount++;
+    if (db_set_ttl(c->db, c->argv[2], o, ttl) != OK) {
+        o->refcount--;
         reply_error(c, "ERR out of memory");
         return;
     }
-    if (ttl >= 0) db_set_expire(c->db, c->argv[2], ttl);
+    db_delete(c->db, c->argv[1]);
     notify_keyspace_event(NOTIFY_GENERIC, "rename_from", c->argv[1], c->db->id);
     notify_keyspace_event(NOTIFY_GENERIC, "rename_to", c->argv[2], c->db->id);
     if (nx) reply_ll(c, 1);
@@ -168,8 +167,11 @@ static void expire_generic(client *c, long long basetime_ms, long long unit_ms) 
         reply_ll(c, 1);
         return;
     }
+    if (db_set_expire(c->db, c->argv[1], when) != OK) {
+        reply_error(c, "ERR out of memory"); /* the key keeps the deadline it had */
+        return;
+    }
     prop_replace_key("PEXPIREAT", c->argv[1], NULL, 0, NULL, when); /* an absolute deadline replays alike */
-    db_set_expire(c->db, c->argv[1], when);
     db_signal_modified(c->db, c->argv[1]);
     notify_keyspace_event(NOTIFY_GENERIC, "expire", c->argv[1], c->db->id);
     reply_ll(c, 1);
@@ -255,21 +257,17 @@ void copy_cmd(client *c) {
         reply_ll(c, 0);
         return;
     }
-    if (db_lookup(dst, c->argv[2], LOOKUP_WRITE)) {
-        if (!replace) {
-            reply_ll(c, 0);
-            return;
-        }
-        db_delete(dst, c->argv[2]);
+    if (!replace && db_lookup(dst, c->argv[2], LOOKUP_WRITE)) {
+        reply_ll(c, 0);
+        return;
     }
     kobj *copy = obj_dup(o);
-    if (!copy || db_add(dst, c->argv[2], copy) != OK) {
-        obj_decref(copy);
+    long long ttl = db_get_expire(c->db, c->argv[1]);
+    if (!copy || db_set_ttl(dst, c->argv[2], copy, ttl) != OK) { /* REPLACE: the old value goes only now */
+        if (copy) obj_decref(copy);
         reply_error(c, "ERR out of memory");
         return;
     }
-    long long ttl = db_get_expire(c->db, c->argv[1]);
-    if (ttl >= 0) db_set_expire(dst, c->argv[2], ttl);
     notify_keyspace_event(NOTIFY_GENERIC, "copy_to", c->argv[2], dst->id);
     reply_ll(c, 1);
 }
@@ -293,13 +291,12 @@ void move_cmd(client *c) {
     }
     long long ttl = db_get_expire(c->db, c->argv[1]);
     o->refcount++;
-    db_delete(c->db, c->argv[1]);
-    if (db_add(dst, c->argv[1], o) != OK) {
-        obj_decref(o);
+    if (db_set_ttl(dst, c->argv[1], o, ttl) != OK) { /* in the target first: nothing lost on OOM */
+        o->refcount--;
         reply_error(c, "ERR out of memory");
         return;
     }
-    if (ttl >= 0) db_set_expire(dst, c->argv[1], ttl);
+    db_delete(c->db, c->argv[1]);
     notify_keyspace_event(NOTIFY_GENERIC, "move_from", c->argv[1], c->db->id);
     notify_keyspace_event(NOTIFY_GENERIC, "move_to", c->argv[1], dst->id);
     reply_ll(c, 1);

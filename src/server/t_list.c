@@ -152,13 +152,23 @@ static void push_generic(client *c, int head, int only_existing) {
         l = create_list(c, c->argv[1]);
         if (!l) goto oom;
     }
-    for (int i = 2; i < c->argc; i++) {
+    /* room for every element first, then the copies: out of memory takes
+     * back what this call pushed, so the list is as it was */
+    size_t n = (size_t)(c->argc - 2), pushed = 0;
+    if (grow(l, l->len + n) != OK) {
+        delete_if_empty(c, c->argv[1], l);
+        goto oom;
+    }
+    for (int i = 2; i < c->argc; i++, pushed++) {
         dstr s = dstr_dup(c->argv[i]);
-        if (!s || push(l, s, head) != OK) {
-            dstr_free(s);
+        if (!s) {
+            while (pushed--) dstr_free(pop(l, head));
             delete_if_empty(c, c->argv[1], l);
             goto oom;
         }
+        int rc = push(l, s, head);
+        assert(rc == OK); /* the room was made above */
+        (void)rc;
     }
     db_signal_modified(c->db, c->argv[1]);
     notify_keyspace_event(NOTIFY_LIST, head ? "lpush" : "rpush", c->argv[1], c->db->id);
@@ -494,6 +504,7 @@ void list_move(client *c, const dstr srckey, const dstr dstkey, int from_head, i
     if (!r || push(dst, s, to_head) != OK) {
         push(src, s, from_head); /* capacity is still there */
         dstr_free(r);
+        if (dst->len == 0) db_delete(c->db, dstkey); /* created above: nothing moved into it */
         reply_error(c, "ERR out of memory");
         return;
     }

@@ -88,16 +88,29 @@ void sadd_cmd(client *c) {
             return;
         }
     }
+    /* which arguments this call added, so that out of memory can take
+     * them back (the set is then as it was) */
+    int n = c->argc - 2;
+    unsigned char stack[64], *mine = n <= 64 ? stack : km_calloc((size_t)n);
     long long added = 0;
-    for (int i = 2; i < c->argc; i++) {
-        int r = add_member(s, c->argv[i], dstr_len(c->argv[i]));
-        if (r < 0) {
-            if (dict_size(s) == 0) db_delete(c->db, c->argv[1]);
-            reply_error(c, "ERR out of memory");
-            return;
+    int i = 0;
+    if (mine) {
+        for (; i < n; i++) {
+            int r = add_member(s, c->argv[2 + i], dstr_len(c->argv[2 + i]));
+            if (r < 0) break;
+            mine[i] = (unsigned char)r;
+            added += r;
         }
-        added += r;
     }
+    if (!mine || i < n) {
+        while (i-- > 0)
+            if (mine[i]) dict_delete(s, c->argv[2 + i]);
+        if (mine != stack) km_free(mine);
+        if (dict_size(s) == 0) db_delete(c->db, c->argv[1]);
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    if (mine != stack) km_free(mine);
     if (added) {
         db_signal_modified(c->db, c->argv[1]);
         notify_keyspace_event(NOTIFY_SET, "sadd", c->argv[1], c->db->id);

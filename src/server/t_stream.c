@@ -13,6 +13,7 @@
 #include "aof.h"
 #include "stream.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -268,51 +269,107 @@ static void reply_entries_read(client *c, const sgroup *g) {
 
 /* ------------------------------------------------------ range replies */
 
-static nack *nack_new(sconsumer *cons, const sid *id) {
-    nack *n = km_malloc(sizeof *n);
-    if (!n) return NULL;
-    n->id = *id;
-    n->delivery_time = time_ms();
-    n->delivery_count = 1;
-    n->consumer = cons;
-    return n;
+/* For the claims, which must not fail halfway: what a claim by consumer
+ * `name` of up to n entries can need, taken before anything changes - the
+ * consumer when it is new (prepared, put in the group only by the first
+ * claim, as Redis creates it), room in its PEL, and for FORCE room in the
+ * group's PEL and n fresh nacks. */
+typedef struct claim_res {
+    sconsumer *cons;  /* the consumer, once found or put in */
+    sconsumer *spare; /* prepared, not in the group yet */
+    nack **fresh;     /* FORCE: unused nacks */
+    size_t nfresh;
+} claim_res;
+
+/* What was reserved and not used; r can be released again after. */
+static void claim_release(claim_res *r) {
+    sconsumer_discard(r->spare);
+    while (r->nfresh) km_free(r->fresh[--r->nfresh]);
+    km_free(r->fresh);
+    r->spare = NULL;
+    r->fresh = NULL;
+}
+
+static int claim_reserve(claim_res *r, sgroup *g, const dstr name, size_t n, int force, long long now) {
+    memset(r, 0, sizeof *r);
+    r->cons = sconsumer_find(g, name, dstr_len(name));
+    if (!r->cons && !(r->spare = sconsumer_prepare(g, name, dstr_len(name), now))) return ERR;
+    if (pel_reserve(r->cons ? &r->cons->pel : &r->spare->pel, n) != 0) goto oom;
+    if (force) {
+        if (pel_reserve(&g->pel, n) != 0 || !(r->fresh = km_malloc((n ? n : 1) * sizeof *r->fresh))) goto oom;
+        for (; r->nfresh < n; r->nfresh++)
+            if (!(r->fresh[r->nfresh] = km_malloc(sizeof(nack)))) goto oom;
+    }
+    return OK;
+oom:
+    claim_release(r);
+    return ERR;
+}
+
+/* The claiming consumer, put in the group on first use (with its event). */
+static sconsumer *claim_consumer(claim_res *r, sgroup *g, kdb *db, const dstr key, long long now) {
+    if (!r->cons) {
+        sconsumer_insert(g, r->spare);
+        r->cons = r->spare;
+        r->spare = NULL;
+        notify("xgroup-createconsumer", key, db);
+        prop_new_consumer(db, key, g, r->cons->name);
+    }
+    r->cons->seen_time = now;
+    return r->cons;
+}
+
+/* XREADGROUP's deliveries from start on, at most count (0: all), reserved
+ * before its reply starts: the consumer, room in both PELs and a nack for
+ * each entry (counted by walking them: as many steps as the delivery will
+ * take).  With NOACK only the consumer. */
+static int deliver_reserve(claim_res *r, sgroup *g, const dstr consumer, stream *s, const sid *start,
+                           long long count, int noack, long long now) {
+    size_t n = 0;
+    if (!noack) {
+        static const sid max = {UINT64_MAX, UINT64_MAX};
+        siter it;
+        sentry e;
+        siter_start(&it, s, start, &max, 0);
+        while ((!count || (long long)n < count) && siter_next(&it, &e)) n++;
+    }
+    return claim_reserve(r, g, consumer, n, !noack, now);
 }
 
 /* Records a delivery of id to cons: a new nack, or the existing one moved
  * to cons with its counters reset (XGROUP SETID can re-deliver). */
-static void pel_deliver(sgroup *g, sconsumer *cons, const sid *id) {
+static void pel_deliver(sgroup *g, sconsumer *cons, const sid *id, claim_res *res) {
     nack *n = pel_find(&g->pel, id);
     if (n) {
         if (n->consumer != cons) {
             pel_remove(&n->consumer->pel, id);
             n->consumer = cons;
-            if (pel_insert(&cons->pel, n) != OK) {
-                /* cannot track it under cons: drop it rather than dangle */
-                pel_remove(&g->pel, id);
-                km_free(n);
-                return;
-            }
+            int rc = pel_insert(&cons->pel, n);
+            assert(rc == OK); /* deliver_reserve made the room */
+            (void)rc;
         }
         n->delivery_time = time_ms();
         n->delivery_count = 1;
         return;
     }
-    n = nack_new(cons, id);
-    if (!n) return;
-    if (pel_insert(&g->pel, n) != OK) {
-        km_free(n);
-        return;
-    }
-    if (pel_insert(&cons->pel, n) != OK) {
-        pel_remove(&g->pel, id);
-        km_free(n);
-    }
+    assert(res->nfresh > 0); /* one per entry delivered */
+    n = res->fresh[--res->nfresh];
+    n->id = *id;
+    n->delivery_time = time_ms();
+    n->delivery_count = 1;
+    n->consumer = cons;
+    int rc = pel_insert(&g->pel, n);
+    assert(rc == OK);
+    rc = pel_insert(&cons->pel, n);
+    assert(rc == OK);
+    (void)rc;
 }
 
 /* Replies the entries in [start, end] (end NULL: open), at most count
- * (0: all); with a group, moves its last id and records deliveries. */
+ * (0: all); with a group, moves its last id and records deliveries, from
+ * what res reserved (deliver_reserve). */
 static size_t reply_range(client *c, stream *s, const sid *start, const sid *end, long long count, int rev,
-                          sgroup *g, sconsumer *cons, int noack, kdb *db, const dstr key) {
+                          sgroup *g, sconsumer *cons, int noack, kdb *db, const dstr key, claim_res *res) {
     static const sid max = {UINT64_MAX, UINT64_MAX};
     void *len = reply_defer_len(c);
     size_t n = 0;
@@ -331,7 +388,7 @@ static size_t reply_range(client *c, stream *s, const sid *start, const sid *end
         }
         reply_entry(c, &e);
         if (g && !noack) {
-            pel_deliver(g, cons, &e.id);
+            pel_deliver(g, cons, &e.id, res);
             nack *k = pel_find(&g->pel, &e.id);
             if (k && k->consumer) prop_claim(db, key, g, k);
         }
@@ -557,6 +614,7 @@ void xadd_cmd(client *c) {
         reply_error(c, "ERR Elements are too large to be stored");
         return;
     }
+    int created = !o;
     if (!o) {
         o = create_stream_key(c->db, c->argv[1]);
         if (!o) {
@@ -567,14 +625,14 @@ void xadd_cmd(client *c) {
     }
     size_t small[32]; /* most entries have a few fields: no allocation */
     size_t *lens = npairs <= 16 ? small : km_malloc(sizeof(size_t) * (size_t)(2 * npairs));
-    if (!lens) {
-        reply_error(c, "ERR out of memory");
-        return;
+    int r = ERR;
+    if (lens) {
+        for (int i = 0; i < 2 * npairs; i++) lens[i] = dstr_len(c->argv[fpos + i]);
+        r = stream_append(s, &id, (const char *const *)(c->argv + fpos), lens, npairs);
+        if (lens != small) km_free(lens);
     }
-    for (int i = 0; i < 2 * npairs; i++) lens[i] = dstr_len(c->argv[fpos + i]);
-    int r = stream_append(s, &id, (const char *const *)(c->argv + fpos), lens, npairs);
-    if (lens != small) km_free(lens);
     if (r != OK) {
+        if (created) db_delete(c->db, c->argv[1]); /* no entry went in: no stream either */
         reply_error(c, "ERR out of memory");
         return;
     }
@@ -730,7 +788,7 @@ static void xrange_generic(client *c, int rev) {
         reply_null_array(c);
         return;
     }
-    reply_range(c, o->ptr, &start, &end, count == -1 ? 0 : count, rev, NULL, NULL, 0, NULL, NULL);
+    reply_range(c, o->ptr, &start, &end, count == -1 ? 0 : count, rev, NULL, NULL, 0, NULL, NULL, NULL);
 }
 
 void xrange_cmd(client *c) { xrange_generic(c, 0); }
@@ -854,25 +912,6 @@ static void xwait_free(void *p) {
     km_free(w);
 }
 
-/* The named consumer of g, created (with its keyspace event) when new and
- * marked seen at now; NULL when out of memory. */
-static sconsumer *consumer_get(sgroup *g, const dstr name, kdb *db, const dstr key, long long now) {
-    sconsumer *cons = sconsumer_find(g, name, dstr_len(name));
-    if (!cons) {
-        cons = sconsumer_create(g, name, dstr_len(name), now);
-        if (cons) {
-            notify("xgroup-createconsumer", key, db);
-            prop_new_consumer(db, key, g, name);
-        }
-    }
-    if (cons) cons->seen_time = now;
-    return cons;
-}
-
-static sconsumer *consumer_for_read(sgroup *g, const dstr name, kdb *db, const dstr key) {
-    return consumer_get(g, name, db, key, time_ms());
-}
-
 /* A key a blocked reader waits on got an entry (or its group went away). */
 static int xread_serve(client *c, kdb *db, const dstr key, void *priv) {
     xwait *w = priv;
@@ -903,12 +942,14 @@ static int xread_serve(client *c, kdb *db, const dstr key, void *priv) {
     sid start = gt;
     sid_incr(&start);
     sconsumer *cons = NULL;
+    claim_res res = {0};
     if (g) {
-        cons = consumer_for_read(g, w->consumer, db, key);
-        if (!cons) {
+        long long now = time_ms();
+        if (deliver_reserve(&res, g, w->consumer, s, &start, w->count, w->noack, now) != OK) {
             reply_error(c, "ERR out of memory");
             return 1;
         }
+        cons = claim_consumer(&res, g, db, key, now);
     }
     if (c->resp == 2) {
         reply_array_len(c, 1);
@@ -917,7 +958,8 @@ static int xread_serve(client *c, kdb *db, const dstr key, void *priv) {
         reply_map_len(c, 1);
     }
     reply_bulk_dstr(c, key);
-    reply_range(c, s, &start, NULL, w->count, 0, g, cons, w->noack, db, key);
+    reply_range(c, s, &start, NULL, w->count, 0, g, cons, w->noack, db, key, &res);
+    claim_release(&res);
     return 1;
 }
 
@@ -979,6 +1021,7 @@ static void xread_generic(client *c, int xreadgroup) {
         reply_error(c, "ERR Missing GROUP option for XREADGROUP");
         return;
     }
+    claim_res *res = NULL;
     sid *ids = km_calloc(sizeof(sid) * (size_t)nstreams);
     sgroup **groups = groupname ? km_calloc(sizeof(sgroup *) * (size_t)nstreams) : NULL;
     if (!ids || (groupname && !groups)) {
@@ -1025,8 +1068,22 @@ static void xread_generic(client *c, int xreadgroup) {
 
     long served = 0;
     void *top = NULL;
+    /* Two passes over the streams: which are served and, for a group, the
+     * reservation of everything its deliveries need (deliver_reserve);
+     * then the reply.  Out of memory in the first pass answers an error
+     * with nothing changed; the second cannot run out. */
+    res = groups ? km_calloc(sizeof *res * (size_t)nstreams) : NULL;
+    if (groups && !res) {
+        reply_error(c, "ERR out of memory");
+        goto done;
+    }
+    long long now = time_ms();
+    for (int pass = 0; pass < 2; pass++)
     for (int k = 0; k < nstreams; k++) {
-        kobj *o = db_lookup_read(c, c->argv[streams_arg + k]);
+        /* the reservation pass looks without counting a keyspace hit: the
+         * serving pass counts it, as before */
+        kobj *o = pass ? db_lookup_read(c, c->argv[streams_arg + k])
+                       : db_lookup(c->db, c->argv[streams_arg + k], LOOKUP_NOTOUCH);
         if (!o) continue;
         stream *s = o->ptr;
         sid gt = ids[k];
@@ -1048,22 +1105,24 @@ static void xread_generic(client *c, int xreadgroup) {
             if (sid_cmp(&maxid, &gt) > 0) sync = 1;
         }
         if (!sync) continue;
-        if (++served == 1) top = reply_defer_len(c);
         sid start = gt;
         sid_incr(&start);
+        if (pass == 0) {
+            if (groups && deliver_reserve(&res[k], groups[k], consumername, s, &start, history ? 0 : count,
+                                          noack || history, now) != OK) {
+                reply_error(c, "ERR out of memory");
+                goto done;
+            }
+            continue;
+        }
+        if (++served == 1) top = reply_defer_len(c);
         if (c->resp == 2) reply_array_len(c, 2);
         reply_bulk_dstr(c, c->argv[streams_arg + k]);
         sconsumer *cons = NULL;
-        if (groups) {
-            cons = consumer_for_read(groups[k], consumername, c->db, c->argv[streams_arg + k]);
-            if (!cons) {
-                reply_array_len(c, 0);
-                continue;
-            }
-        }
+        if (groups) cons = claim_consumer(&res[k], groups[k], c->db, c->argv[streams_arg + k], now);
         if (groups && history) reply_consumer_history(c, s, &start, count, cons, groups[k], c->argv[streams_arg + k]);
         else reply_range(c, s, &start, NULL, count, 0, groups ? groups[k] : NULL, cons, noack, c->db,
-                             c->argv[streams_arg + k]);
+                             c->argv[streams_arg + k], groups ? &res[k] : NULL);
     }
     if (served) {
         if (c->resp == 2) reply_set_deferred_array(c, top, served);
@@ -1098,10 +1157,13 @@ static void xread_generic(client *c, int xreadgroup) {
         goto done;
     }
     /* a deadline past LLONG_MAX blocks for good, as in Redis 7.0 */
-    long long now = time_ms();
+    now = time_ms();
     long long deadline = timeout > 0 && timeout <= LLONG_MAX - now ? now + timeout : 0;
     block_on_keys_custom(c, c->argv + streams_arg, nstreams, deadline, xread_serve, xwait_free, w);
 done:
+    if (res)
+        for (int k = 0; k < nstreams; k++) claim_release(&res[k]);
+    km_free(res);
     km_free(ids);
     km_free(groups);
 }
@@ -1326,6 +1388,12 @@ void xclaim_cmd(client *c) {
     } else {
         deliverytime = now;
     }
+    /* every allocation a claim can need, before the first change */
+    claim_res res;
+    if (claim_reserve(&res, g, c->argv[3], (size_t)(last_id_arg - 4), force, now) != OK) {
+        reply_error(c, "ERR out of memory");
+        return;
+    }
     sconsumer *cons = NULL;
     void *len = reply_defer_len(c);
     long n = 0;
@@ -1343,21 +1411,23 @@ void xclaim_cmd(client *c) {
         if (force && !k) {
             /* the consumer first: an unowned nack must never stay in the
              * PEL (XPENDING and XINFO read its consumer's name) */
-            if (!cons && !(cons = consumer_get(g, c->argv[3], c->db, c->argv[1], now))) break;
-            k = nack_new(NULL, &id);
-            if (!k) continue;
-            if (pel_insert(&g->pel, k) != OK) {
-                km_free(k);
-                continue;
-            }
+            if (!cons) cons = claim_consumer(&res, g, c->db, c->argv[1], now);
+            assert(res.nfresh > 0); /* one per id given */
+            k = res.fresh[--res.nfresh];
+            k->id = id;
+            k->delivery_time = now;
+            k->delivery_count = 1;
+            k->consumer = NULL;
+            int rc = pel_insert(&g->pel, k);
+            assert(rc == OK); /* reserved */
+            (void)rc;
         }
         if (!k) continue;
         if (k->consumer && minidle && now - k->delivery_time < minidle) continue;
-        if (!cons && !(cons = consumer_get(g, c->argv[3], c->db, c->argv[1], now))) break;
-        if (nack_move(k, cons) != OK) {
-            nack_drop(g, k);
-            continue;
-        }
+        if (!cons) cons = claim_consumer(&res, g, c->db, c->argv[1], now);
+        int moved = nack_move(k, cons);
+        assert(moved == OK); /* room reserved in cons's PEL */
+        (void)moved;
         k->delivery_time = deliverytime;
         if (retrycount >= 0) k->delivery_count = (unsigned long long)retrycount;
         else if (!justid) k->delivery_count++;
@@ -1366,6 +1436,7 @@ void xclaim_cmd(client *c) {
         else if (!reply_entry_by_id(c, s, &id)) reply_null(c);
         n++;
     }
+    claim_release(&res);
     reply_set_deferred_array(c, len, n);
 }
 
@@ -1402,27 +1473,24 @@ void xautoclaim_cmd(client *c) {
     /* Claim first, reply after: the reply starts with the cursor, which is
      * known only at the end.  ids[0 .. nclaimed) claimed, then the ids of
      * entries found deleted (their nacks dropped) from the top down. */
-    size_t cap = (size_t)(count < 256 ? count : 256), nclaimed = 0, ngone = 0;
-    sid *ids = km_malloc(sizeof(sid) * cap), *gone = km_malloc(sizeof(sid) * cap);
-    if (!ids || !gone) {
+    /* At most count entries are claimed or found gone, and no more than
+     * the PEL holds: the lists and the claims' room are taken at that size
+     * before the first change, so the loop cannot run out of memory. */
+    size_t cap = pel_len(&g->pel) < (size_t)count ? pel_len(&g->pel) : (size_t)count, nclaimed = 0, ngone = 0;
+    long long attempts = count * 10, now = time_ms();
+    sid *ids = km_malloc(sizeof(sid) * (cap ? cap : 1)), *gone = km_malloc(sizeof(sid) * (cap ? cap : 1));
+    claim_res res;
+    if (!ids || !gone || claim_reserve(&res, g, c->argv[3], cap, 0, now) != OK) {
         km_free(ids);
         km_free(gone);
         reply_error(c, "ERR out of memory");
         return;
     }
-    long long attempts = count * 10, now = time_ms();
     sconsumer *cons = NULL;
     size_t i = pel_lower_bound(&g->pel, &start);
     while (attempts-- && count) {
         if (i >= pel_len(&g->pel)) break;
-        if (nclaimed == cap || ngone == cap) { /* both lists grow together */
-            sid *a = km_realloc(ids, sizeof(sid) * cap * 2);
-            if (a) ids = a;
-            sid *b = a ? km_realloc(gone, sizeof(sid) * cap * 2) : NULL;
-            if (b) gone = b;
-            if (!a || !b) break;
-            cap *= 2;
-        }
+        assert(nclaimed + ngone < cap || cap == 0);
         nack *k = pel_at(&g->pel, i);
         sid id = k->id;
         if (!stream_has(s, &id)) {
@@ -1436,11 +1504,10 @@ void xautoclaim_cmd(client *c) {
             i++;
             continue;
         }
-        if (!cons && !(cons = consumer_get(g, c->argv[3], c->db, c->argv[1], now))) break;
-        if (nack_move(k, cons) != OK) {
-            nack_drop(g, k);
-            continue;
-        }
+        if (!cons) cons = claim_consumer(&res, g, c->db, c->argv[1], now);
+        int moved = nack_move(k, cons);
+        assert(moved == OK); /* room reserved in cons's PEL */
+        (void)moved;
         k->delivery_time = now;
         if (!justid) k->delivery_count++;
         prop_claim(c->db, c->argv[1], g, k);
@@ -1459,6 +1526,7 @@ void xautoclaim_cmd(client *c) {
     }
     reply_array_len(c, (long)ngone);
     for (size_t x = 0; x < ngone; x++) reply_sid(c, &gone[x]);
+    claim_release(&res);
     km_free(ids);
     km_free(gone);
 }
@@ -1640,7 +1708,7 @@ static void xinfo_stream(client *c, stream *s) {
         return;
     }
     reply_bulk_cstr(c, "entries");
-    reply_range(c, s, &lo, &hi, count, 0, NULL, NULL, 0, NULL, NULL);
+    reply_range(c, s, &lo, &hi, count, 0, NULL, NULL, 0, NULL, NULL, NULL);
     reply_bulk_cstr(c, "groups");
     reply_array_len(c, (long)s->ngroups);
     for (size_t gi = 0; gi < s->ngroups; gi++) {

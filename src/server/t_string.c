@@ -7,6 +7,7 @@
 #include "server.h"
 #include "aof.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -104,27 +105,44 @@ invalid:
     return ERR;
 }
 
+/* SET's reply: the old value (GET: held since before the write, which let
+ * go of it) or OK. */
+static void reply_set(client *c, int flags, kobj *old) {
+    if (!(flags & SET_GET)) reply_ok(c);
+    else if (old) reply_bulk_obj(c, old);
+    else reply_null(c);
+}
+
 static void set_generic(client *c, int flags, const dstr key, const dstr val, long long when) {
+    kobj *old = NULL;
     if (flags & SET_GET) {
-        kobj *old;
         if (get_string(c, key, &old) != OK) return;
-        if (old) reply_bulk_obj(c, old);
-        else reply_null(c);
+        if (old) old->refcount++; /* the reply comes after the write, which may fail */
     }
     int found = db_lookup(c->db, key, LOOKUP_WRITE) != NULL;
     if (((flags & SET_NX) && found) || ((flags & SET_XX) && !found)) {
-        if (!(flags & SET_GET)) reply_null(c);
-        return;
+        if (flags & SET_GET) reply_set(c, flags, old);
+        else reply_null(c);
+        goto out;
     }
-    if (store_string(c, c->db, key, val, dstr_len(val), flags & SET_KEEPTTL) != OK) return;
+    /* value and deadline together, or neither: an acknowledged SET EX
+     * never lacks its TTL */
+    kobj *o = obj_string(val, dstr_len(val));
+    int rc = !o ? ERR : (flags & SET_KEEPTTL) ? db_set(c->db, key, o, 1) : db_set_ttl(c->db, key, o, when);
+    if (rc != OK) {
+        obj_decref(o);
+        reply_error(c, "ERR out of memory");
+        goto out;
+    }
     notify_keyspace_event(NOTIFY_STRING, "set", key, c->db->id);
     if (when >= 0) {
-        db_set_expire(c->db, key, when);
         notify_keyspace_event(NOTIFY_GENERIC, "expire", key, c->db->id);
         /* SET EX / SETEX / PSETEX: SET key value PXAT <deadline> */
         prop_replace_key("SET", key, val, dstr_len(val), "PXAT", when);
     }
-    if (!(flags & SET_GET)) reply_ok(c);
+    reply_set(c, flags, old);
+out:
+    if (old) obj_decref(old);
 }
 
 void set_cmd(client *c) {
@@ -164,6 +182,11 @@ void mget_cmd(client *c) {
     }
 }
 
+/* What an MSET pair's key held before (NULL: it did not exist). */
+typedef struct mset_undo {
+    kobj *old;
+} mset_undo;
+
 static void mset_generic(client *c, int nx) {
     if (c->argc % 2 == 0) {
         reply_errorf(c, "ERR wrong number of arguments for '%s' command", c->cmd->name);
@@ -176,10 +199,53 @@ static void mset_generic(client *c, int nx) {
                 return;
             }
     }
-    for (int i = 1; i < c->argc; i += 2) {
-        if (store_string(c, c->db, c->argv[i], c->argv[i + 1], dstr_len(c->argv[i + 1]), 0) != OK) return;
-        notify_keyspace_event(NOTIFY_STRING, "set", c->argv[i], c->db->id);
+    /* All the pairs or none.  Each key is set in turn, remembering what it
+     * held; the old deadlines are dropped only once every pair is in (so
+     * that undoing allocates nothing), and out of memory on any pair puts
+     * back, in reverse order, every key set before it. */
+    int n = (c->argc - 1) / 2, done;
+    mset_undo stack[16], *u = n <= 16 ? stack : km_malloc((size_t)n * sizeof *u);
+    if (!u) {
+        reply_error(c, "ERR out of memory");
+        return;
     }
+    for (done = 0; done < n; done++) {
+        const dstr key = c->argv[1 + 2 * done], val = c->argv[2 + 2 * done];
+        kobj *o = obj_string(val, dstr_len(val));
+        if (!o) break;
+        dict_entry *de = dict_find(c->db->keys, key);
+        u[done].old = de ? de->v.val : NULL;
+        if (de) {
+            u[done].old->refcount++;
+            db_replace(c->db, de, o);
+        } else if (db_add(c->db, key, o) != OK) {
+            obj_decref(o);
+            break;
+        }
+    }
+    if (done < n) {
+        while (done-- > 0) {
+            const dstr key = c->argv[1 + 2 * done];
+            if (!u[done].old) {
+                db_delete(c->db, key);
+            } else {
+                dict_entry *de = dict_find(c->db->keys, key);
+                assert(de); /* set by this loop */
+                db_replace(c->db, de, u[done].old);
+            }
+        }
+        if (u != stack) km_free(u);
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (u[i].old) {
+            db_remove_expire(c->db, c->argv[1 + 2 * i]);
+            obj_decref(u[i].old);
+        }
+        notify_keyspace_event(NOTIFY_STRING, "set", c->argv[1 + 2 * i], c->db->id);
+    }
+    if (u != stack) km_free(u);
     if (nx) reply_ll(c, 1);
     else reply_ok(c);
 }
@@ -213,8 +279,12 @@ void getex_cmd(client *c) {
         return;
     }
     if (exarg && expire_ms(c, flags, exarg, &when) != OK) return;
-    reply_bulk_obj(c, o);
     const dstr key = c->argv[1];
+    if (when > srv.now_ms && db_set_expire(c->db, key, when) != OK) {
+        reply_error(c, "ERR out of memory"); /* the key keeps its value and deadline */
+        return;
+    }
+    reply_bulk_obj(c, o); /* before a past deadline deletes it */
     if (when >= 0) {
         if (when <= srv.now_ms) {
             prop_replace_key("DEL", key, NULL, 0, NULL, -1);
@@ -222,7 +292,6 @@ void getex_cmd(client *c) {
             notify_keyspace_event(NOTIFY_GENERIC, "del", key, c->db->id);
         } else {
             prop_replace_key("PEXPIREAT", key, NULL, 0, NULL, when);
-            db_set_expire(c->db, key, when);
             db_signal_modified(c->db, key);
             notify_keyspace_event(NOTIFY_GENERIC, "expire", key, c->db->id);
         }
@@ -407,12 +476,21 @@ void setrange_cmd(client *c) {
     }
     if (check_size(c, (unsigned long long)off + dstr_len(val)) != OK) return;
     if (!o) {
-        kobj *n = obj_new(OBJ_STRING, ENC_RAW, dstr_empty());
-        if (!n || !n->ptr || db_add(c->db, c->argv[1], n) != OK) {
-            obj_decref(n);
+        /* the whole value, then the key: out of memory adds nothing */
+        size_t len = (size_t)off + dstr_len(val);
+        dstr v = dstr_newlen(NULL, len);
+        kobj *n = v ? obj_new(OBJ_STRING, ENC_RAW, v) : NULL;
+        if (!n || db_add(c->db, c->argv[1], n) != OK) {
+            if (n) obj_decref(n);
+            else dstr_free(v);
             reply_error(c, "ERR out of memory");
             return;
         }
+        memset(v, 0, (size_t)off);
+        memcpy(v + off, val, dstr_len(val));
+        notify_keyspace_event(NOTIFY_STRING, "setrange", c->argv[1], c->db->id);
+        reply_ll(c, (long long)len);
+        return;
     }
     int missing;
     dict_entry *de = raw_for_update(c, &missing);
@@ -459,12 +537,17 @@ void setbit_cmd(client *c) {
     kobj *o = db_lookup(c->db, c->argv[1], LOOKUP_WRITE);
     if (db_check_type(c, o, OBJ_STRING)) return;
     if (!o) {
-        kobj *n = obj_new(OBJ_STRING, ENC_RAW, dstr_empty());
-        if (!n || !n->ptr || db_add(c->db, c->argv[1], n) != OK) {
-            obj_decref(n);
+        /* the whole value, then the key: out of memory adds nothing */
+        size_t len = (size_t)(off >> 3) + 1;
+        dstr v = dstr_newlen(NULL, len);
+        kobj *n = v ? obj_new(OBJ_STRING, ENC_RAW, v) : NULL;
+        if (!n || db_add(c->db, c->argv[1], n) != OK) {
+            if (n) obj_decref(n);
+            else dstr_free(v);
             reply_error(c, "ERR out of memory");
             return;
         }
+        memset(v, 0, len);
     }
     int missing;
     dict_entry *de = raw_for_update(c, &missing);

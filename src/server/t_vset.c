@@ -44,7 +44,7 @@ int vset_force_single_thread; /* CONFIG vset-force-single-threaded-execution */
 void vset_server_init(void) {
     /* km_* have the exact signatures libvset asks for, and count real
      * allocated bytes (malloc_usable_size), which is what used_memory is. */
-    static const vset_allocator a = {km_malloc, km_realloc, km_free, km_usable};
+    static const vset_allocator a = {km_malloc, km_realloc, km_free, km_usable, km_malloc_at, km_realloc_at};
     vset_set_allocator(&a);
 }
 

@@ -102,11 +102,13 @@ static void ensure_sentinels(void) {
 
 enum { ZA_NX = 1, ZA_XX = 2, ZA_GT = 4, ZA_LT = 8, ZA_CH = 16, ZA_INCR = 32 };
 
-/* Applies one score under the flags.  *out_score gets the final score;
- * returns 1 added, 2 updated, 0 nothing, -1 NaN, -2 OOM. */
-static int zadd_one(zset *z, int flags, double score, const dstr ele, double *out_score) {
+/* Applies one score under the flags.  *out_score gets the final score,
+ * *old the one it replaced (updates); returns 1 added, 2 updated, 3 the
+ * same score, 0 nothing, -1 NaN, -2 OOM. */
+static int zadd_one(zset *z, int flags, double score, const dstr ele, double *out_score, double *old) {
     double cur;
     if (zset_score(z, ele, &cur)) {
+        *old = cur;
         if (flags & ZA_NX) return 0;
         if (flags & ZA_INCR) {
             score += cur;
@@ -124,6 +126,20 @@ static int zadd_one(zset *z, int flags, double score, const dstr ele, double *ou
     if (zset_add(z, score, ele, dstr_len(ele), &added) != OK) return -2;
     *out_score = score;
     return 1;
+}
+
+/* Takes back the first n elements of a ZADD that ran out of memory, last
+ * first: an added one is removed (no allocation), an updated one gets its
+ * old score back - one node, the only allocation an undo makes; should
+ * that fail too the element keeps its new score, and the log says so. */
+static void zadd_undo(zset *z, client *c, int first, int n, const unsigned char *done, const double *olds) {
+    while (n-- > 0) {
+        const dstr ele = c->argv[first + n * 2 + 1];
+        int added;
+        if (done[n] == 1) zset_remove(z, ele);
+        else if (done[n] == 2 && zset_add(z, olds[n], ele, dstr_len(ele), &added) != OK)
+            log_msg(LL_WARNING, "ZADD ran out of memory and could not restore the old score of one member");
+    }
 }
 
 static void zadd_generic(client *c, int flags) {
@@ -157,7 +173,11 @@ static void zadd_generic(client *c, int flags) {
         reply_error(c, "ERR INCR option supports a single increment-element pair");
         return;
     }
-    double *scores = km_malloc(sizeof(double) * (size_t)elements);
+    /* the scores given, then what each element had (to undo: 1 added,
+     * 2 updated from old[k]), in one block taken before any change */
+    double *scores = km_malloc((sizeof(double) * 2 + 1) * (size_t)elements);
+    double *olds = scores ? scores + elements : NULL;
+    unsigned char *done = scores ? (unsigned char *)(olds + elements) : NULL;
     if (!scores) {
         reply_error(c, "ERR out of memory");
         return;
@@ -186,7 +206,8 @@ static void zadd_generic(client *c, int flags) {
     double last = 0;
     int applied = 0;
     for (int k = 0; k < elements; k++) {
-        int r = zadd_one(z, flags, scores[k], c->argv[i + k * 2 + 1], &last);
+        done[k] = 0;
+        int r = zadd_one(z, flags, scores[k], c->argv[i + k * 2 + 1], &last, &olds[k]);
         if (r == -1) {
             if (added || updated)
                 notify_keyspace_event(NOTIFY_ZSET, (flags & ZA_INCR) ? "zincr" : "zadd", c->argv[1], c->db->id);
@@ -195,10 +216,12 @@ static void zadd_generic(client *c, int flags) {
             goto done;
         }
         if (r == -2) {
+            zadd_undo(z, c, i, k, done, olds);
             drop_if_empty(c, c->argv[1], z);
             reply_error(c, "ERR out of memory");
             goto done;
         }
+        if (r == 1 || r == 2) done[k] = (unsigned char)r;
         if (r == 1) added++;
         if (r == 2) updated++;
         if (r) applied = 1;
@@ -229,8 +252,8 @@ void zincrby_cmd(client *c) {
         reply_error(c, "ERR out of memory");
         return;
     }
-    double out = 0;
-    int r = zadd_one(z, ZA_INCR, by, c->argv[3], &out);
+    double out = 0, old;
+    int r = zadd_one(z, ZA_INCR, by, c->argv[3], &out, &old);
     if (r == -1) {
         drop_if_empty(c, c->argv[1], z);
         reply_error(c, "ERR resulting score is not a number (NaN)");

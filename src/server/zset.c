@@ -8,6 +8,7 @@
 #include "server.h"
 #include "zset.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -78,6 +79,8 @@ static zsl_node *zsl_insert(zskiplist *zsl, double score, dstr ele) {
         update[i] = x;
     }
     int level = random_level();
+    x = node_new(level, score, ele); /* before anything changes: out of memory leaves the list as it was */
+    if (!x) return NULL;
     if (level > zsl->level) {
         for (int i = zsl->level; i < level; i++) {
             rank[i] = 0;
@@ -86,8 +89,6 @@ static zsl_node *zsl_insert(zskiplist *zsl, double score, dstr ele) {
         }
         zsl->level = level;
     }
-    x = node_new(level, score, ele);
-    if (!x) return NULL;
     for (int i = 0; i < level; i++) {
         x->level[i].forward = update[i]->level[i].forward;
         update[i]->level[i].forward = x;
@@ -274,16 +275,20 @@ int zset_add(zset *z, double score, const char *p, size_t len, int *added) {
     dict_entry *e = dict_find(z->d, ele);
     if (e) {
         if (e->v.d != score) {
-            /* re-insert under the new score; the node owns the string */
-            double old = e->v.d;
-            zsl_delete(z->zsl, old, ele);
+            /* the node under the new score first (the one allocation: out
+             * of memory changes nothing), then the old node goes with its
+             * string, which the dict entry stops pointing at before */
             zsl_node *n = zsl_insert(z->zsl, score, ele);
             if (!n) {
-                dict_delete(z->d, ele);
+                dstr_free(ele);
                 return ERR;
             }
+            double old = e->v.d;
             e->key = n->ele;
             e->v.d = score;
+            int gone = zsl_delete(z->zsl, old, ele);
+            assert(gone); /* the dict and the skiplist hold the same members */
+            (void)gone;
         } else {
             dstr_free(ele);
         }

@@ -42,6 +42,10 @@ typedef struct vset_allocator {
     void *(*realloc)(void *, size_t);
     void (*free)(void *);
     size_t (*usable)(void *); /* may be NULL: memory figures count requests */
+    /* optional: alloc and realloc told the address libvset's caller
+     * returns to - where a fault-injection sweep reports a failure */
+    void *(*alloc_at)(size_t, const void *site);
+    void *(*realloc_at)(void *, size_t, const void *site);
 } vset_allocator;
 /* Installs the allocator for every set created afterwards.  Call once, at
  * start, before any set exists. */

@@ -124,6 +124,25 @@ def test_resp3_map(srv):
     check(e is not None and e.startswith("TIMEOUT"), "TIMEOUT 1 ms answers a TIMEOUT error (%s)" % e)
 
 
+def test_answered_commands_free_their_arguments(srv):
+    """A command answered after it blocked (every INFER.GENERATE) lets go of
+    its arguments: 800 generations, each carrying 4 KiB of arguments the
+    server keeps while it generates (16 STOP strings of 256 bytes), leave
+    used_memory where it was, not 3 MiB higher (they once stayed until the
+    server stopped: found by the allocation-failure sweep's leak check)."""
+    c = srv.r
+    stops = []
+    for i in range(16):
+        stops += ["STOP", ("%02d" % i) * 128]
+    for _ in range(5):
+        c.execute_command("INFER.GENERATE", "s", "Once", "MAXTOKENS", 1, "TEMPERATURE", 0, *stops)
+    before = int(c.info("memory")["used_memory"])
+    for _ in range(800):
+        c.execute_command("INFER.GENERATE", "s", "Once", "MAXTOKENS", 1, "TEMPERATURE", 0, *stops)
+    grown = int(c.info("memory")["used_memory"]) - before
+    check(grown < 1 << 20, "used_memory grew %d bytes over 800 answered generations (3.3 MB of arguments)" % grown)
+
+
 def test_concurrent_32(srv):
     """32 concurrent greedy clients with different lengths each get exactly their solo text."""
     prompts = ["Once upon a time", "The cat", "Lily", "", "Tim went", "One day", "She", "The sun"]
@@ -614,7 +633,8 @@ def main():
         try:
             srv.r.execute_command("INFER.LOAD", "s", "s.gguf")
             srv.r.execute_command("INFER.LOAD", "slow", "slow.gguf", "CONTEXT", "4096")
-            for fn in (test_greedy_equals_cli, test_resp3_map, test_concurrent_32, test_seeded_sampling,
+            for fn in (test_greedy_equals_cli, test_resp3_map, test_answered_commands_free_their_arguments,
+                       test_concurrent_32, test_seeded_sampling,
                        test_disconnect_frees_kv, test_client_unblock, test_reload_under_load, test_prefix_cache, test_stream,
                        test_store_and_keys, test_models_alias_unload, test_hostile_arguments,
                        test_hostile_paths_and_files, test_engine_priority, test_command_info_acl):

@@ -574,8 +574,8 @@ static void fa_free(void *p) {
 }
 
 static void test_oom(void) {
-    const vset_allocator failing = {fa_alloc, fa_realloc, fa_free, NULL};
-    const vset_allocator libc = {malloc, realloc, free, malloc_usable_size};
+    const vset_allocator failing = {fa_alloc, fa_realloc, fa_free, NULL, NULL, NULL};
+    const vset_allocator libc = {malloc, realloc, free, malloc_usable_size, NULL, NULL};
     const char *expr = ".a in [1, 2, 'x', 3, 4, 5, 6, 7, 8, 9, 10] and .b == 'y' or (.c + 1 > 2 "
                        "and .d and .e and .f and .g and .h and .i and .j and .k)";
     vset_set_allocator(&failing);

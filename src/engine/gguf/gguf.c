@@ -13,6 +13,7 @@
 #include "gguf/gguf.h"
 
 #include "kernels/quant.h"
+#include "kernels/ialloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -139,7 +140,7 @@ static int read_value(cursor *c, gguf_kv *kv, const char *key) {
             return short_of(c), fail(c->err, c->errlen,
                                      "key '%s': array of %llu strings cannot fit in the %zu bytes left", key,
                                      (unsigned long long)kv->arr_n, left(c));
-        kv->str_offsets = malloc((size_t)(kv->arr_n ? kv->arr_n : 1) * sizeof(uint64_t));
+        kv->str_offsets = ie_malloc((size_t)(kv->arr_n ? kv->arr_n : 1) * sizeof(uint64_t));
         if (!kv->str_offsets) return fail(c->err, c->errlen, "out of memory reading key '%s'", key);
         size_t start = c->pos;
         for (uint64_t i = 0; i < kv->arr_n; i++) {
@@ -212,7 +213,7 @@ static int check_tensor(gguf_file *g, gguf_tensor *t, char *err, size_t errlen) 
 
 static int check_overlaps(gguf_file *g, char *err, size_t errlen) {
     if (g->n_tensors < 2) return 0;
-    const gguf_tensor **by_off = malloc((size_t)g->n_tensors * sizeof *by_off);
+    const gguf_tensor **by_off = ie_malloc((size_t)g->n_tensors * sizeof *by_off);
     if (!by_off) return fail(err, errlen, "out of memory");
     for (uint64_t i = 0; i < g->n_tensors; i++) by_off[i] = &g->tensors[i];
     qsort(by_off, (size_t)g->n_tensors, sizeof *by_off, cmp_tensor_offset);
@@ -235,7 +236,7 @@ static int cmp_name(const void *a, const void *b) {
 static int find_duplicate(const void *recs, uint64_t n, size_t rec, size_t name_off, char *err,
                           size_t errlen, const char *what) {
     if (n < 2) return 0;
-    const char **names = malloc((size_t)n * sizeof *names);
+    const char **names = ie_malloc((size_t)n * sizeof *names);
     if (!names) return fail(err, errlen, "out of memory");
     for (uint64_t i = 0; i < n; i++)
         memcpy(&names[i], (const char *)recs + i * rec + name_off, sizeof(char *));
@@ -264,14 +265,14 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
     if (g->n_tensors > left(&c) / 28)
         return short_of(&c), fail(err, errlen, "tensor count %llu cannot fit in a %zu-byte file",
                                   (unsigned long long)g->n_tensors, g->size);
-    g->kvs = calloc((size_t)g->n_kv + 1, sizeof *g->kvs);
-    g->tensors = calloc((size_t)g->n_tensors + 1, sizeof *g->tensors);
+    g->kvs = ie_calloc((size_t)g->n_kv + 1, sizeof *g->kvs);
+    g->tensors = ie_calloc((size_t)g->n_tensors + 1, sizeof *g->tensors);
     if (!g->kvs || !g->tensors) return fail(err, errlen, "out of memory");
 
     /* First pass over names only to size the arena; values are checked on the way. */
     size_t names_bytes = 0;
-    const uint8_t **kname = calloc((size_t)g->n_kv + 1, sizeof *kname);
-    uint64_t *klen = calloc((size_t)g->n_kv + 1, sizeof *klen);
+    const uint8_t **kname = ie_calloc((size_t)g->n_kv + 1, sizeof *kname);
+    uint64_t *klen = ie_calloc((size_t)g->n_kv + 1, sizeof *klen);
     if (!kname || !klen) {
         free(kname), free(klen);
         return fail(err, errlen, "out of memory");
@@ -297,8 +298,8 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
     const uint8_t **tname = NULL;
     uint64_t *tlen = NULL;
     if (rc == 0) {
-        tname = calloc((size_t)g->n_tensors + 1, sizeof *tname);
-        tlen = calloc((size_t)g->n_tensors + 1, sizeof *tlen);
+        tname = ie_calloc((size_t)g->n_tensors + 1, sizeof *tname);
+        tlen = ie_calloc((size_t)g->n_tensors + 1, sizeof *tlen);
         if (!tname || !tlen) rc = fail(err, errlen, "out of memory");
     }
     for (uint64_t i = 0; i < g->n_tensors && rc == 0; i++) {
@@ -330,7 +331,7 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
         names_bytes += tlen[i] + 1;
     }
     if (rc == 0) {
-        g->names = malloc(names_bytes + 1);
+        g->names = ie_malloc(names_bytes + 1);
         if (!g->names) rc = fail(err, errlen, "out of memory");
     }
     if (rc == 0) {
@@ -378,7 +379,7 @@ static int open_common(gguf_file *g, gguf_file **out, char *err, size_t errlen) 
 
 int gguf_open_mem(const void *buf, size_t len, gguf_file **out, char *err, size_t errlen) {
     *out = NULL;
-    gguf_file *g = calloc(1, sizeof *g);
+    gguf_file *g = ie_calloc(1, sizeof *g);
     if (!g) return fail(err, errlen, "out of memory");
     g->base = buf;
     g->size = g->file_size = len;
@@ -445,7 +446,7 @@ int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
     void *map = load_bytes(fd, (size_t)st.st_size, path, err, errlen);
     close(fd);
     if (!map) return -1;
-    gguf_file *g = calloc(1, sizeof *g);
+    gguf_file *g = ie_calloc(1, sizeof *g);
     if (!g) {
         munmap(map, (size_t)st.st_size);
         return fail(err, errlen, "out of memory");
@@ -467,7 +468,7 @@ int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
 
 /* Reads bytes [0, n) of fd into a malloc'd buffer. */
 static uint8_t *read_prefix(int fd, size_t n, const char *path, char *err, size_t errlen) {
-    uint8_t *p = malloc(n ? n : 1);
+    uint8_t *p = ie_malloc(n ? n : 1);
     if (!p) {
         fail(err, errlen, "out of memory reading the header of '%s'", path);
         return NULL;
@@ -506,7 +507,7 @@ int gguf_open_header(const char *path, gguf_file **out, char *err, size_t errlen
             close(fd);
             return -1;
         }
-        gguf_file *g = calloc(1, sizeof *g);
+        gguf_file *g = ie_calloc(1, sizeof *g);
         if (!g) {
             free(buf);
             close(fd);

@@ -10,6 +10,7 @@
 #include "gguf/gguf_write.h"
 
 #include "kernels/quant.h"
+#include "kernels/ialloc.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -71,7 +72,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 gguf_writer *gguf_writer_new(void) {
-    gguf_writer *w = calloc(1, sizeof *w);
+    gguf_writer *w = ie_calloc(1, sizeof *w);
     if (w) w->alignment = GGUF_DEFAULT_ALIGNMENT;
     return w;
 }
@@ -131,7 +132,7 @@ static int put_kv(gguf_writer *w, const char *key, uint32_t type, uint8_t *paylo
     }
     if (w->n_kv == w->cap_kv) {
         uint64_t nc = w->cap_kv ? 2 * w->cap_kv : 16;
-        wkv *n = realloc(w->kvs, (size_t)nc * sizeof *n);
+        wkv *n = ie_realloc(w->kvs, (size_t)nc * sizeof *n);
         if (!n) {
             free(payload);
             return set_error(w, "out of memory adding key '%s'", key);
@@ -139,7 +140,7 @@ static int put_kv(gguf_writer *w, const char *key, uint32_t type, uint8_t *paylo
         w->kvs = n;
         w->cap_kv = nc;
     }
-    char *k = strdup(key);
+    char *k = ie_strdup(key);
     if (!k) {
         free(payload);
         return set_error(w, "out of memory adding key '%s'", key);
@@ -150,7 +151,7 @@ static int put_kv(gguf_writer *w, const char *key, uint32_t type, uint8_t *paylo
 
 static int put_scalar(gguf_writer *w, const char *key, uint32_t type, const void *v) {
     size_t sz = gguf_vtype_size(type);
-    uint8_t *p = malloc(sz);
+    uint8_t *p = ie_malloc(sz);
     if (!p) return set_error(w, "out of memory setting key '%s'", key ? key : "");
     memcpy(p, v, sz);
     return put_kv(w, key, type, p, sz);
@@ -186,7 +187,7 @@ int gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v) {
 int gguf_writer_set_strn(gguf_writer *w, const char *key, const char *s, uint64_t len) {
     if (!s && len) return set_error(w, "key '%s': NULL string", key ? key : "");
     if (len > SIZE_MAX - 8) return set_error(w, "key '%s': string too long", key ? key : "");
-    uint8_t *p = malloc((size_t)len + 8);
+    uint8_t *p = ie_malloc((size_t)len + 8);
     if (!p) return set_error(w, "out of memory setting key '%s'", key ? key : "");
     memcpy(p, &len, 8);
     if (len) memcpy(p + 8, s, (size_t)len);
@@ -205,7 +206,7 @@ int gguf_writer_set_arr(gguf_writer *w, const char *key, uint32_t elem_type, con
     if (n > (SIZE_MAX - 12) / esz) return set_error(w, "key '%s': array too long", key ? key : "");
     if (n && !data) return set_error(w, "key '%s': NULL array data", key ? key : "");
     size_t len = 12 + (size_t)n * esz;
-    uint8_t *p = malloc(len);
+    uint8_t *p = ie_malloc(len);
     if (!p) return set_error(w, "out of memory setting key '%s'", key ? key : "");
     memcpy(p, &elem_type, 4);
     memcpy(p + 4, &n, 8);
@@ -227,7 +228,7 @@ static int put_str_array(gguf_writer *w, const char *key, const void *ctx, str_g
         if (l && !s) return set_error(w, "key '%s': NULL string at %llu", key ? key : "", (unsigned long long)i);
         len += 8 + (size_t)l;
     }
-    uint8_t *p = malloc(len);
+    uint8_t *p = ie_malloc(len);
     if (!p) return set_error(w, "out of memory setting key '%s' (%zu bytes)", key ? key : "", len);
     uint32_t t = GGUF_STRING;
     memcpy(p, &t, 4);
@@ -329,12 +330,12 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, co
     t.nbytes = rows * rb;
     if (w->n_t == w->cap_t) {
         uint64_t nc = w->cap_t ? 2 * w->cap_t : 64;
-        wtensor *n = realloc(w->ts, (size_t)nc * sizeof *n);
+        wtensor *n = ie_realloc(w->ts, (size_t)nc * sizeof *n);
         if (!n) return set_error(w, "out of memory adding tensor '%s'", name);
         w->ts = n;
         w->cap_t = nc;
     }
-    t.name = strdup(name);
+    t.name = ie_strdup(name);
     if (!t.name) return set_error(w, "out of memory adding tensor '%s'", name);
     w->ts[w->n_t++] = t;
     return 0;

@@ -11,6 +11,7 @@
 
 #include "kernels/quant.h"
 #include "runtime/encoder.h"
+#include "kernels/ialloc.h"
 
 #include <assert.h>
 #include <math.h>
@@ -41,7 +42,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 void *ctx_calloc(infer_ctx *c, size_t n, size_t sz, int *oom) {
     c->scratch_bytes += (uint64_t)(n ? n : 1) * sz;
     if (c->dry) return NULL;
-    void *p = calloc(n ? n : 1, sz);
+    void *p = ie_calloc(n ? n : 1, sz);
     if (!p) *oom = 1;
     return p;
 }
@@ -50,7 +51,7 @@ int ctx_reserve_logits(infer_ctx *c, size_t rows) {
     if (rows <= c->logits_cap_rows) return 0;
     size_t row = (size_t)c->m->info.n_vocab * sizeof(float);
     if (!c->dry) {
-        float *l = realloc(c->logits, rows * row);
+        float *l = ie_realloc(c->logits, rows * row);
         if (!l) return -1;
         c->logits = l;
     }
@@ -92,7 +93,7 @@ int ctx_create(infer_model *m, infer_threadpool *tp, int nth, const infer_ctx_pa
     if (d.n_ctx < 0 || d.max_batch < 0 || d.block_tokens < 0)
         return fail(err, errlen, "context parameters must not be negative");
     if (m->is_encoder) {
-        infer_ctx *c = calloc(1, sizeof *c);
+        infer_ctx *c = ie_calloc(1, sizeof *c);
         if (!c) return fail(err, errlen, "out of memory");
         c->m = infer_model_ref(m);
         c->tp = tp;
@@ -113,7 +114,7 @@ int ctx_create(infer_model *m, infer_threadpool *tp, int nth, const infer_ctx_pa
     int32_t bt = d.block_tokens ? d.block_tokens : DEFAULT_BLOCK_TOKENS;
     if (bt > 4096) return fail(err, errlen, "KV block of %d tokens is above the limit of 4096", bt);
 
-    infer_ctx *c = calloc(1, sizeof *c);
+    infer_ctx *c = ie_calloc(1, sizeof *c);
     if (!c) return fail(err, errlen, "out of memory");
     c->m = infer_model_ref(m);
     c->tp = tp;
@@ -253,11 +254,11 @@ int infer_seq_create(infer_ctx *c, infer_seq **out, char *err, size_t errlen) {
     *out = NULL;
     if (c->m->is_encoder)
         return fail(err, errlen, "%s is an encoder: it has no sequences to decode (use infer_embed)", c->m->arch_name);
-    infer_seq *s = calloc(1, sizeof *s);
+    infer_seq *s = ie_calloc(1, sizeof *s);
     if (s) {
-        s->blocks = calloc((size_t)c->max_seq_blocks, sizeof(int32_t));
-        s->bhash = calloc((size_t)c->max_seq_blocks, sizeof(uint64_t));
-        s->toks = calloc((size_t)c->n_ctx, sizeof(int32_t));
+        s->blocks = ie_calloc((size_t)c->max_seq_blocks, sizeof(int32_t));
+        s->bhash = ie_calloc((size_t)c->max_seq_blocks, sizeof(uint64_t));
+        s->toks = ie_calloc((size_t)c->n_ctx, sizeof(int32_t));
     }
     if (!s || !s->blocks || !s->bhash || !s->toks) {
         if (s) free(s->blocks), free(s->bhash), free(s->toks);

@@ -11,6 +11,7 @@
  * windows in order until the ctx's batch is full, so many short inputs
  * share one pass and every weight matrix is read once for all of them. */
 #include "runtime/encoder.h"
+#include "kernels/ialloc.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -85,7 +86,7 @@ int embed_item_init(const infer_ctx *c, embed_item *it, const int32_t *toks, int
         it->width = c->n_ctx;
         it->n_windows = (n + it->width - 1) / it->width;
     }
-    it->acc = calloc((size_t)m->info.n_embd, sizeof *it->acc);
+    it->acc = ie_calloc((size_t)m->info.n_embd, sizeof *it->acc);
     if (!it->acc) return fail(err, errlen, "out of memory");
     return 0;
 }
@@ -166,8 +167,8 @@ int infer_embed(infer_ctx *c, const int32_t *const *toks, const int32_t *n_toks,
     if (n < 0) return fail(err, errlen, "negative input count");
     if (n == 0) return 0;
     int64_t E = c->m->info.n_embd;
-    embed_item *items = calloc((size_t)n, sizeof *items);
-    embed_item **order = calloc((size_t)n, sizeof *order);
+    embed_item *items = ie_calloc((size_t)n, sizeof *items);
+    embed_item **order = ie_calloc((size_t)n, sizeof *order);
     int rc = -1;
     if (!items || !order) {
         fail(err, errlen, "out of memory for %d inputs", n);
@@ -198,8 +199,8 @@ int infer_embed_texts(infer_ctx *c, const char *const *texts, const size_t *lens
     if (check_encoder(c, err, errlen) < 0) return -1;
     if (n < 0) return fail(err, errlen, "negative input count");
     if (n == 0) return 0;
-    int32_t **toks = calloc((size_t)n, sizeof *toks);
-    int32_t *n_toks = calloc((size_t)n, sizeof *n_toks);
+    int32_t **toks = ie_calloc((size_t)n, sizeof *toks);
+    int32_t *n_toks = ie_calloc((size_t)n, sizeof *n_toks);
     int rc = -1;
     if (!toks || !n_toks) {
         fail(err, errlen, "out of memory for %d inputs", n);
@@ -227,7 +228,7 @@ int64_t embed_tokenize(const infer_vocab *v, const char *text, size_t len, int32
     if (len > (size_t)INT32_MAX / 2) return fail(err, errlen, "text of %zu bytes is too long", len);
     size_t cap = len + 8;
     for (;;) {
-        int32_t *ids = malloc(cap * sizeof *ids);
+        int32_t *ids = ie_malloc(cap * sizeof *ids);
         if (!ids) return fail(err, errlen, "out of memory tokenizing %zu bytes", len);
         int64_t k = infer_tokenize(v, text, len, INFER_TOK_ADD_SPECIAL, ids, cap, err, errlen);
         if (k < 0) {

@@ -23,6 +23,7 @@
  * embedded, steps the forward passes, tokens_per_s embedded tokens/s. */
 #include "runtime/encoder.h"
 #include "runtime/sched_kind.h"
+#include "kernels/ialloc.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -118,10 +119,10 @@ static int ended(const ereq *q, double t) {
 static int prepare(esched *s, ereq *q, char *err, size_t errlen) {
     infer_ctx *c = s->c;
     size_t n = (size_t)q->r.n, dim = (size_t)c->m->info.n_embd;
-    q->toks = calloc(n, sizeof *q->toks);
-    q->n_toks = calloc(n, sizeof *q->n_toks);
-    q->items = calloc(n, sizeof *q->items);
-    q->vectors = malloc(n * dim * sizeof *q->vectors);
+    q->toks = ie_calloc(n, sizeof *q->toks);
+    q->n_toks = ie_calloc(n, sizeof *q->n_toks);
+    q->items = ie_calloc(n, sizeof *q->items);
+    q->vectors = ie_malloc(n * dim * sizeof *q->vectors);
     if (!q->toks || !q->n_toks || !q->items || !q->vectors) {
         snprintf(err, errlen, "out of memory for %zu texts", n);
         return -1;
@@ -203,7 +204,7 @@ static void step(esched *s) {
     size_t n = 0;
     for (int32_t i = 0; i < s->n_active; i++) n += (size_t)s->active[i]->r.n;
     if (n > s->order_cap) {
-        embed_item **o = realloc(s->order, n * sizeof *o);
+        embed_item **o = ie_realloc(s->order, n * sizeof *o);
         if (!o) {
             while (s->n_active) {
                 ereq *q = s->active[s->n_active - 1];
@@ -301,7 +302,7 @@ int infer_embed_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sc
         snprintf(err, errlen, "%s is not an encoder: schedule it with infer_sched_create", c->m->arch_name);
         return -1;
     }
-    esched *s = calloc(1, sizeof *s);
+    esched *s = ie_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -312,7 +313,7 @@ int infer_embed_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sc
     if (p) s->p = *p;
     if (s->p.max_queue <= 0) s->p.max_queue = DEFAULT_QUEUE;
     if (s->p.max_active <= 0) s->p.max_active = DEFAULT_ACTIVE;
-    s->active = calloc((size_t)s->p.max_active, sizeof *s->active);
+    s->active = ie_calloc((size_t)s->p.max_active, sizeof *s->active);
     if (!s->active) {
         free(s);
         snprintf(err, errlen, "out of memory");
@@ -372,15 +373,15 @@ int infer_embed_submit(infer_sched *is, const infer_embed_request *r, uint64_t *
         return reject(s, err, errlen, "the model names no pooling (pooling_type none): choose mean, cls or last");
     if (p->long_input != INFER_LONG_REFUSE && p->long_input != INFER_LONG_CHUNK)
         return reject(s, err, errlen, "long-input mode %d is not refuse (0) or chunk (1)", p->long_input);
-    ereq *q = calloc(1, sizeof *q);
+    ereq *q = ie_calloc(1, sizeof *q);
     if (!q) return reject(s, err, errlen, "out of memory");
     q->r = *r;
-    q->texts = calloc((size_t)r->n, sizeof *q->texts);
-    q->lens = calloc((size_t)r->n, sizeof *q->lens);
+    q->texts = ie_calloc((size_t)r->n, sizeof *q->texts);
+    q->lens = ie_calloc((size_t)r->n, sizeof *q->lens);
     int bad = !q->texts || !q->lens;
     for (int32_t i = 0; !bad && i < r->n; i++) {
         size_t len = r->lens ? r->lens[i] : (r->texts[i] ? strlen(r->texts[i]) : 0);
-        q->texts[i] = malloc(len + 1);
+        q->texts[i] = ie_malloc(len + 1);
         bad = !q->texts[i] || (len && !r->texts[i]);
         if (!bad) {
             if (len) memcpy(q->texts[i], r->texts[i], len);

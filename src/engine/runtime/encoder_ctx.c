@@ -12,6 +12,7 @@
 
 #include "kernels/nn.h"
 #include "kernels/quant.h"
+#include "kernels/ialloc.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -54,7 +55,7 @@ int encoder_ctx_init(infer_ctx *c, const infer_ctx_params *p, char *err, size_t 
     c->q_dim = I->n_embd;
     c->kv_dim = I->n_head_kv * I->head_dim;
 
-    enc_scratch *s = calloc(1, sizeof *s);
+    enc_scratch *s = ie_calloc(1, sizeof *s);
     if (!s) return fail(err, errlen, "out of memory");
     c->enc = s;
     int oom = 0;

@@ -4,6 +4,7 @@
  * backward-shift deletion (no tombstones, so lookups stay short however many
  * blocks come and go). */
 #include "runtime/kvpool.h"
+#include "kernels/ialloc.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -33,16 +34,16 @@ int kv_pool_init(kv_pool *p, int32_t n_blocks, int32_t bt) {
     uint32_t cap = table_cap(n_blocks);
     p->table_mask = cap - 1;
     size_t n = (size_t)n_blocks;
-    p->refs = calloc(n, sizeof *p->refs);
-    p->hash = calloc(n, sizeof *p->hash);
-    p->parent = calloc(n, sizeof *p->parent);
-    p->parent_gen = calloc(n, sizeof *p->parent_gen);
-    p->gen = calloc(n, sizeof *p->gen);
-    p->toks = calloc(n * (size_t)bt, sizeof *p->toks);
-    p->prev = malloc(n * sizeof *p->prev);
-    p->next = malloc(n * sizeof *p->next);
-    p->free_stack = malloc(n * sizeof *p->free_stack);
-    p->table = malloc((size_t)cap * sizeof *p->table);
+    p->refs = ie_calloc(n, sizeof *p->refs);
+    p->hash = ie_calloc(n, sizeof *p->hash);
+    p->parent = ie_calloc(n, sizeof *p->parent);
+    p->parent_gen = ie_calloc(n, sizeof *p->parent_gen);
+    p->gen = ie_calloc(n, sizeof *p->gen);
+    p->toks = ie_calloc(n * (size_t)bt, sizeof *p->toks);
+    p->prev = ie_malloc(n * sizeof *p->prev);
+    p->next = ie_malloc(n * sizeof *p->next);
+    p->free_stack = ie_malloc(n * sizeof *p->free_stack);
+    p->table = ie_malloc((size_t)cap * sizeof *p->table);
     if (!p->refs || !p->hash || !p->parent || !p->parent_gen || !p->gen || !p->toks || !p->prev || !p->next ||
         !p->free_stack || !p->table) {
         kv_pool_destroy(p);

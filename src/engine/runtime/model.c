@@ -12,6 +12,7 @@
 
 #include "kernels/quant.h"
 #include "text/vocab.h"
+#include "kernels/ialloc.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -149,8 +150,8 @@ static int bind_all(infer_model *m, char *err, size_t errlen) {
     /* arena: per layer 2 norms + 3 biases + 2 head norms, plus output norm */
     size_t per_layer = (size_t)(2 * E + qd + 2 * kvd + 2 * I->head_dim);
     size_t arena_bytes = ((size_t)I->n_layer * per_layer + (size_t)E) * sizeof(float);
-    m->f32_arena = malloc(arena_bytes);
-    m->layers = calloc((size_t)I->n_layer, sizeof *m->layers);
+    m->f32_arena = ie_malloc(arena_bytes);
+    m->layers = ie_calloc((size_t)I->n_layer, sizeof *m->layers);
     m->host_bytes = arena_bytes + (size_t)I->n_layer * sizeof *m->layers;
     if (!m->f32_arena || !m->layers) return model_fail(err, errlen, "out of memory");
     float *arena = m->f32_arena;
@@ -227,7 +228,7 @@ static int header_vocab_size(infer_model *m, char *err, size_t errlen) {
 
 int model_open(const char *path, int header_only, infer_model **out, char *err, size_t errlen) {
     *out = NULL;
-    infer_model *m = calloc(1, sizeof *m);
+    infer_model *m = ie_calloc(1, sizeof *m);
     if (!m) return model_fail(err, errlen, "out of memory");
     atomic_init(&m->refs, 1);
     m->header_only = header_only;

@@ -13,6 +13,7 @@
 #include "runtime/model.h"
 
 #include "kernels/quant.h"
+#include "kernels/ialloc.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -181,8 +182,8 @@ int encoder_bind(infer_model *m, char *err, size_t errlen) {
      * token type 0 and the embedding LayerNorm */
     size_t per_layer = (size_t)(E + 2 * kvd + E + 4 * E + F + E);
     size_t arena_bytes = ((size_t)I->n_layer * per_layer + 3 * (size_t)E) * sizeof(float);
-    m->f32_arena = malloc(arena_bytes);
-    W->layers = calloc((size_t)I->n_layer, sizeof *W->layers);
+    m->f32_arena = ie_malloc(arena_bytes);
+    W->layers = ie_calloc((size_t)I->n_layer, sizeof *W->layers);
     m->host_bytes = arena_bytes + (size_t)I->n_layer * sizeof *W->layers;
     if (!m->f32_arena || !W->layers) return model_fail(err, errlen, "out of memory");
     float *arena = m->f32_arena;

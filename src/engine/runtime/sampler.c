@@ -8,6 +8,7 @@
  * and the same logits give the same tokens on every run and every thread. */
 #include "infer.h"
 #include "runtime/mem.h"
+#include "kernels/ialloc.h"
 
 #include <assert.h>
 #include <math.h>
@@ -76,7 +77,7 @@ infer_sampler *infer_sampler_create(const infer_sampler_params *p, char *err, si
         snprintf(err, errlen, "%s", bad);
         return NULL;
     }
-    infer_sampler *s = calloc(1, sizeof *s);
+    infer_sampler *s = ie_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -175,12 +176,12 @@ static int32_t select_top_k(cand *c, int32_t n, int32_t k) {
 int32_t infer_sampler_sample(infer_sampler *s, const float *logits, int32_t n) {
     if (n <= 0) return -1;
     if (n > s->cands_cap) {
-        cand *c = realloc(s->cands, (size_t)n * sizeof *c);
+        cand *c = ie_realloc(s->cands, (size_t)n * sizeof *c);
         if (c) s->cands = c;
-        double *pr = c ? realloc(s->probs, (size_t)n * sizeof *pr) : NULL;
+        double *pr = c ? ie_realloc(s->probs, (size_t)n * sizeof *pr) : NULL;
         if (pr) s->probs = pr;
         /* fresh zeroed stamps: stamp_gen never is 0 after its increment */
-        uint32_t *st = pr ? calloc((size_t)n, sizeof *st) : NULL;
+        uint32_t *st = pr ? ie_calloc((size_t)n, sizeof *st) : NULL;
         if (st) {
             free(s->stamp);
             s->stamp = st;

@@ -17,6 +17,7 @@
 #include "runtime/ctx.h"
 #include "runtime/mem.h"
 #include "runtime/sched_kind.h"
+#include "kernels/ialloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -110,7 +111,7 @@ static void req_free(req *q) {
 static int text_append(req *q, const char *s, size_t n) {
     if (q->text_len + n > q->text_cap) {
         size_t cap = (q->text_len + n) * 2 + 64;
-        char *t = realloc(q->text, cap);
+        char *t = ie_realloc(q->text, cap);
         if (!t) return -1;
         q->text = t;
         q->text_cap = cap;
@@ -443,7 +444,7 @@ int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **
         snprintf(err, errlen, "%s is an encoder: schedule it with infer_embed_sched_create", c->m->arch_name);
         return -1;
     }
-    infer_sched *s = calloc(1, sizeof *s);
+    infer_sched *s = ie_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -458,11 +459,11 @@ int infer_sched_create(infer_ctx *c, const infer_sched_params *p, infer_sched **
         free(s);
         return -1;
     }
-    s->active = calloc((size_t)s->p.max_active, sizeof *s->active);
-    s->batch = calloc((size_t)s->p.max_active, sizeof *s->batch);
-    s->batch_req = calloc((size_t)s->p.max_active, sizeof *s->batch_req);
+    s->active = ie_calloc((size_t)s->p.max_active, sizeof *s->active);
+    s->batch = ie_calloc((size_t)s->p.max_active, sizeof *s->batch);
+    s->batch_req = ie_calloc((size_t)s->p.max_active, sizeof *s->batch_req);
     s->piece_cap = infer_detok_max_bytes(c->m->vocab);
-    s->piece = malloc(s->piece_cap);
+    s->piece = ie_malloc(s->piece_cap);
     if (!s->active || !s->batch || !s->batch_req || !s->piece) {
         free(s->active), free(s->batch), free(s->batch_req), free(s->piece), free(s);
         snprintf(err, errlen, "out of memory");
@@ -533,18 +534,18 @@ int infer_sched_submit(infer_sched *s, const infer_request *r, uint64_t *id, cha
         if (r->prompt[i] < 0 || r->prompt[i] >= c->m->info.n_vocab)
             return reject(s, err, errlen, "token id %d is outside the vocabulary of %d", r->prompt[i],
                           c->m->info.n_vocab);
-    req *q = calloc(1, sizeof *q);
+    req *q = ie_calloc(1, sizeof *q);
     char serr[256];
     if (!q) return reject(s, err, errlen, "out of memory");
     q->r = *r;
-    q->prompt = malloc((size_t)r->n_prompt * sizeof *q->prompt);
-    q->stop = calloc((size_t)(r->n_stop ? r->n_stop : 1), sizeof *q->stop);
+    q->prompt = ie_malloc((size_t)r->n_prompt * sizeof *q->prompt);
+    q->stop = ie_calloc((size_t)(r->n_stop ? r->n_stop : 1), sizeof *q->stop);
     q->smp = infer_sampler_create(&r->sampling, serr, sizeof serr);
     const infer_vocab *v = c->m->vocab;
     q->detok = infer_detok_create(v, r->n_prompt == 1 && r->prompt[0] == infer_vocab_bos(v));
     int bad = !q->prompt || !q->stop || !q->smp || !q->detok;
     for (int32_t i = 0; !bad && i < r->n_stop; i++) {
-        q->stop[i] = strdup(r->stop[i] ? r->stop[i] : "");
+        q->stop[i] = ie_strdup(r->stop[i] ? r->stop[i] : "");
         bad = !q->stop[i];
         if (!bad && strlen(q->stop[i]) > q->max_stop) q->max_stop = strlen(q->stop[i]);
     }

@@ -7,6 +7,7 @@
  * pay for a futex wake, and an idle pool costs no CPU.  The caller takes part
  * as thread 0, so a pool of one spawns nothing. */
 #include "runtime/threadpool.h"
+#include "kernels/ialloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -100,7 +101,7 @@ infer_threadpool *infer_threadpool_create(int n_threads, char *err, size_t errle
         snprintf(err, errlen, "thread count %d is above the limit of 256", n_threads);
         return NULL;
     }
-    infer_threadpool *tp = calloc(1, sizeof *tp);
+    infer_threadpool *tp = ie_calloc(1, sizeof *tp);
     if (!tp) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -108,14 +109,14 @@ infer_threadpool *infer_threadpool_create(int n_threads, char *err, size_t errle
     tp->n = n_threads;
     pthread_mutex_init(&tp->mu, NULL);
     pthread_cond_init(&tp->wake, NULL);
-    tp->threads = calloc((size_t)n_threads, sizeof *tp->threads);
+    tp->threads = ie_calloc((size_t)n_threads, sizeof *tp->threads);
     if (!tp->threads) {
         snprintf(err, errlen, "out of memory");
         infer_threadpool_free(tp);
         return NULL;
     }
     for (int i = 1; i < n_threads; i++) {
-        worker_arg *wa = malloc(sizeof *wa);
+        worker_arg *wa = ie_malloc(sizeof *wa);
         int rc = wa ? 0 : ENOMEM;
         if (wa) {
             wa->tp = tp;

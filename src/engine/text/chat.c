@@ -10,6 +10,7 @@
  * guessed template. */
 #include "text/json.h"
 #include "text/vocab.h"
+#include "kernels/ialloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,7 +179,7 @@ int infer_chat_parse_json(const char *json, size_t len, infer_chat_msg **msgs, s
         k = m->next;
     }
     size_t head = sizeof(infer_chat_msg) * (root->count ? root->count : 1);
-    char *mem = malloc(head + bytes);
+    char *mem = ie_malloc(head + bytes);
     if (!mem) {
         snprintf(err, errlen, "chat: out of memory");
         goto done;

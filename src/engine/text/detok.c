@@ -10,6 +10,7 @@
  * a character split across tokens until it completes. */
 #include "text/unicode.h"
 #include "text/vocab.h"
+#include "kernels/ialloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -148,9 +149,9 @@ struct infer_detok {
 
 infer_detok *infer_detok_create(const infer_vocab *v, int after_bos) {
     if (!v) return NULL;
-    infer_detok *d = calloc(1, sizeof *d);
+    infer_detok *d = ie_calloc(1, sizeof *d);
     if (!d) return NULL;
-    d->buf = malloc(v->max_len + 8);
+    d->buf = ie_malloc(v->max_len + 8);
     if (!d->buf) {
         free(d);
         return NULL;

@@ -4,6 +4,7 @@
 #include "text/json.h"
 
 #include "text/unicode.h"
+#include "kernels/ialloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,7 +43,7 @@ static int64_t new_node(jparser *j, uint8_t type) {
     if (j->n == j->cap) {
         uint32_t nc = j->cap ? j->cap * 2 : 1024;
         if (nc < j->cap || nc > (1u << 28)) return jfail(j, "json: too many values");
-        jnode *nn = realloc(j->nodes, sizeof(jnode) * nc);
+        jnode *nn = ie_realloc(j->nodes, sizeof(jnode) * nc);
         if (!nn) return jfail(j, "json: out of memory");
         j->nodes = nn;
         j->cap = nc;
@@ -239,7 +240,7 @@ int json_parse(const char *buf, size_t len, jdoc *d, char *err, size_t errlen) {
     j.end = buf + len;
     j.err = err;
     j.errlen = errlen;
-    j.arena = malloc(len + 1);
+    j.arena = ie_malloc(len + 1);
     if (!j.arena) {
         snprintf(err, errlen, "json: out of memory");
         return -1;

@@ -12,6 +12,7 @@
 
 #include "text/tok.h"
 #include "text/unicode.h"
+#include "kernels/ialloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,13 +106,13 @@ struct wc_slot {
 static int grow_scratch(bpe_state *st, size_t n) {
     if (n <= st->cap) return 0;
     size_t c = n < 64 ? 64 : n * 2;
-    bsym *sym = realloc(st->sym, sizeof(bsym) * c);
+    bsym *sym = ie_realloc(st->sym, sizeof(bsym) * c);
     if (sym) st->sym = sym;
-    bpair *heap = realloc(st->heap, sizeof(bpair) * (3 * c + 1));
+    bpair *heap = ie_realloc(st->heap, sizeof(bpair) * (3 * c + 1));
     if (heap) st->heap = heap;
-    char *spell = realloc(st->spell, 2 * c + 1);
+    char *spell = ie_realloc(st->spell, 2 * c + 1);
     if (spell) st->spell = spell;
-    int32_t *ids = realloc(st->word_ids, sizeof(int32_t) * (c + 1));
+    int32_t *ids = ie_realloc(st->word_ids, sizeof(int32_t) * (c + 1));
     if (ids) st->word_ids = ids;
     if (!sym || !heap || !spell || !ids) return -1;
     st->cap = c;
@@ -187,7 +188,7 @@ static int emit_word(bpe_state *st, size_t off, size_t wl) {
     for (int64_t j = 0; j < t.n; j++) tok_push(st->o, st->word_ids[j]);
     if (st->used >= WC_SLOTS / 2) return 0; /* full enough: stop caching */
     if (st->pool_n + (size_t)t.n > st->pool_cap) {
-        int32_t *np = realloc(st->pool, sizeof(int32_t) * st->pool_cap * 2);
+        int32_t *np = ie_realloc(st->pool, sizeof(int32_t) * st->pool_cap * 2);
         if (!np) return 0; /* the cache is an optimisation only */
         st->pool = np;
         st->pool_cap *= 2;
@@ -248,9 +249,9 @@ int bpe_encode(const infer_vocab *v, const char *text, size_t len, tok_out *o, c
     if (!st.md || !st.mc || (len >= 1024 && !js) || grow_scratch(&st, 64) < 0) goto oom;
     if (js) pcre2_jit_stack_assign(st.mc, NULL, js);
     if (len >= WC_MIN_TEXT) {
-        st.slots = calloc(WC_SLOTS, sizeof *st.slots);
+        st.slots = ie_calloc(WC_SLOTS, sizeof *st.slots);
         st.pool_cap = 1u << 16;
-        st.pool = malloc(sizeof(int32_t) * st.pool_cap);
+        st.pool = ie_malloc(sizeof(int32_t) * st.pool_cap);
         if (!st.slots || !st.pool) goto oom;
     }
     rc = split(&st, 0, 0, len);

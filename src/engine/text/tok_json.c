@@ -10,6 +10,7 @@
  * patterns of tok_bpe.c; anything else is refused). */
 #include "text/json.h"
 #include "text/vocab.h"
+#include "kernels/ialloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,8 +117,8 @@ static int build(const jdoc *d, infer_vocab **out, char *err, size_t errlen) {
     if (max_id >= (double)vocab->count + (double)n_added + 65536.0)
         return json_fail(err, errlen, "token ids are far from dense");
     int32_t n = (int32_t)max_id + 1;
-    const jnode **text = calloc((size_t)n, sizeof *text);
-    uint8_t *types = calloc((size_t)n, 1);
+    const jnode **text = ie_calloc((size_t)n, sizeof *text);
+    uint8_t *types = ie_calloc((size_t)n, 1);
     if (!text || !types) {
         free(text);
         free(types);
@@ -182,7 +183,7 @@ static int build(const jdoc *d, infer_vocab **out, char *err, size_t errlen) {
     if (v->eot >= 0) v->eog[v->eot] = 1;
     if (v->eos >= 0) v->eog[v->eos] = 1;
     v->add_bos = v->bos >= 0 && strcmp(pre, "llama-bpe") == 0;
-    char *scratch = malloc(2 * (size_t)v->max_len + 2);
+    char *scratch = ie_malloc(2 * (size_t)v->max_len + 2);
     if (!scratch) {
         json_fail(err, errlen, "out of memory");
         goto done;
@@ -257,7 +258,7 @@ int vocab_from_json_file(const char *path, infer_vocab **out, char *err, size_t 
                 snprintf(err, errlen, "vocab: %s is too large", path);
                 return -1;
             }
-            char *nb = realloc(buf, nc);
+            char *nb = ie_realloc(buf, nc);
             if (!nb) {
                 free(buf);
                 fclose(f);

@@ -10,6 +10,7 @@
  * costs no more per byte than a short one.  A final symbol that is not a
  * token falls back to one <0xXX> token per byte. */
 #include "text/tok.h"
+#include "kernels/ialloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,7 +148,7 @@ int spm_encode(const infer_vocab *v, const char *text, size_t len, int space_pre
         snprintf(err, errlen, "tokenize: text of %zu bytes is too long for SentencePiece", len);
         return -1;
     }
-    char *t = malloc(elen);
+    char *t = ie_malloc(elen);
     if (!t) goto oom;
     size_t p = 0;
     if (space_prefix) { memcpy(t, SP, 3); p = 3; }
@@ -164,8 +165,8 @@ int spm_encode(const infer_vocab *v, const char *text, size_t len, int space_pre
         b = segment_end(v, t, a, elen);
         if (b - a > longest) longest = b - a;
     }
-    sym *s = malloc(sizeof(sym) * longest);
-    bigram *h = malloc(sizeof(bigram) * (3 * longest + 1)); /* initial pairs + two per merge */
+    sym *s = ie_malloc(sizeof(sym) * longest);
+    bigram *h = ie_malloc(sizeof(bigram) * (3 * longest + 1)); /* initial pairs + two per merge */
     if (!s || !h) {
         free(s);
         free(h);

@@ -13,6 +13,7 @@
  * A word that cannot be matched completely becomes one [UNK]. */
 #include "text/tok.h"
 #include "text/unicode.h"
+#include "kernels/ialloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +80,7 @@ int wpm_encode(const infer_vocab *v, const char *text, size_t len, tok_out *o, c
     if (len == 0) return 0;
     /* A code point never takes more than 4 bytes, nor more than 4 times the
      * bytes it was read from: 4x + the marker holds any word. */
-    char *w = malloc(4 * len + 8);
+    char *w = ie_malloc(4 * len + 8);
     if (!w) {
         snprintf(err, errlen, "tokenize: out of memory");
         return -1;

@@ -7,6 +7,7 @@
 #include "text/unicode.h"
 
 #include "text/unicode_data.h"
+#include "kernels/ialloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -257,7 +258,7 @@ char *ucd_prepare(const char *text, size_t len, int repair_utf8, int nfc, size_t
      * output is at most 3x its input (NFC's bound, and U+FFFD for single
      * bad bytes), which decides when the output grows. */
     size_t out_cap = len + len / 8 + 64; /* grown when a segment could overflow it */
-    char *out = malloc(out_cap);
+    char *out = ie_malloc(out_cap);
     uint32_t *c = NULL, *tmp = NULL;
     size_t seg_cap = 0, o = 0;
     if (!out) goto oom;
@@ -271,7 +272,7 @@ char *ucd_prepare(const char *text, size_t len, int repair_utf8, int nfc, size_t
         size_t seg = j - i;
         if (o + 3 * seg + 4 + (len - j) > out_cap) {
             size_t nc = out_cap * 2 > o + 3 * seg + 4 + (len - j) ? out_cap * 2 : o + 3 * seg + 4 + (len - j);
-            char *no = realloc(out, nc);
+            char *no = ie_realloc(out, nc);
             if (!no) goto oom;
             out = no;
             out_cap = nc;
@@ -280,8 +281,8 @@ char *ucd_prepare(const char *text, size_t len, int repair_utf8, int nfc, size_t
             free(c);
             free(tmp);
             seg_cap = seg * 2;
-            c = malloc(sizeof(uint32_t) * seg_cap);
-            tmp = malloc(sizeof(uint32_t) * 4 * seg_cap); /* a decomposition has at most 4 code points */
+            c = ie_malloc(sizeof(uint32_t) * seg_cap);
+            tmp = ie_malloc(sizeof(uint32_t) * 4 * seg_cap); /* a decomposition has at most 4 code points */
             if (!c || !tmp) goto oom;
         }
         size_t n = 0;

@@ -6,6 +6,7 @@
  * the mapping.  Encoding text is tokenize.c's job, over the encoders of
  * tok.h; nothing here calls them. */
 #include "text/vocab.h"
+#include "kernels/ialloc.h"
 
 
 #include <stdarg.h>
@@ -47,7 +48,7 @@ int32_t vocab_find(const infer_vocab *v, const char *s, size_t len) {
 static int build_table(infer_vocab *v, char *err, size_t errlen) {
     uint32_t cap = 16;
     while (cap < (uint32_t)v->n * 2u) cap <<= 1;
-    v->ht = malloc(sizeof(int32_t) * cap);
+    v->ht = ie_malloc(sizeof(int32_t) * cap);
     if (!v->ht) return fail(err, errlen, "vocab: out of memory");
     memset(v->ht, 0xff, sizeof(int32_t) * cap);
     v->ht_mask = cap - 1;
@@ -85,7 +86,7 @@ static int build_specials(infer_vocab *v, char *err, size_t errlen) {
         uint8_t t = v->type[id];
         if ((t == TT_CONTROL || t == TT_USER_DEFINED || t == TT_UNKNOWN) && v->len[id] > 0) n++;
     }
-    v->specials = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    v->specials = ie_malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
     if (!v->specials) return fail(err, errlen, "vocab: out of memory");
     n = 0;
     for (int32_t id = 0; id < v->n; id++) {
@@ -200,7 +201,7 @@ static int contains(const char *hay, size_t n, const char *needle) {
 static int set_strip(infer_vocab *v, const char *text, unsigned bit, int on) {
     int32_t id = find_cstr(v, text);
     if (id < 0) return 0;
-    if (!v->strip && !(v->strip = calloc((size_t)v->n, 1))) return -1;
+    if (!v->strip && !(v->strip = ie_calloc((size_t)v->n, 1))) return -1;
     v->strip[id] = (uint8_t)(on ? v->strip[id] | bit : v->strip[id] & ~bit);
     return 0;
 }
@@ -226,7 +227,7 @@ static int llama_strip_rules(infer_vocab *v, const gguf_file *g) {
         return set_strip(v, "<mask>", VOCAB_LSTRIP, 1);
     size_t nl = strlen(name);
     if (contains(name, nl, "phi-3") || contains(name, nl, "phi3")) {
-        if (!v->strip && !(v->strip = calloc((size_t)v->n, 1))) return -1;
+        if (!v->strip && !(v->strip = ie_calloc((size_t)v->n, 1))) return -1;
         for (int32_t i = 0; i < v->n_specials; i++) v->strip[v->specials[i]] |= VOCAB_RSTRIP;
         if (set_strip(v, "</s>", VOCAB_RSTRIP, 1) < 0) return -1;
         static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
@@ -323,19 +324,19 @@ infer_vocab *vocab_alloc(int kind, int64_t n, uint64_t text_bytes, char *err, si
         fail(err, errlen, "vocab: token texts too large");
         return NULL;
     }
-    infer_vocab *v = calloc(1, sizeof *v);
+    infer_vocab *v = ie_calloc(1, sizeof *v);
     if (!v) {
         fail(err, errlen, "vocab: out of memory");
         return NULL;
     }
     v->kind = kind;
     v->n = (int32_t)n;
-    v->blob = malloc(text_bytes + (uint64_t)n);
-    v->off = malloc(sizeof(uint32_t) * (size_t)n);
-    v->len = malloc(sizeof(uint32_t) * (size_t)n);
-    v->score = calloc((size_t)n, sizeof(float));
-    v->type = malloc((size_t)n);
-    v->eog = calloc((size_t)n, 1);
+    v->blob = ie_malloc(text_bytes + (uint64_t)n);
+    v->off = ie_malloc(sizeof(uint32_t) * (size_t)n);
+    v->len = ie_malloc(sizeof(uint32_t) * (size_t)n);
+    v->score = ie_calloc((size_t)n, sizeof(float));
+    v->type = ie_malloc((size_t)n);
+    v->eog = ie_calloc((size_t)n, 1);
     if (!v->blob || !v->off || !v->len || !v->score || !v->type || !v->eog) {
         infer_vocab_free(v);
         fail(err, errlen, "vocab: out of memory");
@@ -556,7 +557,7 @@ int vocab_from_gguf(const gguf_file *g, infer_vocab **out, char *err, size_t err
         return fail(err, errlen, "vocab: out of memory");
     }
     if (kind == VOCAB_BPE) {
-        char *scratch = malloc(2 * (size_t)v->max_len + 2);
+        char *scratch = ie_malloc(2 * (size_t)v->max_len + 2);
         if (!scratch) {
             infer_vocab_free(v);
             return fail(err, errlen, "vocab: out of memory");

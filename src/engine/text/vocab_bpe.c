@@ -10,6 +10,7 @@
 
 #include "text/unicode.h"
 #include "text/vocab.h"
+#include "kernels/ialloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,7 +150,7 @@ int bpe_merges_alloc(infer_vocab *v, uint64_t n_merges) {
     uint64_t cap = 16;
     while (cap < n_merges * 2) cap <<= 1;
     if (cap > ((uint64_t)1 << 30)) return -1;
-    v->merges = malloc(sizeof(struct bpe_merge) * cap);
+    v->merges = ie_malloc(sizeof(struct bpe_merge) * cap);
     if (!v->merges) return -1;
     for (uint64_t i = 0; i < cap; i++) v->merges[i].rank = UINT32_MAX;
     v->merge_mask = cap - 1;

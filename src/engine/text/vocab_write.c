@@ -8,6 +8,7 @@
 #include "text/vocab.h"
 
 #include "gguf/gguf_write.h"
+#include "kernels/ialloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +28,8 @@ static int write_merges(const infer_vocab *v, gguf_writer *w, char *err, size_t 
     uint64_t n = 0;
     for (uint64_t i = 0; i <= v->merge_mask; i++)
         if (v->merges[i].rank != UINT32_MAX) n++;
-    merge_ent *m = malloc(sizeof *m * (n ? n : 1));
-    char **strs = malloc(sizeof *strs * (n ? n : 1));
+    merge_ent *m = ie_malloc(sizeof *m * (n ? n : 1));
+    char **strs = ie_malloc(sizeof *strs * (n ? n : 1));
     char *blob = NULL;
     int rc = -1;
     if (!m || !strs) goto oom;
@@ -42,7 +43,7 @@ static int write_merges(const infer_vocab *v, gguf_writer *w, char *err, size_t 
         k++;
     }
     qsort(m, n, sizeof *m, cmp_rank);
-    blob = malloc(bytes ? bytes : 1);
+    blob = ie_malloc(bytes ? bytes : 1);
     if (!blob) goto oom;
     char *p = blob;
     for (uint64_t i = 0; i < n; i++) {
@@ -73,9 +74,9 @@ int vocab_to_gguf(const infer_vocab *v, gguf_writer *w, char *err, size_t errlen
         snprintf(err, errlen, "vocab: nothing to write");
         return -1;
     }
-    const char **toks = malloc(sizeof *toks * (size_t)v->n);
-    uint64_t *lens = malloc(sizeof *lens * (size_t)v->n);
-    int32_t *types = malloc(sizeof *types * (size_t)v->n);
+    const char **toks = ie_malloc(sizeof *toks * (size_t)v->n);
+    uint64_t *lens = ie_malloc(sizeof *lens * (size_t)v->n);
+    int32_t *types = ie_malloc(sizeof *types * (size_t)v->n);
     if (!toks || !lens || !types) {
         free(toks);
         free(lens);
