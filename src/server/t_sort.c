@@ -22,6 +22,7 @@
 #include "server.h"
 #include "zset.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -368,6 +369,26 @@ oom:
     return ERR;
 }
 
+/* Room in keybuf for the longest key name a GET pattern will build for
+ * elements start..end, taken before the reply starts: its array length
+ * goes out first, so a name that could not be built then could only be
+ * answered as nil - a value that exists reported missing. */
+static int reserve_keybuf(dstr *keybuf, const sort_item *v, long long start, long long end, const sort_pattern *gets,
+                          int ngets) {
+    size_t longest = 0;
+    for (int g = 0; g < ngets; g++)
+        if (gets[g].kind != PAT_SELF && gets[g].kind != PAT_CONSTANT)
+            for (long long j = start; j <= end; j++) {
+                size_t need = gets[g].prelen + v[j].len + gets[g].postlen;
+                if (need > longest) longest = need;
+            }
+    dstr_setlen(*keybuf, 0);
+    dstr n = dstr_reserve(*keybuf, longest);
+    if (!n) return ERR;
+    *keybuf = n;
+    return OK;
+}
+
 static void reply_result(client *c, sort_item *v, long long start, long long end, sort_pattern *gets, int ngets,
                          dstr *keybuf, long long outputlen) {
     reply_array_len(c, (long)outputlen);
@@ -378,8 +399,7 @@ static void reply_result(client *c, sort_item *v, long long start, long long end
             size_t len;
             char buf[LL_STR_SIZE];
             int r = pattern_value(c, &gets[g], v[j].p, v[j].len, keybuf, buf, &p, &len);
-            /* the array's length is out already: a key name that could
-             * not be built (OOM) answers nil like a missing key */
+            assert(r >= 0); /* reserve_keybuf made the room: building a name allocates nothing */
             if (r > 0) reply_bulk(c, p, len);
             else reply_null(c);
         }
@@ -513,6 +533,7 @@ static void sort_generic(client *c, int readonly) {
     }
     long long outputlen = (end - start + 1) * (a.ngets ? a.ngets : 1);
     if (outputlen < 0) outputlen = 0;
+    if (!conversion_error && !a.store && reserve_keybuf(&keybuf, v, start, end, a.gets, a.ngets) != OK) goto oom;
     if (conversion_error) reply_error(c, "ERR One or more scores can't be converted into double");
     else if (!a.store) reply_result(c, v, start, end, a.gets, a.ngets, &keybuf, outputlen);
     else if (store_result(c, a.store, v, start, end, a.gets, a.ngets, &keybuf, outputlen) != OK) goto oom;
