@@ -468,6 +468,9 @@ typedef int (*infer_alloc_hook)(size_t bytes, const void *site, void *ud);
 void infer_set_alloc_hook(infer_alloc_hook hook, void *ud);
 /* The same seam for the engine's front-ends (libinfercmd): malloc,
  * calloc, realloc and strdup that ask the hook first.  free() releases. */
+/* Asks the hook about an allocation another library's seam is about to
+ * make (libvset's allocator in inferkv.so): 1 to go ahead, 0 to fail it. */
+int infer_alloc_allowed(size_t bytes, const void *site);
 void *infer_malloc(size_t n);
 void *infer_calloc(size_t n, size_t size);
 void *infer_realloc(void *p, size_t n);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 ic_arg *mod_args(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    ic_arg *a = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *a);
+    ic_arg *a = infer_malloc((size_t)(argc > 0 ? argc : 1) * sizeof *a);
     if (!a) {
         RedisModule_ReplyWithError(ctx, "ERR out of memory");
         return NULL;

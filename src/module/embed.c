@@ -78,7 +78,7 @@ static void reply_double(RedisModuleCtx *ctx, int resp3, double d) {
 }
 
 static int reply_vectors(RedisModuleCtx *ctx, const ic_ereq *e, int fp32) {
-    unsigned char *blob = fp32 ? malloc((size_t)e->dim * 4) : NULL;
+    unsigned char *blob = fp32 ? infer_malloc((size_t)e->dim * 4) : NULL;
     if (fp32 && !blob) return RedisModule_ReplyWithError(ctx, "ERR out of memory");
     int resp3 = mod_is_resp3(ctx);
     RedisModule_ReplyWithArray(ctx, e->n);
@@ -101,7 +101,7 @@ static int reply_vectors(RedisModuleCtx *ctx, const ic_ereq *e, int fp32) {
 static int into_vadd(RedisModuleCtx *ctx, emb_req *r) {
     const ic_ereq *e = r->e;
     size_t blen = (size_t)e->dim * 4;
-    unsigned char *blob = malloc(blen);
+    unsigned char *blob = infer_malloc(blen);
     if (!blob) return RedisModule_ReplyWithError(ctx, "ERR out of memory");
     ic_f32_le(e->vec, (size_t)e->dim, blob);
     const char *q = r->quant;
@@ -188,7 +188,7 @@ static void embed_disconnected(RedisModuleCtx *ctx, RedisModuleBlockedClient *bc
 }
 
 static char *dup_arg(const ic_arg *a, size_t *len) {
-    char *s = malloc(a->len + 1);
+    char *s = infer_malloc(a->len + 1);
     if (s) {
         memcpy(s, a->ptr, a->len);
         s[a->len] = 0;
@@ -242,7 +242,7 @@ int mod_cmd_embed(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         goto out;
     }
     if (o.into && check_into_key(ctx, &o.key) < 0) goto out;
-    r = calloc(1, sizeof *r);
+    r = infer_calloc(1, sizeof *r);
     if (!r || (o.into && (!(r->key = dup_arg(&o.key, &r->key_len)) ||
                           !(r->element = dup_arg(&o.element, &r->element_len)) ||
                           (o.setattr.ptr && !(r->attr = dup_arg(&o.setattr, &r->attr_len))))) ||

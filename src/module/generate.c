@@ -269,7 +269,7 @@ static char *copy_key(RedisModuleCtx *ctx, const ic_arg *key, size_t *len) {
         RedisModule_FreeCallReply(rep);
         return NULL;
     }
-    char *copy = malloc(n + 1);
+    char *copy = infer_malloc(n + 1);
     if (copy) {
         if (n) memcpy(copy, p, n);
         copy[n] = 0;
@@ -311,7 +311,7 @@ int mod_check_stream_key(RedisModuleCtx *ctx, const ic_arg *key) {
 }
 
 static char *dup_arg(const ic_arg *a) {
-    char *s = malloc(a->len + 1);
+    char *s = infer_malloc(a->len + 1);
     if (s) {
         memcpy(s, a->ptr, a->len);
         s[a->len] = 0;
@@ -320,7 +320,7 @@ static char *dup_arg(const ic_arg *a) {
 }
 
 gen_req *mod_gen_block(RedisModuleCtx *ctx, const ic_gen_opts *o) {
-    gen_req *g = calloc(1, sizeof *g);
+    gen_req *g = infer_calloc(1, sizeof *g);
     if (!g || (o->store.ptr && !(g->store_key = dup_arg(&o->store))) ||
         (o->stream.ptr && !(g->stream_key = dup_arg(&o->stream)))) {
         if (g) free(g->store_key), free(g->stream_key), free(g);

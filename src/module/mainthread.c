@@ -38,7 +38,7 @@ static void in_timer(RedisModuleCtx *ctx, void *data) {
 static void in_oneshot(void *data) { RedisModule_CreateTimer(g_mod.dctx, 0, in_timer, data); }
 
 int mod_run_on_main(mod_main_fn fn, void *arg) {
-    hop *h = malloc(sizeof *h);
+    hop *h = infer_malloc(sizeof *h);
     if (!h) return -1;
     h->fn = fn;
     h->arg = arg;

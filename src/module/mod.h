@@ -24,6 +24,7 @@ typedef struct mod_config {
     int64_t default_timeout_ms;/* 0: none */
     int default_max_tokens;
     int vector_sets;           /* infer-vector-sets yes: the V* commands and the vectorset type */
+    int debug;                 /* infer-debug yes: INFER.DEBUG (fault injection, tests only) */
 } mod_config;
 
 typedef struct mod_state {
@@ -34,6 +35,21 @@ typedef struct mod_state {
 } mod_state;
 
 extern mod_state g_mod;
+
+/* INFER.DEBUG ALLOC-FAIL (fault.c): the trampolines of module.c and
+ * vsets.c bracket every command's callback with enter (1 when this call
+ * is the armed one) and leave. */
+int mod_fault_enter(RedisModuleCtx *ctx);
+void mod_fault_leave(void);
+int mod_cmd_debug(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+/* fn called inside the fault window when this call is the armed one */
+#define MOD_FAULTED(fn)                                                                   \
+    static int fn##_faulted(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) { \
+        int armed = mod_fault_enter(ctx);                                                 \
+        int rc = fn(ctx, argv, argc);                                                     \
+        if (armed) mod_fault_leave();                                                     \
+        return rc;                                                                        \
+    }
 
 /* registry commands (models.c) */
 int mod_cmd_load(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);

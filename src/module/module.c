@@ -97,6 +97,9 @@ static int load_config(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         } else if (!strcasecmp(k, "infer-default-max-tokens")) {
             bad = parse_ll(v, 1, 1 << 20, &n);
             c->default_max_tokens = (int)n;
+        } else if (!strcasecmp(k, "infer-debug")) {
+            bad = strcasecmp(v, "yes") && strcasecmp(v, "no");
+            c->debug = !strcasecmp(v, "yes");
         } else if (!strcasecmp(k, "infer-vector-sets")) {
             bad = strcasecmp(v, "yes") && strcasecmp(v, "no");
             c->vector_sets = !strcasecmp(v, "yes");
@@ -127,13 +130,25 @@ typedef struct cmd_def {
 /* The commands that name no key.  INFER.LOAD and INFER.UNLOAD are not
  * writes either: models are not data, and each node (replicas included)
  * loads its own (docs/module.md, "Keys, replicas and Redis Cluster"). */
+/* every command through its trampoline: INFER.DEBUG ALLOC-FAIL's window */
+MOD_FAULTED(mod_cmd_load)
+MOD_FAULTED(mod_cmd_unload)
+MOD_FAULTED(mod_cmd_models)
+MOD_FAULTED(mod_cmd_tokenize)
+MOD_FAULTED(mod_cmd_detokenize)
+MOD_FAULTED(mod_cmd_stats)
+MOD_FAULTED(mod_cmd_generate)
+MOD_FAULTED(mod_cmd_embed)
+MOD_FAULTED(mod_cmd_rag)
+MOD_FAULTED(mod_cmd_answer)
+
 static const cmd_def commands[] = {
-    {"infer.load", mod_cmd_load, "deny-script"},
-    {"infer.unload", mod_cmd_unload, "deny-script"},
-    {"infer.models", mod_cmd_models, "readonly"},
-    {"infer.tokenize", mod_cmd_tokenize, "readonly"},
-    {"infer.detokenize", mod_cmd_detokenize, "readonly"},
-    {"infer.stats", mod_cmd_stats, "readonly"},
+    {"infer.load", mod_cmd_load_faulted, "deny-script"},
+    {"infer.unload", mod_cmd_unload_faulted, "deny-script"},
+    {"infer.models", mod_cmd_models_faulted, "readonly"},
+    {"infer.tokenize", mod_cmd_tokenize_faulted, "readonly"},
+    {"infer.detokenize", mod_cmd_detokenize_faulted, "readonly"},
+    {"infer.stats", mod_cmd_stats_faulted, "readonly"},
 };
 
 /* The commands that name keys: readonly (a call without STORE, STREAM or
@@ -146,10 +161,12 @@ static const struct {
     int keys, arity;
     const char *summary;
 } keyed[] = {
-    {"infer.generate", mod_cmd_generate, IC_KEYS_GENERATE, -3, "Generate text from a prompt with a loaded model"},
-    {"infer.embed", mod_cmd_embed, IC_KEYS_EMBED, -3, "Embed texts with an encoder, or add one to a vector set"},
-    {"infer.rag", mod_cmd_rag, IC_KEYS_RAG, -5, "Retrieve from a vector set and generate an answer"},
-    {"infer.answer", mod_cmd_answer, IC_KEYS_ANSWER, -5, "Generate an answer from given chunks, as INFER.RAG would"},
+    {"infer.generate", mod_cmd_generate_faulted, IC_KEYS_GENERATE, -3,
+     "Generate text from a prompt with a loaded model"},
+    {"infer.embed", mod_cmd_embed_faulted, IC_KEYS_EMBED, -3, "Embed texts with an encoder, or add one to a vector set"},
+    {"infer.rag", mod_cmd_rag_faulted, IC_KEYS_RAG, -5, "Retrieve from a vector set and generate an answer"},
+    {"infer.answer", mod_cmd_answer_faulted, IC_KEYS_ANSWER, -5,
+     "Generate an answer from given chunks, as INFER.RAG would"},
 };
 
 EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -176,6 +193,11 @@ EXPORT int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int
         if (mod_register_keyed(ctx, keyed[i].name, keyed[i].fn, keyed[i].keys, keyed[i].arity, keyed[i].summary) !=
             REDISMODULE_OK)
             return REDISMODULE_ERR;
+    if (g_mod.cfg.debug) {
+        if (RedisModule_CreateCommand(ctx, "infer.debug", mod_cmd_debug, "admin", 0, 0, 0) != REDISMODULE_OK)
+            return REDISMODULE_ERR;
+        RedisModule_Log(ctx, "warning", "infer: infer-debug yes: INFER.DEBUG can inject allocation failures");
+    }
     if (!(g_mod.dctx = RedisModule_GetDetachedThreadSafeContext(ctx))) {
         RedisModule_Log(ctx, "warning", "infer: cannot create a detached context");
         return REDISMODULE_ERR;

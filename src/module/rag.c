@@ -398,7 +398,7 @@ int mod_cmd_rag(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModuleString *uname = RedisModule_GetCurrentUserName(ctx);
     size_t ul = 0;
     const char *up = uname ? RedisModule_StringPtrLen(uname, &ul) : NULL;
-    char *user = up ? malloc(ul + 1) : NULL;
+    char *user = up ? infer_malloc(ul + 1) : NULL;
     if (user) memcpy(user, up, ul), user[ul] = 0;
     if (uname) RedisModule_FreeString(ctx, uname);
     if (!user) {

@@ -259,6 +259,7 @@ typedef struct RedisModuleCommandInfo {
     X(void, FreeThreadSafeContext, (RedisModuleCtx * ctx))                                         \
     X(int, SelectDb, (RedisModuleCtx * ctx, int newid))                                            \
     X(int, GetSelectedDb, (RedisModuleCtx * ctx))                                                  \
+    X(unsigned long long, GetClientId, (RedisModuleCtx * ctx))                                     \
     X(RedisModuleString *, CreateString, (RedisModuleCtx * ctx, const char *ptr, size_t len))      \
     X(void, FreeString, (RedisModuleCtx * ctx, RedisModuleString *str))                            \
     X(RedisModuleString *, GetCurrentUserName, (RedisModuleCtx * ctx))                             \

@@ -94,7 +94,7 @@ int mod_register_keyed(RedisModuleCtx *ctx, const char *name, RedisModuleCmdFunc
 /* argv as (pointer, length) pairs without replying (a keys-position
  * request has no client to answer); NULL when out of memory. */
 static ic_arg *quiet_args(RedisModuleString **argv, int argc) {
-    ic_arg *a = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *a);
+    ic_arg *a = infer_malloc((size_t)(argc > 0 ? argc : 1) * sizeof *a);
     if (a)
         for (int i = 0; i < argc; i++) a[i].ptr = RedisModule_StringPtrLen(argv[i], &a[i].len);
     return a;

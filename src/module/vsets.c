@@ -93,7 +93,7 @@ static void r_error(void *c, const char *line) {
         return;
     }
     size_t n = strlen(line);
-    char *copy = malloc(n + 1);
+    char *copy = infer_malloc(n + 1);
     if (!copy) {
         RedisModule_ReplyWithError(c, "ERR out of memory");
         return;
@@ -163,7 +163,7 @@ static int cmd_vset(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     vc_arg stack[16], *a = stack;
     if (argc > (int)(sizeof stack / sizeof stack[0])) {
         /* VALUES takes one argument per component: up to 65536 */
-        a = malloc((size_t)argc * sizeof *a);
+        a = infer_malloc((size_t)argc * sizeof *a);
         if (!a) return RedisModule_ReplyWithError(ctx, "ERR out of memory");
     }
     for (int i = 0; i < argc; i++) a[i].ptr = RedisModule_StringPtrLen(argv[i], &a[i].len);
@@ -568,6 +568,19 @@ static void acl_of(const vc_command *c, int vectorset, char *out, size_t cap) {
              vectorset ? " vectorset" : "");
 }
 
+/* libvset's allocations ask libinfer's hook first (INFER.DEBUG
+ * ALLOC-FAIL's sweeps fail them too), then go to the server. */
+static void *vs_alloc_at(size_t n, const void *site) {
+    if (!infer_alloc_allowed(n, site)) return NULL;
+    return RedisModule_TryAlloc ? RedisModule_TryAlloc(n) : RedisModule_Alloc(n);
+}
+
+static void *vs_realloc_at(void *p, size_t n, const void *site) {
+    return infer_alloc_allowed(n, site) ? RedisModule_Realloc(p, n) : NULL;
+}
+
+MOD_FAULTED(cmd_vset)
+
 int mod_vsets_init(RedisModuleCtx *ctx) {
     if (host_has_vadd(ctx)) {
         RedisModule_Log(ctx, "notice",
@@ -579,7 +592,7 @@ int mod_vsets_init(RedisModuleCtx *ctx) {
      * TryAlloc (where the server has it) lets libvset answer an error
      * rather than abort the server when memory runs out. */
     vset_allocator a = {RedisModule_TryAlloc ? RedisModule_TryAlloc : RedisModule_Alloc, RedisModule_Realloc,
-                        RedisModule_Free, RedisModule_MallocSize, NULL, NULL};
+                        RedisModule_Free, RedisModule_MallocSize, vs_alloc_at, vs_realloc_at};
     vset_set_allocator(&a);
     /* rdb_load checks IsIOError itself: a corrupt payload fails the load
      * (or the RESTORE) instead of panicking the server. */
@@ -606,7 +619,7 @@ int mod_vsets_init(RedisModuleCtx *ctx) {
     for (const vc_command *c = vc_commands(); c->name; c++, n++) {
         char acl[48];
         acl_of(c, vectorset, acl, sizeof acl);
-        if (register_one(ctx, c->name, cmd_vset, c->flags, c->arity, c->summary, c->since, key_flags(c->name),
+        if (register_one(ctx, c->name, cmd_vset_faulted, c->flags, c->arity, c->summary, c->since, key_flags(c->name),
                          acl) != REDISMODULE_OK)
             return REDISMODULE_ERR;
     }
@@ -634,7 +647,7 @@ static int col_push(mod_vsim_out *o, const char *p, size_t n, int null) {
     if (o->failed) return -1;
     if (o->n == o->cap) {
         size_t cap = o->cap ? 2 * o->cap : 32;
-        mod_vsim_item *v = realloc(o->items, cap * sizeof *v);
+        mod_vsim_item *v = infer_realloc(o->items, cap * sizeof *v);
         if (!v) return o->failed = 1, -1;
         o->items = v;
         o->cap = cap;
@@ -642,7 +655,7 @@ static int col_push(mod_vsim_out *o, const char *p, size_t n, int null) {
     mod_vsim_item *it = &o->items[o->n];
     it->null = null;
     it->len = n;
-    it->p = malloc(n + 1);
+    it->p = infer_malloc(n + 1);
     if (!it->p) return o->failed = 1, -1;
     if (n) memcpy(it->p, p, n);
     it->p[n] = 0;

@@ -124,7 +124,7 @@ static int parse_vector(const vc_arg *argv, int argc, int *pos, int allow_reduce
         const vc_arg *b = &argv[p + 1];
         if (b->len < 4 || b->len % 4 || b->len / 4 > VC_MAX_DIM) return -1;
         out->dim = (uint32_t)(b->len / 4);
-        out->v = malloc(b->len);
+        out->v = vset_mem_alloc(b->len);
         if (!out->v) return -2;
         for (uint32_t i = 0; i < out->dim; i++) {
             const unsigned char *q = (const unsigned char *)b->ptr + 4 * i;
@@ -136,12 +136,12 @@ static int parse_vector(const vc_arg *argv, int argc, int *pos, int allow_reduce
         long long n;
         if (parse_ll(&argv[p + 1], &n) < 0 || n < 1 || n > VC_MAX_DIM || n > argc - p - 2) return -1;
         out->dim = (uint32_t)n;
-        out->v = malloc((size_t)n * sizeof *out->v);
+        out->v = vset_mem_alloc((size_t)n * sizeof *out->v);
         if (!out->v) return -2;
         for (long long i = 0; i < n; i++) {
             double d;
             if (parse_double(&argv[p + 2 + i], &d) < 0) {
-                free(out->v);
+                vset_mem_free(out->v);
                 out->v = NULL;
                 return -1;
             }
@@ -154,12 +154,12 @@ static int parse_vector(const vc_arg *argv, int argc, int *pos, int allow_reduce
     /* Redis stores NaN and infinities and then answers garbage: refused. */
     for (uint32_t i = 0; i < out->dim; i++)
         if (!isfinite(out->v[i])) {
-            free(out->v);
+            vset_mem_free(out->v);
             out->v = NULL;
             return -1;
         }
     if (out->reduce && out->reduce > out->dim) {
-        free(out->v);
+        vset_mem_free(out->v);
         out->v = NULL;
         return -1;
     }
@@ -203,16 +203,16 @@ void vc_job_free(vc_job *j) {
     if (!j) return;
     if (j->hits) {
         vset_hits_free(j->hits, j->nhits > 0 ? j->nhits : 0);
-        free(j->hits);
+        vset_mem_free(j->hits);
     }
     vfilter_free(j->filter);
-    free((void *)j->q.vec);
+    vset_mem_free((void *)j->q.vec);
     vset_prep_free(j->prep);
-    free(j->vec);
-    free(j->name);
-    free(j->attr);
+    vset_mem_free(j->vec);
+    vset_mem_free(j->name);
+    vset_mem_free(j->attr);
     if (j->s) vset_free(j->s);
-    free(j);
+    vset_mem_free(j);
 }
 
 /* ---- VADD ------------------------------------------------------------------------------ */
@@ -228,7 +228,7 @@ static int cmd_vadd(const vc_arg *argv, int argc, vc_ctx *x) {
     int rc = parse_vector(argv, argc, &pos, 1, &v);
     if (rc < 0) return vector_error(r, rc), VC_DONE;
     if (pos >= argc) {
-        free(v.v);
+        vset_mem_free(v.v);
         return arity(r, "VADD"), VC_DONE;
     }
     const vc_arg *ele = &argv[pos++];
@@ -248,27 +248,27 @@ static int cmd_vadd(const vc_arg *argv, int argc, vc_ctx *x) {
             quant = VSET_BIN;
         } else if (is(a, "EF") && more) {
             if (parse_ll(&argv[++pos], &ef) < 0 || ef <= 0 || ef > VC_MAX_EF) {
-                free(v.v);
+                vset_mem_free(v.v);
                 return err_line(r, "ERR invalid EF"), VC_DONE;
             }
         } else if (is(a, "M") && more) {
             long long mm;
             if (parse_ll(&argv[++pos], &mm) < 0 || mm < VSET_MIN_M || mm > VSET_MAX_M) {
-                free(v.v);
+                vset_mem_free(v.v);
                 return err_line(r, "ERR invalid M"), VC_DONE;
             }
             m = (int)mm;
         } else if (is(a, "SETATTR") && more) {
             attr = &argv[++pos];
         } else {
-            free(v.v);
+            vset_mem_free(v.v);
             return err_line(r, "ERR invalid option after element"), VC_DONE;
         }
     }
     vset *s;
     int k = lookup(x, 1, &s);
     if (k == VC_KEY_WRONGTYPE) {
-        free(v.v);
+        vset_mem_free(v.v);
         return VC_DONE;
     }
     char err[VC_ERRLEN];
@@ -276,12 +276,12 @@ static int cmd_vadd(const vc_arg *argv, int argc, vc_ctx *x) {
         vset_config cfg = {v.dim, v.reduce, quant, m, x->rand};
         s = vset_new(&cfg, err, sizeof err);
         if (!s) {
-            free(v.v);
+            vset_mem_free(v.v);
             return err_line(r, err), VC_DONE;
         }
         rc = vset_add(s, v.v, ele->ptr, ele->len, (int)ef, attr ? attr->ptr : NULL, attr ? attr->len : 0, err,
                       sizeof err);
-        free(v.v);
+        vset_mem_free(v.v);
         if (rc < 0) {
             vset_free(s);
             return err_line(r, err), VC_DONE;
@@ -295,27 +295,27 @@ static int cmd_vadd(const vc_arg *argv, int argc, vc_ctx *x) {
         return VC_DONE;
     }
     if (quant != vset_quant(s)) {
-        free(v.v);
+        vset_mem_free(v.v);
         return err_line(r, "ERR asked quantization mismatch with existing vector set"), VC_DONE;
     }
     if (m != vset_m(s)) {
-        free(v.v);
+        vset_mem_free(v.v);
         return err_line(r, "ERR asked M value mismatch with existing vector set"), VC_DONE;
     }
     int projected = vset_reduce(s) != 0;
     if ((!projected && v.dim != vset_dim(s)) || (projected && v.reduce != vset_dim(s))) {
         snprintf(err, sizeof err, "ERR Vector dimension mismatch - got %u but set has %u", v.dim, vset_dim(s));
-        free(v.v);
+        vset_mem_free(v.v);
         return err_line(r, err), VC_DONE;
     }
     if (v.reduce && !projected) {
-        free(v.v);
+        vset_mem_free(v.v);
         return err_line(r, "ERR cannot add projection to existing set without projection"), VC_DONE;
     }
     if (projected && v.dim != vset_input_dim(s)) {
         snprintf(err, sizeof err, "ERR Input dimension mismatch for projection - got %u but projection expects %u",
                  v.dim, vset_input_dim(s));
-        free(v.v);
+        vset_mem_free(v.v);
         return err_line(r, err), VC_DONE;
     }
     int64_t id = vset_find(s, ele->ptr, ele->len);
@@ -323,7 +323,7 @@ static int cmd_vadd(const vc_arg *argv, int argc, vc_ctx *x) {
         /* An existing element: its vector is replaced; SETATTR "" removes
          * the attributes, no SETATTR keeps them. */
         rc = vset_update(s, (uint32_t)id, v.v, (int)ef, err, sizeof err);
-        free(v.v);
+        vset_mem_free(v.v);
         if (rc == 0 && attr && vset_set_attr(s, (uint32_t)id, attr->ptr, attr->len) < 0) {
             rc = -1;
             snprintf(err, sizeof err, "ERR out of memory");
@@ -334,18 +334,18 @@ static int cmd_vadd(const vc_arg *argv, int argc, vc_ctx *x) {
         return VC_DONE;
     }
     if (cas && x->can_defer) {
-        vc_job *j = calloc(1, sizeof *j);
+        vc_job *j = vset_mem_calloc(1, sizeof *j);
         if (j) {
             j->kind = JOB_VADD;
             j->s = s;
             vset_retain(s);
             j->vec = v.v;
             j->ef = (int)ef;
-            j->name = malloc(ele->len + 1);
+            j->name = vset_mem_alloc(ele->len + 1);
             if (j->name) memcpy(j->name, ele->ptr, ele->len), j->name_len = ele->len;
             if (attr) {
                 j->has_attr = 1;
-                j->attr = malloc(attr->len + 1);
+                j->attr = vset_mem_alloc(attr->len + 1);
                 if (j->attr) memcpy(j->attr, attr->ptr, attr->len), j->attr_len = attr->len;
             }
             if (j->name && (!attr || j->attr)) {
@@ -359,7 +359,7 @@ static int cmd_vadd(const vc_arg *argv, int argc, vc_ctx *x) {
     }
     rc = vset_add(s, v.v, ele->ptr, ele->len, (int)ef, attr ? attr->ptr : NULL, attr ? attr->len : 0, err,
                   sizeof err);
-    free(v.v);
+    vset_mem_free(v.v);
     if (rc < 0) return err_line(r, err), VC_DONE;
     x->ops->changed(x->key_ctx, "vadd");
     r->boolean(r->c, rc == 1);
@@ -418,12 +418,12 @@ static int cmd_vsim(const vc_arg *argv, int argc, vc_ctx *x) {
                 snprintf(err, sizeof err,
                          "ERR Input dimension mismatch for projection - got %u but projection expects %u", v.dim,
                          vset_input_dim(s));
-                free(v.v);
+                vset_mem_free(v.v);
                 return err_line(r, err), VC_DONE;
             }
         } else if (v.dim != vset_dim(s)) {
             snprintf(err, sizeof err, "ERR Vector dimension mismatch - got %u but set has %u", v.dim, vset_dim(s));
-            free(v.v);
+            vset_mem_free(v.v);
             return err_line(r, err), VC_DONE;
         } else {
             q.reduced = vset_reduce(s) != 0; /* already in the reduced space: used as is */
@@ -465,7 +465,7 @@ static int cmd_vsim(const vc_arg *argv, int argc, vc_ctx *x) {
     }
     if (bad) {
         vfilter_free(filter);
-        free(v.v);
+        vset_mem_free(v.v);
         return err_line(r, bad), VC_DONE;
     }
     uint64_t card = vset_card(s);
@@ -479,7 +479,7 @@ static int cmd_vsim(const vc_arg *argv, int argc, vc_ctx *x) {
     q.filter_ef = filter_ef ? (uint64_t)filter_ef
                             : ((uint64_t)o.count > UINT64_MAX / 100 ? UINT64_MAX : (uint64_t)o.count * 100);
     if (x->can_defer && !nothread) {
-        vc_job *j = calloc(1, sizeof *j);
+        vc_job *j = vset_mem_calloc(1, sizeof *j);
         if (j) {
             j->kind = JOB_VSIM;
             j->s = s;
@@ -492,18 +492,18 @@ static int cmd_vsim(const vc_arg *argv, int argc, vc_ctx *x) {
             return VC_DEFERRED;
         }
     }
-    vset_hit *hits = q.count ? calloc(q.count, sizeof *hits) : NULL;
+    vset_hit *hits = q.count ? vset_mem_calloc(q.count, sizeof *hits) : NULL;
     int n = 0;
     if (q.count && !hits) n = -1;
     else if (q.count) n = vset_search(s, &q, hits);
     vfilter_free(filter);
-    free(v.v);
+    vset_mem_free(v.v);
     if (n < 0) {
-        free(hits);
+        vset_mem_free(hits);
         return err_line(r, "ERR out of memory"), VC_DONE;
     }
     vsim_reply(r, &o, hits, n, s);
-    free(hits);
+    vset_mem_free(hits);
     return VC_DONE;
 }
 
@@ -511,7 +511,7 @@ static int cmd_vsim(const vc_arg *argv, int argc, vc_ctx *x) {
 
 void vc_job_run(vc_job *j) {
     if (j->kind == JOB_VSIM) {
-        j->hits = j->q.count ? calloc(j->q.count, sizeof *j->hits) : NULL;
+        j->hits = j->q.count ? vset_mem_calloc(j->q.count, sizeof *j->hits) : NULL;
         if (j->q.count && !j->hits) j->nhits = -1;
         else if (j->q.count) j->nhits = vset_search(j->s, &j->q, j->hits);
         return;
@@ -621,12 +621,12 @@ static int cmd_vemb(const vc_arg *argv, int argc, vc_ctx *x) {
         return VC_DONE;
     }
     uint32_t dim = vset_dim(s);
-    float *f = malloc((size_t)dim * sizeof *f);
+    float *f = vset_mem_alloc((size_t)dim * sizeof *f);
     if (!f) return err_line(r, "ERR out of memory"), VC_DONE;
     vset_get_vector(s, (uint32_t)id, f);
     r->array(r->c, dim);
     for (uint32_t i = 0; i < dim; i++) r->dbl(r->c, f[i]);
-    free(f);
+    vset_mem_free(f);
     return VC_DONE;
 }
 
@@ -779,7 +779,7 @@ static int collect(void *ud, uint32_t id) {
     }
     if (w->n == w->cap) {
         size_t nc = w->cap ? w->cap * 2 : 64;
-        uint32_t *ni = realloc(w->ids, nc * sizeof *ni);
+        uint32_t *ni = vset_mem_realloc(w->ids, nc * sizeof *ni);
         if (!ni) {
             w->oom = 1;
             return 1;
@@ -829,11 +829,11 @@ static int cmd_vrandmember(const vc_arg *argv, int argc, vc_ctx *x) {
         walk_ud w = {r, s, card, NULL, 0, 0, NULL, 0, 0, 0};
         vset_range(s, NULL, 0, 0, collect, &w);
         if (w.oom) {
-            free(w.ids);
+            vset_mem_free(w.ids);
             return err_line(r, "ERR out of memory"), VC_DONE;
         }
         reply_ids(r, s, w.ids, w.n);
-        free(w.ids);
+        vset_mem_free(w.ids);
         return VC_DONE;
     }
     if ((uint64_t)count * 5 > card) {
@@ -849,21 +849,21 @@ static int cmd_vrandmember(const vc_arg *argv, int argc, vc_ctx *x) {
             w.ids = w2.ids, w.n = w2.n, w.oom = w2.oom;
         }
         if (w.oom) {
-            free(w.ids);
+            vset_mem_free(w.ids);
             return err_line(r, "ERR out of memory"), VC_DONE;
         }
         reply_ids(r, s, w.ids, w.n);
-        free(w.ids);
+        vset_mem_free(w.ids);
         return VC_DONE;
     }
     /* A few of many: independent draws, kept distinct by a bitmap of ids. */
     uint32_t bound = vset_id_bound(s);
     size_t words = ((size_t)bound + 63) / 64;
-    uint64_t *seen = calloc(words ? words : 1, 8);
-    uint32_t *ids = malloc((size_t)count * sizeof *ids);
+    uint64_t *seen = vset_mem_calloc(words ? words : 1, 8);
+    uint32_t *ids = vset_mem_alloc((size_t)count * sizeof *ids);
     if (!seen || !ids) {
-        free(seen);
-        free(ids);
+        vset_mem_free(seen);
+        vset_mem_free(ids);
         return err_line(r, "ERR out of memory"), VC_DONE;
     }
     long long got = 0;
@@ -875,8 +875,8 @@ static int cmd_vrandmember(const vc_arg *argv, int argc, vc_ctx *x) {
         ids[got++] = (uint32_t)id;
     }
     reply_ids(r, s, ids, (size_t)got);
-    free(seen);
-    free(ids);
+    vset_mem_free(seen);
+    vset_mem_free(ids);
     return VC_DONE;
 }
 
@@ -913,11 +913,11 @@ static int cmd_vrange(const vc_arg *argv, int argc, vc_ctx *x) {
     walk_ud w = {r, s, count < 0 ? UINT64_MAX : (uint64_t)count, NULL, 0, 0, ep, el, ek == 3 ? 0 : ek, 0};
     vset_range(s, sk == 0 ? NULL : sp, sl, sk == 2, collect, &w);
     if (w.oom) {
-        free(w.ids);
+        vset_mem_free(w.ids);
         return err_line(r, "ERR out of memory"), VC_DONE;
     }
     reply_ids(r, s, w.ids, w.n);
-    free(w.ids);
+    vset_mem_free(w.ids);
     return VC_DONE;
 }
 

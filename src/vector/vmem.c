@@ -46,3 +46,20 @@ char *vs_memdup(const void *p, size_t n) {
 }
 
 size_t vs_usable(void *p) { return p && A.usable ? A.usable(p) : 0; }
+
+/* The public forms: the same, the site being their own caller's. */
+void *vset_mem_alloc(size_t n) { return alloc_for(n ? n : 1, __builtin_return_address(0)); }
+
+void *vset_mem_calloc(size_t n, size_t size) {
+    if (size && n > SIZE_MAX / size) return NULL;
+    size_t bytes = n * size;
+    void *p = alloc_for(bytes ? bytes : 1, __builtin_return_address(0));
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+void *vset_mem_realloc(void *p, size_t n) {
+    return A.realloc_at ? A.realloc_at(p, n ? n : 1, __builtin_return_address(0)) : A.realloc(p, n ? n : 1);
+}
+
+void vset_mem_free(void *p) { vs_free(p); }

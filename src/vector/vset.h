@@ -50,6 +50,14 @@ typedef struct vset_allocator {
 /* Installs the allocator for every set created afterwards.  Call once, at
  * start, before any set exists. */
 void vset_set_allocator(const vset_allocator *a);
+/* The installed allocator, for the front-end libraries (libvcmd): their
+ * memory is then the host's too, counted and swept with the sets'.  What
+ * vset_mem_alloc / _calloc / _realloc return is freed with vset_mem_free,
+ * never free(). */
+void *vset_mem_alloc(size_t n);
+void *vset_mem_calloc(size_t n, size_t size);
+void *vset_mem_realloc(void *p, size_t n);
+void vset_mem_free(void *p);
 
 /* ---- limits and defaults (Redis 8's) ------------------------------------ */
 

@@ -2,14 +2,14 @@
 
 An allocation site is a line of src/ that calls an allocation primitive:
 the C library's malloc / calloc / realloc / strdup, or the seams that wrap
-them - km_* (core: the server's), ie_* and infer_* (libinfer and
-libinfercmd), vs_* (libvset).  A sweep reaches a site when it fails an
+them - km_* (core: the server's), ie_* and infer_* (libinfer,
+libinfercmd, inferkv.so), vs_* and vset_mem_* (libvset, libvcmd).  A sweep reaches a site when it fails an
 allocation made there: the primitives record the address their caller
 returns to (km_fail_site, the site argument of infer_set_alloc_hook), which
 addr2line turns into file:line.
 
-  coverage.py --server-json build/asan/fault-sweep.json \\
-              --engine-sites FILE (test_engine_oom's "site" lines) [--list]
+  coverage.py --server-json build/asan/fault-sweep.json --server-json build/asan/fault-sweep-module.json \\
+              --engine-sites build/asan/fault-engine-sites.txt [--list]
 
 Prints a table per directory: sites, reached, and with --list the sites
 not reached.  Figures for docs/testing.md; nothing here fails.
@@ -24,7 +24,8 @@ from collections import defaultdict
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRIMITIVES = re.compile(r"(?<![\w.>])(malloc|calloc|realloc|strdup|km_malloc|km_calloc|km_realloc|km_strdup|"
                         r"ie_malloc|ie_calloc|ie_realloc|ie_strdup|infer_malloc|infer_calloc|infer_realloc|"
-                        r"infer_strdup|vs_malloc|vs_calloc|vs_realloc|vs_memdup)\(")
+                        r"infer_strdup|vs_malloc|vs_calloc|vs_realloc|vs_memdup|vset_mem_alloc|vset_mem_calloc|"
+                        r"vset_mem_realloc)\(")
 # the primitives themselves, and code outside the libraries and servers
 EXCLUDE = {"src/core/mem.c", "src/engine/kernels/ialloc.c", "src/vector/vmem.c"}
 EXCLUDE_DIRS = ("src/engine/cli/",)
@@ -71,15 +72,16 @@ def resolve(binary, offsets):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--server-json")
+    ap.add_argument("--server-json", action="append", default=[], help="a sweep_server.py --json report (repeatable)")
     ap.add_argument("--engine-sites")
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()
     total = static_sites()
     reached = set()
-    if a.server_json and os.path.exists(a.server_json):
-        j = json.load(open(a.server_json))
-        reached |= {k.split(" ")[0] for k in j.get("sites", {})}
+    for path in a.server_json:
+        if os.path.exists(path):
+            j = json.load(open(path))
+            reached |= {k.split(" ")[0] for k in j.get("sites", {})}
     if a.engine_sites and os.path.exists(a.engine_sites):
         raw = [ln.split()[-1] for ln in open(a.engine_sites) if ln.strip().startswith("site ")]
         by_bin = defaultdict(list)

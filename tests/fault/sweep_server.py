@@ -23,6 +23,12 @@ is resolved to file:line (addr2line) and counted: the sweep prints how
 many distinct allocation call sites it failed.
 
   sweep_server.py [--server PATH] [--families a,b] [--slice K] [--json FILE]
+  sweep_server.py --redis build/asan/inferkv.so [--preload libasan.so] ...
+
+With --redis the server is Debian's redis-server with the module (loaded
+with infer-debug yes) and the failures are injected with INFER.DEBUG
+ALLOC-FAIL into the module's commands (INFER.*, V*): the module's own
+allocations, libinfer's, libinfercmd's, libvcmd's and libvset's.
 
 --slice K sweeps only every K-th command of each family (make test runs a
 slice so that CI stays in time; make fault runs them all).  Prints "N
@@ -58,8 +64,9 @@ def ttl_bucket(ms):
 
 
 class Sweep:
-    def __init__(self, port):
+    def __init__(self, port, debug=("DEBUG",)):
         self.port = port
+        self.debug = list(debug)  # DEBUG (inferkv-server) or INFER.DEBUG (inferkv.so)
         self.obs = RawClient(port, timeout=60)     # snapshots and STATUS
         self.c = None
         self.cid = None
@@ -143,7 +150,7 @@ class Sweep:
             self.call(*cmd)
 
     def status(self):
-        _, v = self.obs.call("DEBUG", "ALLOC-FAIL", "STATUS")
+        _, v = self.obs.call(*self.debug, "ALLOC-FAIL", "STATUS")
         return v[0][1], v[1][1], v[2][1].decode()
 
     def check_exec(self, before, got, want, snap):
@@ -172,7 +179,7 @@ class Sweep:
         s1 = self.snapshot()
         for n in range(1, MAX_N + 1):
             self.rebuild(before)
-            t, v = self.obs.call("DEBUG", "ALLOC-FAIL", n, "ID", self.cid)
+            t, v = self.obs.call(*self.debug, "ALLOC-FAIL", n, "ID", self.cid)
             if t == "-":
                 return False, "DEBUG ALLOC-FAIL: %s" % v, n
             got = self.call(*cmd)
@@ -292,24 +299,51 @@ def setup_models(models, bindir):
     return None
 
 
-def resolve(binary, sites):
-    """{"binary+0xoff": n} -> {"file:line (function)": n} with addr2line."""
-    offs = [(s, s.rsplit("+", 1)[1]) for s in sites if "+0x" in s]
-    if not offs:
-        return {}
-    # a return address follows the call: one byte back is inside it
-    args = ["addr2line", "-f", "-C", "-e", binary] + ["0x%x" % (int(o, 16) - 1) for _, o in offs]
-    try:
-        out = subprocess.run(args, capture_output=True, text=True, timeout=60).stdout.splitlines()
-    except (OSError, subprocess.TimeoutExpired):
-        return {s: n for s, n in sites.items()}
+def resolve(binaries, sites):
+    """{"name+0xoff": n} -> {"file:line (function)": n} with addr2line, name
+    being one of binaries' base names."""
     res = {}
-    for i, (s, _) in enumerate(offs):
-        fn, loc = out[2 * i:2 * i + 2] if len(out) >= 2 * i + 2 else ("?", "?")
-        loc = os.path.relpath(loc.split(" ")[0], ROOT) if loc.startswith("/") else loc
-        key = "%s (%s)" % (loc, fn)
-        res[key] = res.get(key, 0) + sites[s]
+    for binary in binaries:
+        name = os.path.basename(binary)
+        offs = [(s, s.rsplit("+", 1)[1]) for s in sites if s.startswith(name + "+0x")]
+        if not offs:
+            continue
+        # a return address follows the call: one byte back is inside it
+        args = ["addr2line", "-f", "-C", "-e", binary] + ["0x%x" % (int(o, 16) - 1) for _, o in offs]
+        try:
+            out = subprocess.run(args, capture_output=True, text=True, timeout=60).stdout.splitlines()
+        except (OSError, subprocess.TimeoutExpired):
+            out = []
+        for i, (s, _) in enumerate(offs):
+            fn, loc = out[2 * i:2 * i + 2] if len(out) >= 2 * i + 2 else ("?", "?")
+            loc = os.path.relpath(loc.split(" ")[0], ROOT) if loc.startswith("/") else loc
+            key = "%s (%s)" % (loc, fn)
+            res[key] = res.get(key, 0) + sites[s]
     return res
+
+
+class ModuleServer(server_harness.LoggedProcess):
+    """Debian's redis-server with inferkv.so (infer-debug yes); with
+    preload, the sanitizer runtime the module was built with."""
+
+    def __init__(self, module, models, preload):
+        self.port = server_harness.free_port()
+        self.dir = tempfile.mkdtemp(prefix="inferkv-sweep-redis-")
+        cmd = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port), "--bind",
+               "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir, "--loadmodule", module,
+               "infer-models-dir", models, "infer-threads", "1", "infer-debug", "yes"]
+        env = dict(os.environ)
+        if preload:
+            env["LD_PRELOAD"] = preload
+        super().__init__(cmd, os.path.join(self.dir, "redis.log"), env=env)
+
+        def ping():
+            c = RawClient(self.port)
+            c.call("PING")
+            c.close()
+            return True
+        if not server_harness.wait_up(self.proc, ping):
+            raise RuntimeError("redis-server with the module did not start:\n" + self.log_text())
 
 
 def main():
@@ -317,7 +351,9 @@ def main():
     asan = os.path.join(ROOT, "build", "asan", "inferkv-server")
     ap.add_argument("--server", default=os.environ.get("INFERKV_SERVER") or
                     (asan if os.path.exists(asan) else server_harness.SERVER))
-    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--families", default=None, help="default: all (with --redis: infer,vset)")
+    ap.add_argument("--redis", metavar="MODULE", help="sweep Debian's redis-server with this inferkv.so instead")
+    ap.add_argument("--preload", default="", help="with --redis: the sanitizer runtime to preload")
     ap.add_argument("--slice", type=int, default=1)
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -326,20 +362,25 @@ def main():
     os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
     t = Tally()
     t0 = time.time()
-    print("sweeping %s (slice 1/%d)" % (server_harness.SERVER, a.slice))
+    print("sweeping %s (slice 1/%d)" % (("redis-server with " + a.redis) if a.redis else server_harness.SERVER,
+                                        a.slice))
     results = {}
     models = tempfile.mkdtemp(prefix="inferkv-sweep-models-")
     why = setup_models(models, os.path.dirname(server_harness.SERVER))
-    srv = Server("--enable-debug-command", "local", "--infer-models-dir", models, "--infer-threads", "1")
+    families = (a.families or ("infer,vset" if a.redis else ",".join(FAMILIES))).split(",")
+    if a.redis:
+        srv = ModuleServer(os.path.abspath(a.redis), models, a.preload)
+    else:
+        srv = Server("--enable-debug-command", "local", "--infer-models-dir", models, "--infer-threads", "1")
     sw = None
     try:
-        sw = Sweep(srv.port)
+        sw = Sweep(srv.port, ("INFER.DEBUG",) if a.redis else ("DEBUG",))
         if not why:
             for name in ("s", "e"):
                 r = sw.obs.call("INFER.LOAD", name, name + ".gguf")
                 if r[0] == "-":
                     why = "INFER.LOAD %s: %s" % (name, r[1])
-        for fam in a.families.split(","):
+        for fam in families:
             if fam == "infer" and why:
                 t.skip("the infer family: %s" % why)
                 continue
@@ -347,6 +388,8 @@ def main():
             for i, cmd in enumerate(cmds):
                 if i % a.slice:
                     continue
+                if a.redis and not (cmd[0].upper().startswith("INFER.") or cmd[0].upper().startswith("V")):
+                    continue  # Redis's own command: the module's seam does not see it
 
                 def one(fam=fam, i=i, cmd=cmd):
                     try:
@@ -375,7 +418,7 @@ def main():
             assert not bad and srv.proc.returncode == 0, "sanitizer report or unclean exit %r: %s" % (
                 srv.proc.returncode, bad[:3])
         t.run(server_log_clean)
-    sites = resolve(server_harness.SERVER, sw.sites if sw else {})
+    sites = resolve([os.path.abspath(a.redis)] if a.redis else [server_harness.SERVER], sw.sites if sw else {})
     print("allocation call sites failed: %d distinct, %d injected failures (%.1f s)" % (
         len(sites), sum(sites.values()), time.time() - t0))
     if a.json:

@@ -7,16 +7,19 @@
 #     (DEBUG ALLOC-FAIL): each run ends with a clean error and the dataset
 #     unchanged, or with the command done whole, the server serving, and
 #     nothing leaked at its exit;
+#   - the same through Debian's redis-server with build/asan/inferkv.so
+#     (INFER.DEBUG ALLOC-FAIL; the module's INFER.* and V* commands);
 #   - build/asan/tests/test_engine_oom: the same for libinfer's own seam
 #     (infer_set_alloc_hook): model load, vocabularies, generation, the
-#     scheduler, embeddings.
+#     scheduler, embeddings;
+# then tests/fault/coverage.py's table of the allocation sites reached.
 # A few seconds once built; `make fault` runs the same and writes the
 # per-command report (build/asan/fault-sweep.json).
 set -u
 cd "$(dirname "$0")/../.."
 ASAN_BUILD=${INFERKV_ASAN_BUILD:-build/asan}
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
-targets="$ASAN_BUILD/inferkv-server $ASAN_BUILD/gguf-gen $ASAN_BUILD/tests/test_engine_oom"
+targets="$ASAN_BUILD/inferkv-server $ASAN_BUILD/inferkv.so $ASAN_BUILD/gguf-gen $ASAN_BUILD/tests/test_engine_oom"
 if ! nice make -s -j"$(nproc)" BUILD="$ASAN_BUILD" OPT=-O1 SANFLAGS="$SAN" $targets >/dev/null 2>&1; then
     echo "  FAIL: cannot build $targets:"
     nice make -s -j"$(nproc)" BUILD="$ASAN_BUILD" OPT=-O1 SANFLAGS="$SAN" $targets 2>&1 | tail -20
@@ -39,10 +42,21 @@ rc=$?
 printf '%s\n' "$out"
 count "$out"
 [ $rc -eq 0 ] || [ $f -gt 0 ] || f=1
-out=$("$ASAN_BUILD/tests/test_engine_oom" 2>&1)
+out=$(/usr/bin/python3 tests/fault/sweep_server.py --redis "$ASAN_BUILD/inferkv.so" \
+    --preload "$(gcc -print-file-name=libasan.so)" --json "$ASAN_BUILD/fault-sweep-module.json" 2>&1)
 rc=$?
-printf 'engine (test_engine_oom under ASan):\n%s\n' "$out"
+printf 'inferkv.so in redis-server:\n%s\n' "$out"
+before=$f
 count "$out"
-[ $rc -eq 0 ] || [ $f -gt 0 ] || f=$((f + 1))
+[ $rc -eq 0 ] || [ $f -gt $before ] || f=$((f + 1))
+out=$(INFERKV_FAULT_SITES=1 "$ASAN_BUILD/tests/test_engine_oom" 2>&1)
+rc=$?
+printf '%s\n' "$out" | grep '^  site ' > "$ASAN_BUILD/fault-engine-sites.txt"
+printf 'engine (test_engine_oom under ASan):\n%s\n' "$(printf '%s\n' "$out" | grep -v '^  site ')"
+before=$f
+count "$out"
+[ $rc -eq 0 ] || [ $f -gt $before ] || f=$((f + 1))
+/usr/bin/python3 tests/fault/coverage.py --server-json "$ASAN_BUILD/fault-sweep.json" \
+    --server-json "$ASAN_BUILD/fault-sweep-module.json" --engine-sites "$ASAN_BUILD/fault-engine-sites.txt"
 echo "$p passed, $f failed, $s skipped"
 [ $f -eq 0 ]

@@ -53,3 +53,5 @@ void *infer_malloc(size_t n) { return alloc_at(n, __builtin_return_address(0)); 
 void *infer_calloc(size_t n, size_t size) { return calloc_at(n, size, __builtin_return_address(0)); }
 void *infer_realloc(void *p, size_t n) { return realloc_at(p, n, __builtin_return_address(0)); }
 char *infer_strdup(const char *s) { return strdup_at(s, __builtin_return_address(0)); }
+
+int infer_alloc_allowed(size_t bytes, const void *site) { return allowed(bytes, site); }
