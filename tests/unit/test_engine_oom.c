@@ -20,12 +20,21 @@
  *     (an allocation failed on the scheduler's thread must end the
  *     request with INFER_FINISH_ERROR and its message);
  *   - embeddings: a gguf-gen tiny-bert (when gguf-gen is built beside
- *     this binary) loaded and two texts embedded.
+ *     this binary) loaded and two texts embedded, directly and through
+ *     the embedding scheduler's thread (where an allocation failed in
+ *     its admission, then a free at once, once left the thread waiting
+ *     for a stop it had missed);
+ *   - chat: a JSON message list parsed and rendered in ChatML and Llama 3;
+ *   - GGUF writing (what gguf-gen and tokjson2gguf build files with): a
+ *     file with metadata of every kind and two tensors, read back.
  * The hook counts across threads; generation runs on one compute thread
  * so that the n-th allocation is nearly always the same from run to run
  * (which one fails does not matter: every run is checked on its own). */
 #include "test.h"
 
+#include "gguf/gguf.h"
+#include "gguf/gguf_write.h"
+#include "kernels/quant.h"
 #include "infer.h"
 
 #include <dlfcn.h>
@@ -253,6 +262,129 @@ out:
     return rc;
 }
 
+/* ---- the embedding scheduler ---- */
+
+typedef struct ewaiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, reason;
+    float first;
+    int32_t dim;
+    char err[256];
+} ewaiter;
+
+static void e_done(void *ud, int reason, const float *vectors, int32_t n, int32_t dim, const int32_t *n_tokens,
+                   const char *errmsg) {
+    (void)n, (void)n_tokens;
+    ewaiter *w = ud;
+    pthread_mutex_lock(&w->mu);
+    w->reason = reason;
+    w->dim = dim;
+    if (vectors) w->first = vectors[0];
+    snprintf(w->err, sizeof w->err, "%s", errmsg ? errmsg : "");
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int embed_scheduled(const char *path, char *out, size_t cap, char *err, size_t errlen) {
+    infer_model *m = NULL;
+    infer_threadpool *tp = NULL;
+    infer_ctx *c = NULL;
+    infer_sched *s = NULL;
+    int rc = -1;
+    ewaiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    if (infer_model_load(path, &m, err, errlen) != 0) return -1;
+    if (!(tp = infer_threadpool_create(1, err, errlen))) goto out;
+    infer_ctx_params cp = {.n_ctx = 48, .max_batch = 96};
+    if (infer_ctx_create(m, tp, &cp, &c, err, errlen) != 0) goto out;
+    infer_sched_params sp = {.max_queue = 4, .max_active = 2};
+    if (infer_embed_sched_create(c, &sp, &s, err, errlen) != 0) goto out;
+    const char *texts[2] = {"the cat sat on the mat", "stars shine at night"};
+    infer_embed_request r = {.texts = texts, .lens = NULL, .n = 2, .on_done = e_done, .ud = &w};
+    infer_embed_defaults(&r.params);
+    uint64_t id;
+    if (infer_embed_submit(s, &r, &id, err, errlen) != 0) goto out;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    if (w.reason != INFER_FINISH_STOP) {
+        snprintf(err, errlen, "%s", w.err[0] ? w.err : infer_finish_name(w.reason));
+        goto out;
+    }
+    snprintf(out, cap, "%d %.6f", w.dim, w.first);
+    rc = 0;
+out:
+    if (s) infer_sched_free(s);
+    if (c) infer_ctx_free(c);
+    if (tp) infer_threadpool_free(tp);
+    infer_model_unref(m);
+    return rc;
+}
+
+/* ---- chat templates ---- */
+
+static int chat(const char *unused, char *out, size_t cap, char *err, size_t errlen) {
+    (void)unused;
+    const char *json = "[{\"role\": \"system\", \"content\": \"Be brief.\"}, "
+                       "{\"role\": \"user\", \"content\": \"Hello \\u00e9 \\ud83d\\ude00\"}, "
+                       "{\"role\": \"assistant\", \"content\": \"Hi.\"}]";
+    infer_chat_msg *msgs = NULL;
+    size_t n = 0;
+    if (infer_chat_parse_json(json, strlen(json), &msgs, &n, err, errlen) != 0) return -1;
+    size_t o = 0;
+    int tmpls[2] = {INFER_CHAT_CHATML, INFER_CHAT_LLAMA3};
+    for (int t = 0; t < 2; t++) {
+        int64_t k = infer_chat_format(tmpls[t], msgs, n, INFER_CHAT_ADD_ASSISTANT, out + o, cap - o, err, errlen);
+        if (k < 0 || (size_t)k >= cap - o) {
+            free(msgs);
+            if (k >= 0) snprintf(err, errlen, "too long");
+            return -1;
+        }
+        o += (size_t)k;
+    }
+    out[o] = 0;
+    free(msgs);
+    return 0;
+}
+
+/* ---- GGUF writing ---- */
+
+static int write_gguf(const char *path, char *out, size_t cap, char *err, size_t errlen) {
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return snprintf(err, errlen, "gguf_writer_new: out of memory"), -1;
+    int rc = -1;
+    FILE *f = NULL;
+    static const char *strs[3] = {"a", "bb", "ccc"};
+    static const uint64_t lens[3] = {1, 2, 3};
+    static const int32_t ints[4] = {1, 2, 3, 4};
+    const int64_t ne1[1] = {64}, ne2[2] = {32, 4};
+    if (gguf_writer_set_str(w, "general.name", "sweep") || gguf_writer_set_u32(w, "k.u32", 7) ||
+        gguf_writer_set_f32(w, "k.f32", 0.5f) || gguf_writer_set_bool(w, "k.bool", 1) ||
+        gguf_writer_set_arr(w, "k.ints", GGUF_INT32, ints, 4) ||
+        gguf_writer_set_arr_str(w, "k.strs", strs, lens, 3) ||
+        gguf_writer_add_tensor(w, "t.a", 1, ne1, QT_F32) ||
+        gguf_writer_add_tensor(w, "t.b", 2, ne2, QT_F32)) {
+        snprintf(err, errlen, "%s", gguf_writer_error(w)[0] ? gguf_writer_error(w) : "describing failed");
+        goto out;
+    }
+    if (!(f = fopen(path, "wb"))) {
+        snprintf(err, errlen, "cannot open %s", path);
+        goto out;
+    }
+    float data[128] = {0};
+    uint64_t size = 0;
+    if (gguf_writer_begin(w, f, err, errlen) || gguf_writer_write(w, data, 64 * sizeof(float), err, errlen) ||
+        gguf_writer_write(w, data, 128 * sizeof(float), err, errlen) || gguf_writer_finish(w, &size, err, errlen))
+        goto out;
+    snprintf(out, cap, "%llu bytes, %llu kv", (unsigned long long)size, (unsigned long long)gguf_writer_n_kv(w));
+    rc = 0;
+out:
+    if (f) fclose(f);
+    gguf_writer_free(w);
+    return rc;
+}
+
 /* Sweeps a workload; 0 when every run behaved.  Prints the counts. */
 static int sweep(const char *what, workload w, const char *path) {
     char want[4096], got[4096], err[512];
@@ -264,6 +396,7 @@ static int sweep(const char *what, workload w, const char *path) {
     }
     long n;
     for (n = 1; n < 1000000; n++) {
+        if (getenv("INFERKV_SWEEP_TRACE")) printf("  %s: n=%ld\n", what, n), fflush(stdout);
         arm(n);
         err[0] = 0;
         got[0] = 0;
@@ -332,7 +465,8 @@ static void test_embeddings(void) {
     snprintf(model, sizeof model, "%s/bert.gguf", dir);
     snprintf(cmd, sizeof cmd, "'%s' -q --preset tiny-bert --type q8_0 --ctx 48 -o '%s'", gen, model);
     int made = system(cmd) == 0;
-    int ok = made && sweep("encoder: load, embed two texts", embed, model) == 0;
+    int ok = made && sweep("encoder: load, embed two texts", embed, model) == 0 &&
+             sweep("encoder: the embedding scheduler's thread", embed_scheduled, model) == 0;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) printf("  note: could not remove %s\n", dir);
     CHECK(made);
@@ -351,7 +485,24 @@ static void report_sites(void) {
     }
 }
 
+static void test_chat(void) { CHECK(sweep("chat: JSON parsed, ChatML and Llama 3 rendered", chat, "") == 0); }
+
+static void test_gguf_writer(void) {
+    char path[] = "/tmp/test_engine_oom_gguf.XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) TEST_SKIP("no temporary file");
+    close(fd);
+    int ok = sweep("GGUF writer: metadata of every kind, two tensors", write_gguf, path) == 0;
+    unlink(path);
+    CHECK(ok);
+}
+
 int main(void) {
+    /* a run that hangs (a scheduler thread that missed its stop: found by
+     * the embedding-scheduler sweep) must fail the suite, not stall it */
+    alarm(600);
+    TEST_RUN(test_chat);
+    TEST_RUN(test_gguf_writer);
     TEST_RUN(test_model_load);
     TEST_RUN(test_vocabs);
     TEST_RUN(test_generate);

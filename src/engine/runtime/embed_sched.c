@@ -270,7 +270,10 @@ static void *sched_main(void *arg) {
         s->st.queued = s->q_len;
         s->st.active = s->n_active;
         if (s->n_active == 0) {
-            if (!s->q_head) pthread_cond_wait(&s->cv, &s->mu);
+            /* admit may have let go of mu to finish a request, and a
+             * free may have asked to stop meanwhile: its broadcast is
+             * gone, so look before waiting */
+            if (!s->q_head && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
         pthread_mutex_unlock(&s->mu);

@@ -379,7 +379,10 @@ static void *sched_main(void *arg) {
             /* Idle: sleep until new work or a cancel; with requests queued
              * that did not fit (blocks held outside the scheduler), look
              * again every 100 ms so their deadlines are still enforced. */
-            if (!s->q_head) {
+            if (s->stop) {
+                /* admit let go of mu to finish a request, and a free asked
+                 * to stop meanwhile: its broadcast is gone */
+            } else if (!s->q_head) {
                 pthread_cond_wait(&s->cv, &s->mu);
             } else {
                 struct timespec ts;
