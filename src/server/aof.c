@@ -1041,6 +1041,38 @@ int aof_load_at_start(char *err, size_t errlen) {
     return OK;
 }
 
+int aof_debug_reload(char *err, size_t errlen) {
+    if (A.state != AOF_ON) {
+        snprintf(err, errlen, "ERR AOF is not enabled: nothing to load (CONFIG SET appendonly yes first)");
+        return ERR;
+    }
+    if (A.child_pid != -1) {
+        snprintf(err, errlen, "ERR an AOF rewrite is in progress: try again when it ends");
+        return ERR;
+    }
+    flush_and_sync();
+    if (aof_has_pending()) {
+        snprintf(err, errlen, "ERR the AOF cannot be written: %s", strerror(A.write_errno));
+        return ERR;
+    }
+    kdb *old = db_array_take();
+    if (!old) {
+        snprintf(err, errlen, "ERR out of memory");
+        return ERR;
+    }
+    char lerr[768];
+    if (load_manifest_files(lerr, sizeof lerr) != OK) {
+        db_array_put_back(old); /* the dataset as it was */
+        log_msg(LL_WARNING, "DEBUG LOADAOF: %s", lerr);
+        snprintf(err, errlen, "ERR Error loading the append only file: %s", lerr);
+        return ERR;
+    }
+    for (int i = 0; i < srv.dbnum; i++) multi_touch_db(&srv.dbs[i]);
+    db_array_free(old, srv.dbnum);
+    log_msg(LL_NOTICE, "Append Only File loaded by DEBUG LOADAOF");
+    return OK;
+}
+
 int aof_check_dir(int fix, int (*check)(const char *path, int is_base, int last, int fix)) {
     manifest m;
     int exists;

@@ -98,6 +98,10 @@ const char *aof_write_error(void);
 /* Startup: appendonly yes loads the AOF (or the RDB when there is no AOF
  * yet) and opens it for appending.  OK, or ERR with the reason. */
 int aof_load_at_start(char *err, size_t errlen);
+/* DEBUG LOADAOF: the AOF flushed and synced, then the dataset replaced by
+ * what its files load (into fresh databases: when they do not load, the
+ * dataset stays and err says why - Redis 7.0 exits there).  OK or ERR. */
+int aof_debug_reload(char *err, size_t errlen);
 /* CONFIG SET appendonly: turn on (a rewrite writes the base) or off. */
 int aof_set_enabled(int on, char *err, size_t errlen);
 int aof_rewrite_background(char *err, size_t errlen);

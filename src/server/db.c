@@ -65,6 +65,36 @@ void db_array_free(kdb *dbs, int n) {
     km_free(dbs);
 }
 
+kdb *db_array_take(void) {
+    kdb *fresh = db_array_new(srv.dbnum);
+    if (!fresh) return NULL;
+    for (int i = 0; i < srv.dbnum; i++) {
+        kdb *x = &srv.dbs[i], *y = &fresh[i];
+        dict *k = x->keys, *e = x->expires;
+        x->keys = y->keys;
+        x->expires = y->expires;
+        y->keys = k;
+        y->expires = e;
+        x->avg_ttl = 0;
+        x->expire_cursor = 0;
+    }
+    return fresh;
+}
+
+void db_array_put_back(kdb *old) {
+    for (int i = 0; i < srv.dbnum; i++) {
+        kdb *x = &srv.dbs[i], *y = &old[i];
+        dict *k = x->keys, *e = x->expires;
+        x->keys = y->keys;
+        x->expires = y->expires;
+        y->keys = k;
+        y->expires = e;
+        x->avg_ttl = 0;
+        x->expire_cursor = 0;
+    }
+    db_array_free(old, srv.dbnum);
+}
+
 /* Moves the contents of dbs (srv.dbnum of them) into the live databases,
  * whose old contents are freed with the array.  Clients keep pointing at
  * srv.dbs; WATCHed keys are touched. */

@@ -131,6 +131,13 @@ int db_init_all(char *err, size_t errlen);
 kdb *db_array_new(int n);
 void db_array_free(kdb *dbs, int n);
 void db_array_install(kdb *dbs);
+/* For a loader that fills the live databases in place (DEBUG LOADAOF):
+ * take swaps empty databases in and returns the old contents (NULL when
+ * out of memory: nothing changed); put_back undoes it, freeing what was
+ * loaded meanwhile.  On success the caller frees the old ones
+ * (db_array_free). */
+kdb *db_array_take(void);
+void db_array_put_back(kdb *old);
 kdb *db_get(int id);
 int db_swap(int a, int b);
 void db_active_expire_cycle(int fast);

@@ -3,6 +3,7 @@
  * MEMORY.  INFO is in info.c, CONFIG in config.c, COMMAND in command.c,
  * SAVE BGSAVE LASTSAVE (and SHUTDOWN's save, DEBUG RELOAD) in persist.c. */
 #include "server.h"
+#include "aof.h"
 #include "rdb.h"
 #include "vset.h"
 
@@ -487,6 +488,10 @@ void debug_cmd(client *c) {
         persist_debug_reload(c);
     } else if (arg_is(c->argv[1], "alloc-fail")) {
         debug_alloc_fail(c);
+    } else if (arg_is(c->argv[1], "loadaof") && c->argc == 2) {
+        char err[1024];
+        if (aof_debug_reload(err, sizeof err) != OK) reply_error(c, err);
+        else reply_ok(c);
     } else {
         reply_errorf(c, "ERR unknown subcommand '%.128s'. Try DEBUG HELP.", c->argv[1]);
     }

@@ -38,6 +38,9 @@ Cases:
  8 interop: AOF directories written by one server load in the other
  9 INFO persistence: the aof_* fields (the same names as redis-server's)
    and values that agree with the files
+10 DEBUG LOADAOF reloads the same dataset; inferkv only: a file that does
+   not load leaves the dataset and answers an error (Redis exits), and
+   appendonly no is an error
 """
 import os
 import concurrent.futures
@@ -1643,6 +1646,49 @@ def bgrewriteaof_in_exec(chk):
         p.stop()
 
 
+def debug_loadaof(chk):
+    """DEBUG LOADAOF (what Redis's own test suite reloads with): the dataset
+    replaced by what the AOF files load, equal to what it was.  inferkv
+    only: files that do not load (a bad byte in the incr file) leave the
+    dataset as it was and answer an error, where Redis 7.0 exits; with
+    appendonly no it is an error."""
+    d = tmpdir()
+    # Redis 7.0 refuses DEBUG without enable-debug-command
+    p = Proc(SUT, d, "--appendonly", "yes", "--aof-use-rdb-preamble", "no", "--enable-debug-command", "local")
+    build_dataset(p, seed=3)
+    before = snapshot(p)
+    raw = server_harness.RawClient(p.client().connection_pool.connection_kwargs["port"])
+    chk.eq(raw.call("DEBUG", "LOADAOF"), ("+", "OK"), "DEBUG LOADAOF answers OK")
+    after = snapshot(p)
+    chk.ok(before == after, "the dataset reloaded from the AOF is the one written (%d keys)" % len(before),
+           snapshot_diff(before, after))
+    if SUT == "kv":
+        path = incr_path(d)
+        data = open(path, "rb").read()
+        pos = data.index(b"*", len(data) // 2)  # a command's start
+        with open(path, "r+b") as f:
+            f.seek(pos)
+            f.write(b"!")
+        t, v = raw.call("DEBUG", "LOADAOF")
+        chk.ok(t == "-" and "Error loading the append only file" in v, "a bad byte: an error (%r)" % (v,))
+        chk.ok(snapshot(p) == before, "and the dataset as it was")
+        chk.eq(raw.call("PING"), ("+", "PONG"), "the server serves on")
+        with open(path, "r+b") as f:
+            f.seek(pos)
+            f.write(b"*")
+        raw.close()
+        p.stop()
+        q = Proc(SUT, tmpdir(), "--appendonly", "no", "--enable-debug-command", "local")
+        rq = server_harness.RawClient(q.client().connection_pool.connection_kwargs["port"])
+        t, v = rq.call("DEBUG", "LOADAOF")
+        chk.ok(t == "-" and "AOF is not enabled" in v, "appendonly no: an error (%r)" % (v,))
+        rq.close()
+        q.stop()
+    else:
+        raw.close()
+        p.stop()
+
+
 # ------------------------------------------------------------------ main
 
 def main():
@@ -1663,7 +1709,8 @@ def main():
              ("bgrewriteaof_preamble", bgrewriteaof_preamble), ("bgrewriteaof_no_preamble", bgrewriteaof_no_preamble),
              ("config_set_appendonly", config_set_appendonly),
              ("appendonly_yes_over_dump_rdb", appendonly_yes_over_dump_rdb)] + interop_cases() + \
-            [("info_persistence", info_persistence), ("bgrewriteaof_in_exec", bgrewriteaof_in_exec)]
+            [("info_persistence", info_persistence), ("bgrewriteaof_in_exec", bgrewriteaof_in_exec),
+             ("debug_loadaof", debug_loadaof)]
     for name, fn in cases:
         if ONLY and ONLY not in name:
             continue
