@@ -44,6 +44,10 @@ long km_fail_calls(void);
 /* One allocation made elsewhere (another library's seam) counted against
  * the same countdown: 1 when it is the one to fail. */
 int km_fail_now(void *site);
+/* How many allocations have returned NULL so far (memory out, or a failure
+ * injected): a caller that must not go on after any - a loader replaying
+ * commands whose errors it cannot see - compares it before and after. */
+unsigned long km_failures(void);
 
 /* --------------------------------------------------------------- dstr.c */
 typedef char *dstr;

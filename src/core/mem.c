@@ -42,32 +42,41 @@ int km_fail_now(void *site) { return should_fail(site); }
 
 long km_fail_calls(void) { return atomic_load(&fail_calls); }
 
+static _Atomic unsigned long failures; /* allocations that returned NULL, injected or not */
+
+static void *failed(void) {
+    atomic_fetch_add_explicit(&failures, 1, memory_order_relaxed);
+    return NULL;
+}
+
+unsigned long km_failures(void) { return atomic_load_explicit(&failures, memory_order_relaxed); }
+
 static void *account(void *p) {
-    if (p) atomic_fetch_add_explicit(&used_bytes, malloc_usable_size(p),
-                                     memory_order_relaxed);
+    if (!p) return failed();
+    atomic_fetch_add_explicit(&used_bytes, malloc_usable_size(p), memory_order_relaxed);
     return p;
 }
 
 void *km_malloc_at(size_t n, const void *site) {
-    if (should_fail((void *)site)) return NULL;
+    if (should_fail((void *)site)) return failed();
     return account(malloc(n ? n : 1));
 }
 
 void *km_malloc(size_t n) { return km_malloc_at(n, __builtin_return_address(0)); }
 
 void *km_calloc(size_t n) {
-    if (should_fail(__builtin_return_address(0))) return NULL;
+    if (should_fail(__builtin_return_address(0))) return failed();
     return account(calloc(1, n ? n : 1));
 }
 
 void *km_realloc(void *p, size_t n) { return km_realloc_at(p, n, __builtin_return_address(0)); }
 
 void *km_realloc_at(void *p, size_t n, const void *site) {
-    if (should_fail((void *)site)) return NULL;
+    if (should_fail((void *)site)) return failed();
     if (!p) return account(malloc(n ? n : 1));
     size_t old = malloc_usable_size(p);
     void *q = realloc(p, n ? n : 1);
-    if (!q) return NULL;
+    if (!q) return failed();
     atomic_fetch_sub_explicit(&used_bytes, old, memory_order_relaxed);
     return account(q);
 }

@@ -128,9 +128,19 @@ static int run_one(loader *L, dstr *argv, int argc, uint64_t at) {
     c->argv = argv;
     c->argc = argc;
     c->cmd = cmd;
+    /* The replayed command's reply is dropped, so an error in it is not
+     * seen; out of memory may have left the command half done (or not
+     * done), and a dataset missing part of its file must not be served as
+     * the file's: any failed allocation fails the load. */
+    unsigned long failures = km_failures();
     if (!((c->flags & CF_MULTI) && multi_maybe_queue(c))) cmd->proc(c);
     discard_replies(c);
     client_reset_args(c);
+    if (km_failures() != failures) {
+        snprintf(L->err, L->errlen, "out of memory replaying the command at offset %llu of the append only file %s",
+                 (unsigned long long)at, L->path);
+        return ERR;
+    }
     return OK;
 }
 

@@ -50,7 +50,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import server_harness  # noqa: E402
 from server_harness import Closed, RawClient, Server, Tally  # noqa: E402
 
-from workloads import FAMILIES  # noqa: E402
+from workloads import FAMILIES, FAMILY_OPTIONS  # noqa: E402
 
 SHARED = os.environ.get("INFERKV_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
 MAX_N = 5000  # allocations of one command at most (a runaway sweep stops here, as a failure)
@@ -67,6 +67,7 @@ class Sweep:
     def __init__(self, port, debug=("DEBUG",)):
         self.port = port
         self.debug = list(debug)  # DEBUG (inferkv-server) or INFER.DEBUG (inferkv.so)
+        self.compact_aof = False
         self.obs = RawClient(port, timeout=60)     # snapshots and STATUS
         self.c = None
         self.cid = None
@@ -143,11 +144,21 @@ class Sweep:
         return (typ, ttl, repr(v))
 
     def rebuild(self, before):
-        """An empty dataset, a fresh client state, the commands before."""
+        """An empty dataset, a fresh client state, the commands before; with
+        compact_aof, then an AOF rewritten to hold just that (so that every
+        run reloads the same file)."""
         self.call("RESET")
         self.obs.call("FLUSHALL")
         for cmd in before:
             self.call(*cmd)
+        if self.compact_aof:
+            self.obs.call("BGREWRITEAOF")
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                info = self.obs.call("INFO", "persistence")[1].decode()
+                if "aof_rewrite_in_progress:0" in info and "aof_rewrite_scheduled:0" in info:
+                    break
+                time.sleep(0.01)
 
     def status(self):
         _, v = self.obs.call(*self.debug, "ALLOC-FAIL", "STATUS")
@@ -346,6 +357,64 @@ class ModuleServer(server_harness.LoggedProcess):
             raise RuntimeError("redis-server with the module did not start:\n" + self.log_text())
 
 
+def run_group(a, t, families, opts, models, why, results):
+    """Sweeps families on one server started with opts; its sites."""
+    if a.redis:
+        srv = ModuleServer(os.path.abspath(a.redis), models, a.preload)
+    else:
+        srv = Server("--enable-debug-command", "local", "--infer-models-dir", models, "--infer-threads", "1", *opts)
+    sw = None
+    try:
+        sw = Sweep(srv.port, ("INFER.DEBUG",) if a.redis else ("DEBUG",))
+        if not why and "infer" in families:
+            for name in ("s", "e"):
+                r = sw.obs.call("INFER.LOAD", name, name + ".gguf")
+                if r[0] == "-":
+                    why = "INFER.LOAD %s: %s" % (name, r[1])
+        for fam in families:
+            if fam == "infer" and why:
+                t.skip("the infer family: %s" % why)
+                continue
+            cmds = FAMILIES[fam]
+            sw.compact_aof = FAMILY_OPTIONS.get(fam, {}).get("compact_aof", False)
+            only = FAMILY_OPTIONS.get(fam, {}).get("sweep_only")
+            for i, cmd in enumerate(cmds):
+                if i % a.slice:
+                    continue
+                if a.redis and not (cmd[0].upper().startswith("INFER.") or cmd[0].upper().startswith("V")):
+                    continue  # Redis's own command: the module's seam does not see it
+                if only and " ".join(cmd).upper() not in only:
+                    continue  # set-up only
+
+                def one(fam=fam, i=i, cmd=cmd):
+                    try:
+                        ok, what, runs = sw.sweep_command(cmds[:i], cmd)
+                    except (Closed, OSError) as e:  # the observer's connection: the server went away
+                        ok, what, runs = False, "the server stopped answering (%r)" % e, 0
+                    results["%s %d %s" % (fam, i, " ".join(cmd)[:60])] = {"ok": ok, "what": what, "runs": runs}
+                    if not ok:
+                        sw.reconnect()
+                    assert ok, ("%s: %s: %s" % (fam, " ".join(cmd)[:80], what))[:700]
+                one.__name__ = "%s: %s (%d)" % (fam, " ".join(cmd)[:50], i)
+                t.run(one)
+    finally:
+        if sw and srv.alive():
+            sw.obs.send("SHUTDOWN", "NOSAVE")
+        srv.stop_process(timeout=60)
+        log = srv.log_text()
+        srv.log.close()
+
+        def server_log_clean(log=log, srv=srv):
+            bad = [ln for ln in log.splitlines() if any(b in ln for b in BAD_LOG)]
+            if bad:
+                print(log[-6000:])
+            assert not bad and srv.proc.returncode == 0, "sanitizer report or unclean exit %r: %s" % (
+                srv.proc.returncode, bad[:3])
+        server_log_clean.__name__ = "server_log_clean (%s)" % ",".join(families)[:40]
+        t.run(server_log_clean)
+    return sw.sites if sw else {}
+
+
 def main():
     ap = argparse.ArgumentParser()
     asan = os.path.join(ROOT, "build", "asan", "inferkv-server")
@@ -368,57 +437,17 @@ def main():
     models = tempfile.mkdtemp(prefix="inferkv-sweep-models-")
     why = setup_models(models, os.path.dirname(server_harness.SERVER))
     families = (a.families or ("infer,vset" if a.redis else ",".join(FAMILIES))).split(",")
-    if a.redis:
-        srv = ModuleServer(os.path.abspath(a.redis), models, a.preload)
-    else:
-        srv = Server("--enable-debug-command", "local", "--infer-models-dir", models, "--infer-threads", "1")
-    sw = None
+    # families that need a server of their own (FAMILY_OPTIONS) run on one each
+    groups = [([f for f in families if f not in FAMILY_OPTIONS], [])]
+    groups += [([f], FAMILY_OPTIONS[f].get("server", [])) for f in families if f in FAMILY_OPTIONS and not a.redis]
+    all_sites = {}
     try:
-        sw = Sweep(srv.port, ("INFER.DEBUG",) if a.redis else ("DEBUG",))
-        if not why:
-            for name in ("s", "e"):
-                r = sw.obs.call("INFER.LOAD", name, name + ".gguf")
-                if r[0] == "-":
-                    why = "INFER.LOAD %s: %s" % (name, r[1])
-        for fam in families:
-            if fam == "infer" and why:
-                t.skip("the infer family: %s" % why)
-                continue
-            cmds = FAMILIES[fam]
-            for i, cmd in enumerate(cmds):
-                if i % a.slice:
-                    continue
-                if a.redis and not (cmd[0].upper().startswith("INFER.") or cmd[0].upper().startswith("V")):
-                    continue  # Redis's own command: the module's seam does not see it
-
-                def one(fam=fam, i=i, cmd=cmd):
-                    try:
-                        ok, what, runs = sw.sweep_command(cmds[:i], cmd)
-                    except (Closed, OSError) as e:  # the observer's connection: the server went away
-                        ok, what, runs = False, "the server stopped answering (%r)" % e, 0
-                    results["%s %d %s" % (fam, i, " ".join(cmd)[:60])] = {"ok": ok, "what": what, "runs": runs}
-                    if not ok:
-                        sw.reconnect()
-                    assert ok, ("%s: %s: %s" % (fam, " ".join(cmd)[:80], what))[:700]
-                one.__name__ = "%s: %s (%d)" % (fam, " ".join(cmd)[:50], i)
-                t.run(one)
+        for fams, opts in groups:
+            if fams:
+                all_sites.update(run_group(a, t, fams, opts, models, why, results))
     finally:
-        if sw:
-            if srv.alive():
-                sw.obs.send("SHUTDOWN", "NOSAVE")
-        srv.stop_process(timeout=60)
-        log = srv.log_text()
-        srv.log.close()
         shutil.rmtree(models, ignore_errors=True)
-
-        def server_log_clean(log=log, srv=srv):
-            bad = [ln for ln in log.splitlines() if any(b in ln for b in BAD_LOG)]
-            if bad:
-                print(log[-6000:])
-            assert not bad and srv.proc.returncode == 0, "sanitizer report or unclean exit %r: %s" % (
-                srv.proc.returncode, bad[:3])
-        t.run(server_log_clean)
-    sites = resolve([os.path.abspath(a.redis)] if a.redis else [server_harness.SERVER], sw.sites if sw else {})
+    sites = resolve([os.path.abspath(a.redis)] if a.redis else [server_harness.SERVER], all_sites)
     print("allocation call sites failed: %d distinct, %d injected failures (%.1f s)" % (
         len(sites), sum(sites.values()), time.time() - t0))
     if a.json:

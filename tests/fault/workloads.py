@@ -326,3 +326,30 @@ FAMILIES = {
         ["PUBSUB", "NUMSUB", "ch"],
     ],
 }
+
+# Families that need a server of their own: its options, and which of
+# their commands are swept (the others only set the state up).  The AOF
+# family sweeps DEBUG LOADAOF alone: a write whose propagation to the AOF
+# runs out of memory makes the server refuse writes until a rewrite
+# (aof_lost_op), which the set-up commands of later runs would meet.
+FAMILY_OPTIONS = {
+    # compact_aof: the AOF rewritten after each set-up, so that every run
+    # reloads the same file (it would grow by a set-up's commands each run)
+    "aof": {"server": ["--appendonly", "yes", "--appendfsync", "no", "--aof-use-rdb-preamble", "no"],
+            "sweep_only": {"DEBUG LOADAOF"}, "compact_aof": True},
+}
+FAMILIES["aof"] = [
+    ["SET", "s", "v"],
+    ["RPUSH", "l", "a", "b", BIG],
+    ["HSET", "h", "f", "v"],
+    ["ZADD", "z", "1", "m"],
+    ["XADD", "st", "1-1", "f", "v"],
+    ["XGROUP", "CREATE", "st", "g", "0"],
+    ["XREADGROUP", "GROUP", "g", "c", "STREAMS", "st", ">"],
+    ["VADD", "v", "VALUES", "2", "1", "0", "e"],
+    ["PEXPIRE", "s", "100000"],
+    ["SELECT", "1"],
+    ["SET", "one", "1"],
+    ["SELECT", "0"],
+    ["DEBUG", "LOADAOF"],
+]
