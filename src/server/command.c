@@ -558,13 +558,15 @@ void command_process(client *c) {
         reject(c, mcmd, msg);
         return;
     }
+    /* DEBUG ALLOC-FAIL's window: queueing inside MULTI, or the handler */
+    fault_enter(c);
     if ((c->flags & CF_MULTI) && multi_maybe_queue(c)) {
+        fault_leave();
         c->cmd = NULL;
         return;
     }
     long long start = mono_us();
     c->flags |= CF_EXECUTING;
-    fault_enter(c);
     prop_call(c);
     fault_leave();
     c->flags &= ~CF_EXECUTING;

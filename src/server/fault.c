@@ -15,9 +15,9 @@
  * Why a command of its own rather than a countdown set from outside: a
  * sweep must fail exactly the allocations of the command under test, not
  * those of reading its arguments or writing the reply, so the countdown
- * runs only inside command_process's call of the handler (fault_enter /
- * fault_leave around prop_call), for the client that armed it.  The
- * counter is process-wide, and covers libinfer's and libinfercmd's own
+ * runs only inside command_process's call of the handler or its queueing
+ * inside MULTI (fault_enter / fault_leave), for the client that armed it.
+ * The counter is process-wide, and covers libinfer's and libinfercmd's own
  * allocation seam too (infer_set_alloc_hook) while the window is open:
  * the loop's share of an INFER.* command (parsing, tokenizing, building a
  * RAG prompt) is swept with the rest; an engine thread that allocates
