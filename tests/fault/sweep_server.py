@@ -444,7 +444,8 @@ def main():
     try:
         for fams, opts in groups:
             if fams:
-                all_sites.update(run_group(a, t, fams, opts, models, why, results))
+                for site, n in run_group(a, t, fams, opts, models, why, results).items():
+                    all_sites[site] = all_sites.get(site, 0) + n
     finally:
         shutil.rmtree(models, ignore_errors=True)
     sites = resolve([os.path.abspath(a.redis)] if a.redis else [server_harness.SERVER], all_sites)
