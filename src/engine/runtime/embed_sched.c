@@ -437,5 +437,7 @@ void embed_sched_get_stats(infer_sched *is, infer_sched_stats *st) {
     esched *s = (esched *)(void *)is;
     pthread_mutex_lock(&s->mu);
     *st = s->st;
+    st->queued = s->q_len; /* live, as infer_sched_get_stats */
+    st->active = s->n_active;
     pthread_mutex_unlock(&s->mu);
 }

@@ -617,5 +617,9 @@ void infer_sched_get_stats(infer_sched *s, infer_sched_stats *st) {
     }
     pthread_mutex_lock(&s->mu);
     *st = s->st;
+    /* the live counts, not the step's snapshot: a request that just ended
+     * has left them before the thread comes round to record it */
+    st->queued = s->q_len;
+    st->active = s->n_active;
     pthread_mutex_unlock(&s->mu);
 }
