@@ -65,11 +65,10 @@ void db_array_free(kdb *dbs, int n) {
     km_free(dbs);
 }
 
-kdb *db_array_take(void) {
-    kdb *fresh = db_array_new(srv.dbnum);
-    if (!fresh) return NULL;
+/* Swaps the contents of the live databases with those of dbs. */
+static void swap_live(kdb *dbs) {
     for (int i = 0; i < srv.dbnum; i++) {
-        kdb *x = &srv.dbs[i], *y = &fresh[i];
+        kdb *x = &srv.dbs[i], *y = &dbs[i];
         dict *k = x->keys, *e = x->expires;
         x->keys = y->keys;
         x->expires = y->expires;
@@ -78,20 +77,16 @@ kdb *db_array_take(void) {
         x->avg_ttl = 0;
         x->expire_cursor = 0;
     }
+}
+
+kdb *db_array_take(void) {
+    kdb *fresh = db_array_new(srv.dbnum);
+    if (fresh) swap_live(fresh);
     return fresh;
 }
 
 void db_array_put_back(kdb *old) {
-    for (int i = 0; i < srv.dbnum; i++) {
-        kdb *x = &srv.dbs[i], *y = &old[i];
-        dict *k = x->keys, *e = x->expires;
-        x->keys = y->keys;
-        x->expires = y->expires;
-        y->keys = k;
-        y->expires = e;
-        x->avg_ttl = 0;
-        x->expire_cursor = 0;
-    }
+    swap_live(old);
     db_array_free(old, srv.dbnum);
 }
 
@@ -99,17 +94,8 @@ void db_array_put_back(kdb *old) {
  * whose old contents are freed with the array.  Clients keep pointing at
  * srv.dbs; WATCHed keys are touched. */
 void db_array_install(kdb *dbs) {
-    for (int i = 0; i < srv.dbnum; i++) {
-        kdb *x = &srv.dbs[i], *y = &dbs[i];
-        multi_touch_db(x);
-        dict *k = x->keys, *e = x->expires;
-        x->keys = y->keys;
-        x->expires = y->expires;
-        y->keys = k;
-        y->expires = e;
-        x->avg_ttl = 0;
-        x->expire_cursor = 0;
-    }
+    for (int i = 0; i < srv.dbnum; i++) multi_touch_db(&srv.dbs[i]);
+    swap_live(dbs);
     db_array_free(dbs, srv.dbnum);
 }
 
