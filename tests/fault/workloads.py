@@ -13,6 +13,17 @@ a clean one.
 
 BIG = "x" * 200  # past the packed encodings' value limit (64 bytes)
 
+# a key of every type a dump or an AOF holds (the persistence families)
+SAVED = [
+    ["SET", "s", "v"],
+    ["RPUSH", "l", "a", "b", BIG],
+    ["HSET", "h", "f", "v"],
+    ["ZADD", "z", "1", "m"],
+    ["XADD", "st", "1-1", "f", "v"],
+    ["XGROUP", "CREATE", "st", "g", "0"],
+    ["VADD", "v", "VALUES", "2", "1", "0", "e"],
+]
+
 FAMILIES = {
     "string": [
         ["SET", "s", "hello"],
@@ -245,14 +256,7 @@ FAMILIES = {
         ["ZADD", "zs", "1", "b", "2", "a"],
         ["SORT", "zs", "ALPHA"],
     ],
-    "persist": [
-        ["SET", "s", "v"],
-        ["RPUSH", "l", "a", "b", BIG],
-        ["HSET", "h", "f", "v"],
-        ["ZADD", "z", "1", "m"],
-        ["XADD", "st", "1-1", "f", "v"],
-        ["XGROUP", "CREATE", "st", "g", "0"],
-        ["VADD", "v", "VALUES", "2", "1", "0", "e"],
+    "persist": SAVED + [
         ["EXPIRE", "s", "1000"],
         ["DEBUG", "RELOAD"],
         ["DEBUG", "RELOAD", "NOSAVE"],
@@ -338,15 +342,8 @@ FAMILY_OPTIONS = {
     "aof": {"server": ["--appendonly", "yes", "--appendfsync", "no", "--aof-use-rdb-preamble", "no"],
             "sweep_only": {"DEBUG LOADAOF"}, "compact_aof": True},
 }
-FAMILIES["aof"] = [
-    ["SET", "s", "v"],
-    ["RPUSH", "l", "a", "b", BIG],
-    ["HSET", "h", "f", "v"],
-    ["ZADD", "z", "1", "m"],
-    ["XADD", "st", "1-1", "f", "v"],
-    ["XGROUP", "CREATE", "st", "g", "0"],
+FAMILIES["aof"] = SAVED + [
     ["XREADGROUP", "GROUP", "g", "c", "STREAMS", "st", ">"],
-    ["VADD", "v", "VALUES", "2", "1", "0", "e"],
     ["PEXPIRE", "s", "100000"],
     ["SELECT", "1"],
     ["SET", "one", "1"],

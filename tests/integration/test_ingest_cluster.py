@@ -76,7 +76,7 @@ def make_tree(d):
     files["docs/guide.md"] = "# Guide\n\nHow to sail a boat.\n\n## Knots\n\nThe bowline and the hitch.\n"
     files["docs/faq.md"] = "# FAQ\n\nWhy is the sky blue?  Scattering.\n\n## Tides\n\nThe moon pulls the sea.\n"
     files["README.md"] = "# Harbour\n\nA project about ships, ropes and lighthouses.\n"
-    files["notes/todo.txt"] = "paint the hull\nmend the sail\ncount the oars\n"
+    files["notes/chores.txt"] = "paint the hull\nmend the sail\ncount the oars\n"
     files["web/app.js"] = "export function bell(times) {\n  return 'ding '.repeat(times);\n}\n"
     files["lib/map.rs"] = "/// A chart.\npub struct Chart { pub scale: u32 }\n\nfn plot() -> u32 {\n    7\n}\n"
     for rel, text in files.items():

@@ -188,8 +188,8 @@ class Corpus:
     def execute(self):
         """Each node's sets one after the other (they share its encoder), the nodes at once; one progress
         line for all.  Ctrl-C stops taking files everywhere (the locks are released by run())."""
-        todo = [item for run in self.runs for item in run.todo()]
-        prog = Progress(len(todo), sum(fd.size for fd, _ in todo), quiet=self.args.quiet)
+        pending = [item for run in self.runs for item in run.pending_files()]
+        prog = Progress(len(pending), sum(fd.size for fd, _ in pending), quiet=self.args.quiet)
         stop = threading.Event()
         by_node = {}
         for run in self.runs:

@@ -120,7 +120,7 @@ class SetRun:
             plan = ix.Plan(state, files, self.fp, a.force)
         self.plan = plan
 
-    def todo(self):
+    def pending_files(self):
         """The files to chunk and embed, with their old records."""
         p = self.plan
         return [(fd, None) for fd in p.new] + [(fd, p.state_records.get(fd.rel)) for fd in p.changed]
@@ -202,19 +202,19 @@ class SetRun:
             counts["orphans_removed"] = w.orphans(plan.orphans)
             if a.verbose:
                 prog.message("%sremoved %d orphan elements" % (self.tag, len(plan.orphans)))
-        todo = self.todo()
-        if todo:
-            self.write_files(todo, counts, prog, stop)
+        pending = self.pending_files()
+        if pending:
+            self.write_files(pending, counts, prog, stop)
         return counts
 
-    def write_files(self, todo, counts, prog, stop):
+    def write_files(self, pending, counts, prog, stop):
         """File workers (read, chunk, tokenize, then VREM and the record, each on its own connection)
         and a pool of connections for the embeddings, both --jobs wide."""
         a = self.args
         plan = self.plan
         q = queue.Queue()
         # big files first: they take longest, and the small ones then fill the gaps at the end
-        for item in sorted(todo, key=lambda t: -t[0].size):
+        for item in sorted(pending, key=lambda t: -t[0].size):
             q.put(item)
         lock = threading.Lock()
         pool = ix.Pool(self.cfg.jobs, self.connect)
@@ -254,7 +254,7 @@ class SetRun:
                     prog.message("inferkv-ingest: error: %s%s" % (self.tag, e))
                 prog.add(files=1, nbytes=max(0.0, fd.size - done[0]))
 
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(self.cfg.jobs, len(todo)))]
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(self.cfg.jobs, len(pending)))]
         for t in threads:
             t.start()
         for t in threads:
@@ -269,7 +269,7 @@ class SetRun:
         plan = self.plan
         w = ix.Writer(self.r, self.keys, self.cfg, self.enc, self.fp)
         would = 0
-        for fd, rec in self.todo():
+        for fd, rec in self.pending_files():
             fresh = walker.read(self.root, fd.rel, a.max_file_size)
             wrote, kept, removed, names = w.file(fresh, rec, plan.present, plan.adopt.get(fd.rel, ()),
                                                  dry=True)
